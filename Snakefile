@@ -1,0 +1,21 @@
+# clusterphot: HST frames of star clusters in, calibrated catalogues and diagrams out.
+# Run the demo with `snakemake --cores all`; your own frames with `--configfile mine.yaml`.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/photometry.smk"
+include: "workflow/rules/plots.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,96 @@
+"""Command line: measure one frame, or simulate a demo cluster, without the workflow.
+
+    clusterphot measure frame.fits --filter F606W -o F606W.ecsv
+    clusterphot simulate results/demo/demo1 --name demo1 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .catalog import FrameSettings, catalog_for_frame, write_table
+from .logs import clean_failure, log_to
+from .photometry import PhotometryParameters
+from .zeropoints import SYSTEMS
+
+
+def _add_measure(subparsers) -> None:
+    p = subparsers.add_parser("measure", help="detect and measure the stars of one FITS frame")
+    p.add_argument("image", type=Path, help="FITS frame")
+    p.add_argument("-f", "--filter", required=True, dest="filter_name", help="filter name, e.g. F606W")
+    p.add_argument("-o", "--output", required=True, type=Path, help="catalogue to write (.ecsv)")
+    p.add_argument("--system", choices=SYSTEMS, default="AB", help="magnitude system (default AB)")
+    p.add_argument("--zeropoint-cache", type=Path, default=Path("resources/zeropoints"))
+    p.add_argument("--zeropoint-service", default=None, help="URL of an ACS zero-point API server")
+    frame = p.add_argument_group("frame overrides (default: from the header)")
+    frame.add_argument("--exptime", type=float, help="exposure time, s")
+    frame.add_argument("--zeropoint", type=float, help="zero point, mag for the frame's units per second")
+    frame.add_argument("--pivot-wavelength", type=float, help="Angstrom")
+    frame.add_argument("--gain", type=float, help="electrons per image unit")
+    frame.add_argument("--saturation", type=float, help="saturation level, image units")
+    frame.add_argument("--hdu", help="HDU index or EXTNAME of the image")
+    frame.add_argument("--plane", type=int, help="plane of a 3-D cube")
+    phot = p.add_argument_group("photometry parameters (pixels)")
+    phot.add_argument("--fwhm", type=float, default=PhotometryParameters.fwhm)
+    phot.add_argument("--threshold", type=float, default=PhotometryParameters.threshold,
+                      help="detection threshold in sky sigma")
+    phot.add_argument("--aperture-radius", type=float, default=PhotometryParameters.aperture_radius)
+    phot.add_argument("--annulus-radii", type=float, nargs=2, default=PhotometryParameters.annulus_radii)
+    p.add_argument("--log", type=Path, help="write the log here instead of the terminal")
+
+
+def _add_simulate(subparsers) -> None:
+    p = subparsers.add_parser("simulate", help="write HST-like frames of a simulated cluster")
+    p.add_argument("outdir", type=Path)
+    p.add_argument("--name", default="demo1")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shape", type=int, nargs=2, default=(1024, 1024), metavar=("NY", "NX"))
+    p.add_argument("--n-stars", type=int, default=6000)
+
+
+def parse_hdu(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def measure(args: argparse.Namespace) -> None:
+    settings = FrameSettings(
+        args.filter_name, exptime=args.exptime, zeropoint=args.zeropoint,
+        pivot_wavelength=args.pivot_wavelength, gain=args.gain, saturation=args.saturation,
+        hdu=parse_hdu(args.hdu), plane=args.plane,
+    )
+    params = PhotometryParameters(fwhm=args.fwhm, threshold=args.threshold,
+                                  aperture_radius=args.aperture_radius,
+                                  annulus_radii=tuple(args.annulus_radii))
+    table = catalog_for_frame(args.image, settings, params, system=args.system,
+                              zeropoint_cache=args.zeropoint_cache,
+                              zeropoint_service=args.zeropoint_service)
+    write_table(table, args.output)
+    zp = table.meta["zeropoint"]
+    print(f"{args.output}: {len(table)} stars, zero point {zp['value']:.3f} ({zp['system']}, {zp['source']}), "
+          f"aperture correction {table.meta['aperture_correction']['mag']:+.3f} mag")
+
+
+def simulate(args: argparse.Namespace) -> None:
+    from .simulate import write_simulated_cluster
+
+    paths = write_simulated_cluster(args.outdir, name=args.name, seed=args.seed,
+                                    shape=tuple(args.shape), n_stars=args.n_stars)
+    print("\n".join(str(p) for p in paths))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="clusterphot", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_measure(subparsers)
+    _add_simulate(subparsers)
+    args = parser.parse_args(argv)
+    log_to(getattr(args, "log", None))
+    with clean_failure():
+        {"measure": measure, "simulate": simulate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Reading a frame: its pixels, bad-pixel mask, units, exposure and keywords.
+
+Every problem is raised as :class:`FrameError` with the file's name in the message, so the
+workflow can stop with one line a user can act on instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+from scipy import ndimage
+
+from .filters import detector_for
+
+
+class FrameError(ValueError):
+    """A frame that cannot be measured; the message names the file and the problem."""
+
+
+# Units a frame can be in, by BUNIT. `per_second` frames are count rates; the rest are
+# totals over EXPTIME. COUNTS are A/D units (DN): electrons = DN * gain.
+UNIT_ALIASES: dict[str, tuple[str, bool]] = {
+    "ELECTRONS": ("electron", False),
+    "ELECTRON": ("electron", False),
+    "E-": ("electron", False),
+    "ELECTRONS/S": ("electron", True),
+    "ELECTRONS/SEC": ("electron", True),
+    "ELECTRON/S": ("electron", True),
+    "E-/S": ("electron", True),
+    "COUNTS": ("count", False),
+    "COUNT": ("count", False),
+    "DN": ("count", False),
+    "ADU": ("count", False),
+    "COUNTS/S": ("count", True),
+    "COUNTS/SEC": ("count", True),
+    "DN/S": ("count", True),
+}
+
+
+@dataclass
+class Frame:
+    """One image with what photometry needs to know about it."""
+
+    path: Path
+    data: np.ndarray  # float32, 2-D
+    header: fits.Header  # primary keywords overlaid by the image extension's
+    wcs: WCS | None
+    hdu_index: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+
+def _first_image_hdu(hdul: fits.HDUList, path: Path) -> int:
+    for index, hdu in enumerate(hdul):
+        if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+            return index
+    raise FrameError(f"{path}: no image data in any HDU (found {len(hdul)} HDUs without an image)")
+
+
+def merged_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
+    """Primary keywords overlaid by the extension's (HST puts EXPTIME in one, PHOTFLAM in the other)."""
+    header = fits.Header()
+    structural = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "XTENSION",
+                  "PCOUNT", "GCOUNT", "HISTORY", "COMMENT", ""}
+    for source in (primary, extension):
+        for card in source.cards:
+            if card.keyword not in structural:
+                header[card.keyword] = (card.value, card.comment)
+    return header
+
+
+def celestial_wcs(header: fits.Header) -> WCS | None:
+    """The celestial WCS of a header, or None when it has none usable."""
+    if "CTYPE1" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:  # a broken WCS is the same as none for photometry
+            return None
+    return wcs if wcs.has_celestial else None
+
+
+def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None = None) -> Frame:
+    """Read the first image HDU (or the one named) of a FITS file as float32.
+
+    A 3-D cube needs ``plane`` (0-based index along the first FITS axis).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FrameError(f"{path}: file does not exist")
+    try:
+        hdul = fits.open(path, memmap=False)
+    except OSError as err:
+        raise FrameError(f"{path}: not a readable FITS file ({err})") from None
+    with hdul:
+        try:
+            index = _first_image_hdu(hdul, path) if hdu is None else hdul.index_of(hdu)
+            image_hdu = hdul[index]
+            data = image_hdu.data
+        except (KeyError, IndexError):
+            raise FrameError(f"{path}: no HDU {hdu!r}") from None
+        except (OSError, TypeError, ValueError) as err:
+            raise FrameError(f"{path}: truncated or corrupt FITS data ({err})") from None
+        if data is None:
+            raise FrameError(f"{path}: HDU {index} has no image data")
+        if data.ndim == 3:
+            if plane is None:
+                raise FrameError(
+                    f"{path}: image is a 3-D cube of shape {data.shape}; "
+                    f"set 'plane' (0..{data.shape[0] - 1}) for this filter in the config"
+                )
+            data = data[plane]
+        elif data.ndim != 2:
+            raise FrameError(f"{path}: image has {data.ndim} dimensions; expected 2")
+        # astropy has applied BSCALE/BZERO already; big-endian becomes native here.
+        data = np.asarray(data, dtype=np.float32)
+        header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
+    if not np.isfinite(data).any() or not np.any(data[np.isfinite(data)]):
+        raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
+    return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header), hdu_index=index)
+
+
+def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:
+    """True where a pixel cannot be used: non-finite, or part of a zero-filled (no-coverage) area.
+
+    Isolated exact zeros are kept (an integer image can have them on the sky); zero runs
+    that survive a 3x3 opening are no-coverage borders or gaps. The mask is grown by
+    ``grow`` pixels so that apertures touching it are caught.
+    """
+    bad = ~np.isfinite(data)
+    no_coverage = ndimage.binary_opening(data == 0, structure=np.ones((3, 3), bool))
+    bad |= no_coverage
+    if grow > 0 and bad.any():
+        bad = ndimage.binary_dilation(bad, iterations=grow)
+    return bad
+
+
+def keyword(header: fits.Header, *names: str, default=None):
+    """The first of ``names`` present (and not blank) in the header."""
+    for name in names:
+        value = header.get(name)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return value.strip() if isinstance(value, str) else value
+    return default
+
+
+def exposure_time(header: fits.Header, path: Path, override: float | None = None) -> float:
+    """EXPTIME in seconds (the config's value wins); it must be positive."""
+    value = override if override is not None else keyword(header, "EXPTIME", "TEXPTIME")
+    if value is None:
+        raise FrameError(f"{path}: no EXPTIME keyword; set 'exptime' for this filter in the config")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise FrameError(f"{path}: EXPTIME {value!r} is not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise FrameError(f"{path}: EXPTIME is {value}; it must be positive")
+    return value
+
+
+def image_unit(header: fits.Header, path: Path) -> tuple[str, bool]:
+    """(``'electron'`` or ``'count'``, is_rate) from BUNIT; HST defaults when absent."""
+    bunit = keyword(header, "BUNIT")
+    if bunit is None:
+        # WFPC2 and raw frames without BUNIT are in DN; drizzled HST products carry BUNIT.
+        return ("count", False)
+    key = str(bunit).upper().replace(" ", "").replace("PER", "/")
+    if key not in UNIT_ALIASES:
+        raise FrameError(f"{path}: BUNIT {bunit!r} is not one of electrons, counts or their rates per second")
+    return UNIT_ALIASES[key]
+
+
+def gain(header: fits.Header, unit: str, override: float | None = None) -> float:
+    """Electrons per image unit (1 for frames in electrons)."""
+    if override is not None:
+        return float(override)
+    if unit == "electron":
+        return 1.0
+    value = keyword(header, "ATODGAIN", "CCDGAIN", "GAIN")
+    if value is not None and float(value) > 0:
+        return float(value)
+    detector = detector_for(keyword(header, "INSTRUME"), str(keyword(header, "DETECTOR", default="")))
+    return detector.gain if detector else 1.0
+
+
+def saturation_level(header: fits.Header, unit: str, is_rate: bool, exptime: float,
+                     frame_gain: float, override: float | None = None) -> float | None:
+    """Pixel value (in the image's units) at which the detector saturates, or None if unknown."""
+    if override is not None:
+        return float(override)
+    value = keyword(header, "SATURATE", "SATURATION")
+    if value is not None:
+        level = float(value)  # in the image's own (per-exposure) units
+    else:
+        detector = detector_for(keyword(header, "INSTRUME"), str(keyword(header, "DETECTOR", default="")))
+        if detector is None:
+            return None
+        level = detector.full_well if unit == "electron" else detector.full_well / frame_gain
+    return level / exptime if is_rate else level

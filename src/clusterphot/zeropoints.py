@@ -1,0 +1,164 @@
+"""Photometric zero points, always with their provenance.
+
+Order of precedence for a frame:
+
+1. the config's ``zeropoint`` for that filter (source ``config``);
+2. AB or ST from the frame's PHOTFLAM/PHOTPLAM; VEGA for ACS from the ACS zero-point
+   calculator via ``acstools.acszpt``, cached under ``resources/`` so reruns work offline;
+3. otherwise instrumental magnitudes (zero point 25, a loud warning).
+
+A zero point here converts a count rate in the frame's own units per second to a
+magnitude: ``mag = zeropoint - 2.5 log10(rate)`` (PHOTFLAM is defined the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+from astropy.table import Table
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("AB", "ST", "VEGA")
+INSTRUMENTAL_ZEROPOINT = 25.0
+ACS_DETECTORS = ("WFC", "HRC", "SBC")
+
+
+@dataclass(frozen=True)
+class Zeropoint:
+    """A zero point (mag) in a magnitude system, and where it came from."""
+
+    value: float
+    system: str  # "AB", "ST", "VEGA" or "instrumental"
+    source: str
+
+    def as_meta(self) -> dict:
+        return asdict(self)
+
+
+def ab_zeropoint(photflam: float, photplam: float) -> float:
+    """AB zero point from the inverse sensitivity (erg/cm^2/s/A per unit/s) and pivot wavelength (A)."""
+    return -2.5 * math.log10(photflam) - 5.0 * math.log10(photplam) - 2.408
+
+
+def st_zeropoint(photflam: float) -> float:
+    """ST zero point from the inverse sensitivity (erg/cm^2/s/A per unit/s)."""
+    return -2.5 * math.log10(photflam) - 21.10
+
+
+def _positive(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def photflam_zeropoint(system: str, photflam, photplam) -> Zeropoint | None:
+    """AB or ST zero point from PHOTFLAM/PHOTPLAM header values; None if they are missing."""
+    photflam, photplam = _positive(photflam), _positive(photplam)
+    if system == "ST" and photflam:
+        return Zeropoint(round(st_zeropoint(photflam), 4), "ST", "PHOTFLAM (header)")
+    if system == "AB" and photflam and photplam:
+        return Zeropoint(round(ab_zeropoint(photflam, photplam), 4), "AB", "PHOTFLAM, PHOTPLAM (header)")
+    return None
+
+
+# --- ACS VEGAmag through the ACS zero-point calculator ------------------------------------
+
+
+def acs_cache_path(cache_dir: Path, detector: str, date: str) -> Path:
+    return Path(cache_dir) / f"acs_{detector.lower()}_{date}.ecsv"
+
+
+def _query_acs_service(detector: str, date: str, service_url: str | None, timeout: float) -> Table:
+    """All filters' zero points of an ACS detector on a date, from the calculator's API.
+
+    ``service_url`` points at a server speaking the same API (a mirror, or a local one in
+    tests); without it ``acstools.acszpt`` asks STScI's own service.
+    """
+    if service_url is None:
+        from acstools import acszpt
+
+        table = acszpt.Query(date=date, detector=detector).fetch()
+        if table is None:
+            raise ConnectionError("acstools.acszpt returned no table")
+        table = Table(table)
+        for name in table.colnames:
+            table[name] = getattr(table[name], "value", table[name])
+        table.rename_column("PHOTLAM", "PHOTPLAM")
+        return table
+    body = json.dumps({"date": date, "detector": detector})
+    response = requests.post(service_url, data=body, timeout=timeout)
+    response.raise_for_status()
+    rows = response.json()["rows"]
+    names = ("Detector", "Filter", "PHOTPLAM", "PHOTFLAM", "STmag", "VEGAmag", "ABmag")
+    table = Table(rows=[tuple(row) for row in rows], names=names,
+                  dtype=("U8", "U8", float, float, float, float, float))
+    table.remove_column("Detector")
+    return table
+
+
+def acs_zeropoint_table(detector: str, date: str, cache_dir: Path,
+                        service_url: str | None = None, timeout: float = 30.0) -> tuple[Table, str] | None:
+    """The ACS zero-point table for a date, from the cache or the service (then cached)."""
+    cache = acs_cache_path(cache_dir, detector, date)
+    if cache.exists():
+        return Table.read(cache, format="ascii.ecsv"), f"acstools.acszpt (cached {cache.name})"
+    try:
+        table = _query_acs_service(detector, date, service_url, timeout)
+    except Exception as err:  # offline, service down, or a malformed answer: fall back
+        log.warning("ACS zero-point service did not answer for %s %s: %s", detector, date, err)
+        return None
+    table.meta["query"] = {"detector": detector, "date": date, "service": service_url or "acstools.acszpt"}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}")
+    table.write(tmp, format="ascii.ecsv", overwrite=True)
+    os.replace(tmp, cache)
+    return table, f"acstools.acszpt ({service_url or 'ACS zero-point calculator'}, {date})"
+
+
+def acs_vega_zeropoint(detector: str, filter_name: str, date: str, cache_dir: Path,
+                       service_url: str | None = None) -> Zeropoint | None:
+    """ACS VEGAmag zero point of a filter on a date, or None when not obtainable."""
+    found = acs_zeropoint_table(detector, date, cache_dir, service_url)
+    if found is None:
+        return None
+    table, source = found
+    rows = table[[str(f).upper() == filter_name.upper() for f in table["Filter"]]]
+    if len(rows) == 0:
+        return None
+    return Zeropoint(float(rows["VEGAmag"][0]), "VEGA", source)
+
+
+def resolve_zeropoint(system: str, *, override: float | None = None, photflam=None, photplam=None,
+                      instrument: str | None = None, detector: str | None = None,
+                      filter_name: str | None = None, date: str | None = None,
+                      cache_dir: Path | None = None, service_url: str | None = None) -> Zeropoint:
+    """The zero point to use for a frame, following the module's order of precedence."""
+    if system not in SYSTEMS:
+        raise ValueError(f"magnitude system {system!r} is not one of {', '.join(SYSTEMS)}")
+    if override is not None:
+        return Zeropoint(float(override), system, "config")
+    if system == "VEGA":
+        is_acs = (instrument or "").strip().upper() == "ACS" and (detector or "").strip().upper() in ACS_DETECTORS
+        if is_acs and filter_name and date and cache_dir is not None:
+            found = acs_vega_zeropoint(detector.strip().upper(), filter_name, date, cache_dir, service_url)
+            if found is not None:
+                return found
+    else:
+        found = photflam_zeropoint(system, photflam, photplam)
+        if found is not None:
+            return found
+    log.warning(
+        "NO ZERO POINT for %s (%s system): no config zeropoint and none derivable from the header; "
+        "magnitudes are INSTRUMENTAL (zero point %.1f), not calibrated",
+        filter_name, system, INSTRUMENTAL_ZEROPOINT,
+    )
+    return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", f"none available for {system}; arbitrary")

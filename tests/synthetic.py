@@ -1,0 +1,56 @@
+"""Small synthetic frames with known stars for the package tests (Gaussian PSF, exact pixel integrals)."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.io import fits
+from scipy.special import erf
+
+
+def gaussian_stars(shape, x, y, flux, sigma, sky=0.0, read_noise=0.0, rng=None, stamp=12):
+    """Image (electrons, float32) of Gaussian stars integrated over pixels, plus sky and noise."""
+    image = np.full(shape, sky, dtype=np.float64)
+    offsets = np.arange(-stamp, stamp + 1)
+    for xs, ys, fs in zip(x, y, flux):
+        xc, yc = int(round(xs)), int(round(ys))
+        edges_x = xc + offsets - 0.5
+        edges_y = yc + offsets - 0.5
+        fx = 0.5 * (erf((edges_x + 1 - xs) / (np.sqrt(2) * sigma)) - erf((edges_x - xs) / (np.sqrt(2) * sigma)))
+        fy = 0.5 * (erf((edges_y + 1 - ys) / (np.sqrt(2) * sigma)) - erf((edges_y - ys) / (np.sqrt(2) * sigma)))
+        ys_, xs_ = yc + offsets, xc + offsets
+        keep_y = (ys_ >= 0) & (ys_ < shape[0])
+        keep_x = (xs_ >= 0) & (xs_ < shape[1])
+        image[np.ix_(ys_[keep_y], xs_[keep_x])] += fs * np.outer(fy[keep_y], fx[keep_x])
+    if rng is not None:
+        image = rng.poisson(np.clip(image, 0, None)).astype(np.float64)
+        image += rng.normal(0.0, read_noise, shape)
+    return image.astype(np.float32)
+
+
+def grid_of_stars(shape, spacing, margin, rng):
+    """Star positions on a jittered grid, well separated (isolated stars)."""
+    ys, xs = np.mgrid[margin : shape[0] - margin : spacing, margin : shape[1] - margin : spacing]
+    x = xs.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+    y = ys.ravel() + rng.uniform(-0.5, 0.5, ys.size)
+    return x, y
+
+
+def write_frame(path, data, exptime=100.0, bunit="ELECTRONS", photflam=7.8774e-20, photplam=5921.9,
+                extra_primary=None, extra_sci=None):
+    """An HST-like FITS file: empty primary (observation keywords) + SCI extension."""
+    primary = fits.PrimaryHDU()
+    primary.header.update({"TELESCOP": "HST", "INSTRUME": "ACS", "DETECTOR": "WFC", "FILTER1": "F606W",
+                           "DATE-OBS": "2016-04-01"})
+    if exptime is not None:
+        primary.header["EXPTIME"] = exptime
+    primary.header.update(extra_primary or {})
+    sci = fits.ImageHDU(data, name="SCI")
+    if bunit is not None:
+        sci.header["BUNIT"] = bunit
+    if photflam is not None:
+        sci.header["PHOTFLAM"] = photflam
+    if photplam is not None:
+        sci.header["PHOTPLAM"] = photplam
+    sci.header.update(extra_sci or {})
+    fits.HDUList([primary, sci]).writeto(path, overwrite=True)
+    return path

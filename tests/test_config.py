@@ -1,0 +1,93 @@
+"""Configuration: schema defaults, one message naming the bad key or file, per-cluster overrides."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from clusterphot.config import (
+    ConfigError,
+    check_against_schema,
+    check_frames_exist,
+    configured_clusters,
+    photometry_parameters,
+)
+
+from .conftest import REPO
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SHIPPED = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def with_clusters(clusters: dict) -> dict:
+    config = copy.deepcopy(SHIPPED)
+    config["clusters"] = clusters
+    return config
+
+
+def test_shipped_config_is_valid_and_runs_the_demo():
+    check_against_schema(SHIPPED, SCHEMA)
+    assert SHIPPED["clusters"] == {}
+
+
+@pytest.mark.parametrize("clusters, key, words", [
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometri": {}}}, "clusters.ngc1", "photometri"),
+    ({"ngc1": {"filters": {"F606W": {"image": "a.fits", "exptime": -3}}}},
+     "clusters.ngc1.filters.F606W", ""),
+    ({"ngc1": {"filters": {"F606W": {"image": "a.fits", "exptim": 3}}}},
+     "clusters.ngc1.filters.F606W", ""),
+    ({"ngc/1": {"filters": {"F606W": "a.fits"}}}, "clusters", "ngc/1"),
+    ({"ngc1": {"filters": {"F606W-F814W": "a.fits"}}}, "clusters.ngc1.filters", "F606W-F814W"),
+    ({"ngc1": {"filters": {}}}, "clusters.ngc1.filters", ""),
+])
+def test_bad_config_is_one_message_naming_the_key(clusters, key, words):
+    with pytest.raises(ConfigError) as error:
+        check_against_schema(with_clusters(clusters), SCHEMA)
+    message = str(error.value)
+    assert f"config key '{key}" in message
+    assert words in message
+    assert "\n" not in message
+
+
+def test_unknown_top_level_key():
+    config = copy.deepcopy(SHIPPED)
+    config["photometri"] = {"fwhm": 2}
+    with pytest.raises(ConfigError, match="photometri"):
+        check_against_schema(config, SCHEMA)
+
+
+def test_missing_frame_names_key_and_file(tmp_path):
+    present = tmp_path / "f606w.fits"
+    present.write_bytes(b"")
+    config = with_clusters({"ngc1": {"filters": {"F606W": str(present),
+                                                  "F814W": {"image": str(tmp_path / "nope.fits")}}}})
+    clusters = configured_clusters(config)
+    with pytest.raises(ConfigError, match=r"clusters.ngc1.filters.F814W.*nope.fits does not exist"):
+        check_frames_exist(clusters, demo=False)
+
+
+def test_mapping_form_overrides_and_per_cluster_photometry():
+    config = with_clusters({
+        "ngc1": {"filters": {"F814W": {"image": "x.fits", "exptime": 340, "zeropoint": 25.52,
+                                       "pivot_wavelength": 8045}},
+                 "photometry": {"fwhm": 2.7}},
+        "ngc2": {"filters": {"F606W": "y.fits"}},
+    })
+    frames = configured_clusters(config)
+    settings = frames["ngc1"]["F814W"].settings
+    assert (settings.exptime, settings.zeropoint, settings.pivot_wavelength) == (340, 25.52, 8045)
+    assert frames["ngc2"]["F606W"].settings.exptime is None
+    assert photometry_parameters(config, "ngc1").fwhm == 2.7
+    assert photometry_parameters(config, "ngc2").fwhm == SHIPPED["photometry"]["fwhm"]
+    assert photometry_parameters(config, "ngc1").threshold == SHIPPED["photometry"]["threshold"]
+
+
+def test_empty_clusters_means_the_demo():
+    config = copy.deepcopy(SHIPPED)
+    config["demo"]["clusters"] = {"d1": {"seed": 1}}
+    frames = configured_clusters(config)
+    assert list(frames) == ["d1"]
+    assert list(frames["d1"]) == SHIPPED["demo"]["filters"]
+    assert frames["d1"]["F606W"].image == "results/demo/d1/F606W.fits"

@@ -1,0 +1,194 @@
+"""Per-frame photometry on frames with injected stars of known flux."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from photutils.aperture import CircularAperture, aperture_photometry
+
+from clusterphot.catalog import FrameSettings, catalog_for_frame
+from clusterphot.frames import bad_pixel_mask
+from clusterphot.photometry import (
+    FLAG_EDGE,
+    FLAG_NONPOSITIVE_FLUX,
+    FLAG_SATURATED,
+    POGSON,
+    PhotometryParameters,
+    magnitudes,
+    measure_frame,
+)
+from clusterphot.zeropoints import ab_zeropoint
+
+from .synthetic import gaussian_stars, grid_of_stars, write_frame
+
+SIGMA = 0.9  # PSF sigma, pixels (FWHM 2.1)
+PARAMS = PhotometryParameters(fwhm=2.1, threshold=5.0, aperture_radius=3.0, annulus_radii=(10.0, 15.0),
+                              aperture_correction_radius=9.0, aperture_correction_min_snr=50.0)
+
+
+def match(x_true, y_true, x, y, radius=1.0):
+    """Index of the nearest detection for each true star, -1 where none within radius."""
+    d2 = (x_true[:, None] - x[None, :]) ** 2 + (y_true[:, None] - y[None, :]) ** 2
+    nearest = np.argmin(d2, axis=1)
+    return np.where(d2[np.arange(len(x_true)), nearest] < radius**2, nearest, -1)
+
+
+@pytest.fixture(scope="module")
+def injected():
+    rng = np.random.default_rng(42)
+    shape = (400, 400)
+    x, y = grid_of_stars(shape, spacing=32, margin=24, rng=rng)
+    flux = 10 ** rng.uniform(3.0, 5.0, x.size)  # electrons
+    image = gaussian_stars(shape, x, y, flux, SIGMA, sky=50.0, read_noise=4.0, rng=rng)
+    return image, x, y, flux
+
+
+def test_injected_stars_recovered_with_their_true_flux_within_errors(injected):
+    image, x, y, flux = injected
+    stars = measure_frame(image, bad_pixel_mask(image), PARAMS, electrons_per_unit=1.0, saturation=None)
+    index = match(x, y, stars.x, stars.y)
+    assert (index >= 0).all(), "every injected star is found"
+    assert len(stars) == len(x), "and nothing else"
+    pull = (stars.flux[index] - flux) / stars.flux_err[index]
+    assert abs(np.median(pull)) < 0.3
+    assert 0.7 < np.std(pull) < 1.4, "errors describe the scatter"
+    assert np.mean(np.abs(pull) < 3) > 0.95
+    # positions to a small fraction of a pixel
+    assert np.median(np.hypot(stars.x[index] - x, stars.y[index] - y)) < 0.1
+
+
+def test_aperture_correction_matches_a_noise_free_star(injected):
+    """The correction measured on noisy stars with local skies equals the true flux ratio."""
+    image, *_ = injected
+    stars = measure_frame(image, bad_pixel_mask(image), PARAMS, 1.0, None)
+    correction = stars.aperture_correction
+    # ratio of the two apertures on noise-free, sky-free stars at a few sub-pixel phases
+    phases = [(50.0, 50.0), (80.3, 50.4), (50.5, 80.5), (80.2, 80.7)]
+    clean = gaussian_stars((130, 130), [p[0] for p in phases], [p[1] for p in phases], [1.0] * 4, SIGMA)
+    positions = np.array(phases)
+    small = aperture_photometry(clean, CircularAperture(positions, PARAMS.aperture_radius))["aperture_sum"]
+    big = aperture_photometry(clean, CircularAperture(positions, PARAMS.aperture_correction_radius))["aperture_sum"]
+    expected = float(np.mean(big / small))
+    assert expected > 1.005, "the small aperture does miss light"
+    assert correction.measured
+    assert correction.n_stars >= PARAMS.aperture_correction_min_stars
+    assert correction.factor == pytest.approx(expected, rel=0.003)
+    assert correction.mag == pytest.approx(-2.5 * math.log10(correction.factor))
+
+
+def test_pogson_magnitudes_and_error_propagation():
+    flux = np.array([1000.0, 250.0, 0.0, -30.0])
+    err = np.array([10.0, 5.0, 3.0, 3.0])
+    mag, mag_err = magnitudes(flux, err, zeropoint=25.0, exptime=10.0, is_rate=False)
+    assert mag[0] == pytest.approx(25.0 - 2.5 * math.log10(100.0))  # 20.0, not 2.4 log10
+    assert mag[1] - mag[0] == pytest.approx(2.5 * math.log10(4.0))
+    assert mag_err[0] == pytest.approx(POGSON * 0.01)
+    assert np.isnan(mag[2]) and np.isnan(mag[3]), "no magnitude for non-positive flux (never abs())"
+    assert np.isnan(mag_err[3])
+    rate_mag, _ = magnitudes(flux, err, zeropoint=25.0, exptime=10.0, is_rate=True)
+    assert rate_mag[0] == pytest.approx(25.0 - 2.5 * 3.0)
+
+
+def test_negative_net_flux_is_flagged_and_has_no_magnitude(tmp_path):
+    """A faint star whose sky annulus sits on brighter light (a ring) measures below zero."""
+    rng = np.random.default_rng(3)
+    shape = (120, 120)
+    image = gaussian_stars(shape, [60.0], [60.0], [900.0], SIGMA, sky=40.0)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    radius = np.hypot(xx - 60.0, yy - 60.0)
+    image[(radius >= 9) & (radius <= 16)] += 50.0  # brighter light right where the annulus is
+    image = (rng.poisson(image) + rng.normal(0, 4.0, shape)).astype(np.float32)
+    path = write_frame(tmp_path / "ring.fits", image)
+    table = catalog_for_frame(path, FrameSettings("F606W"), PARAMS)
+    star = np.argmin(np.hypot(table["x"].value - 60.0, table["y"].value - 60.0))
+    assert np.hypot(table["x"].value[star] - 60.0, table["y"].value[star] - 60.0) < 1.0
+    assert table["flux"][star] < 0
+    assert np.isnan(table["mag"][star]) and np.isnan(table["mag_err"][star])
+    assert table["flags"][star] & FLAG_NONPOSITIVE_FLUX
+    positive = table["flux"] > 0
+    assert np.all(np.isfinite(table["mag"][positive]))
+    assert not np.any(table["flags"][positive] & FLAG_NONPOSITIVE_FLUX)
+
+
+def test_zero_border_and_nans_are_masked_and_edge_stars_flagged():
+    rng = np.random.default_rng(5)
+    shape = (300, 300)
+    x = np.array([150.0, 42.0, 150.0])
+    y = np.array([150.0, 150.0, 100.0])
+    image = gaussian_stars(shape, x, y, [3e4, 3e4, 3e4], SIGMA, sky=40.0, read_noise=4.0, rng=rng)
+    image[:, :40] = 0.0  # no-coverage border, as drizzled stacks have
+    image[104, 150:152] = np.nan  # a NaN hole in the third star's aperture
+    image[200, 200] = 0.0  # an isolated exact zero is a valid pixel
+    bad = bad_pixel_mask(image)
+    assert bad[:, :40].all() and bad[104, 151]
+    assert not bad[200, 200]
+    assert not bad[150, 150]
+    stars = measure_frame(image, bad, PARAMS, 1.0, None)
+    index = match(x, y, stars.x, stars.y)
+    assert (index >= 0).all()
+    assert not stars.flags[index[0]] & FLAG_EDGE
+    assert stars.flags[index[1]] & FLAG_EDGE
+    assert stars.flags[index[2]] & FLAG_EDGE
+    assert np.isfinite(stars.flux).all(), "NaN pixels never reach a flux"
+
+
+def test_saturated_star_is_flagged():
+    rng = np.random.default_rng(9)
+    shape = (200, 200)
+    image = gaussian_stars(shape, [60.0, 140.0], [100.0, 100.0], [2e6, 2e4], SIGMA, sky=40.0,
+                           read_noise=4.0, rng=rng)
+    full_well = 80000.0
+    np.minimum(image, full_well, out=image)
+    stars = measure_frame(image, bad_pixel_mask(image), PARAMS, 1.0, saturation=full_well)
+    index = match(np.array([60.0, 140.0]), np.array([100.0, 100.0]), stars.x, stars.y)
+    assert stars.flags[index[0]] & FLAG_SATURATED
+    assert not stars.flags[index[1]] & FLAG_SATURATED
+
+
+def test_region_limits_the_measured_area(injected):
+    image, x, y, _ = injected
+    params = PhotometryParameters(**{**PARAMS.__dict__, "region": (0, 200, 0, 400)})
+    stars = measure_frame(image, bad_pixel_mask(image), params, 1.0, None)
+    assert len(stars) > 0
+    assert stars.x.max() < 200
+    assert len(stars) == pytest.approx(np.sum(x < 200 - 4), abs=6)
+
+
+def test_catalogue_is_calibrated_with_units_and_provenance(tmp_path, injected):
+    image, x, y, flux = injected
+    exptime = 200.0
+    path = write_frame(tmp_path / "f606w.fits", image, exptime=exptime)
+    table = catalog_for_frame(path, FrameSettings("F606W"), PARAMS, system="AB")
+    assert table.colnames == ["id", "x", "y", "ra", "dec", "flux", "flux_err", "sky", "mag", "mag_err",
+                              "sharpness", "roundness", "flags"]
+    assert str(table["flux"].unit) == "electron"
+    assert str(table["x"].unit) == "pix"
+    zeropoint = ab_zeropoint(7.8774e-20, 5921.9)
+    assert table.meta["zeropoint"]["value"] == pytest.approx(zeropoint, abs=1e-3)
+    assert table.meta["zeropoint"]["source"].startswith("PHOTFLAM")
+    assert table.meta["exptime"] == exptime
+    assert table.meta["aperture_correction"]["measured"]
+    index = match(x, y, np.asarray(table["x"]), np.asarray(table["y"]))
+    true_mag = zeropoint - 2.5 * np.log10(flux / exptime)
+    bright = flux > 2e4
+    offset = np.asarray(table["mag"])[index][bright] - true_mag[bright]
+    assert abs(np.median(offset)) < 0.01
+    assert np.std(offset) < 0.02
+
+
+@pytest.mark.parametrize("bunit, scale, is_rate", [("ELECTRONS", 1.0, False), ("COUNTS", 1 / 2.0, False),
+                                                   ("ELECTRONS/S", 1 / 200.0, True)])
+def test_magnitudes_do_not_depend_on_the_frame_units(tmp_path, injected, bunit, scale, is_rate):
+    """The same exposure in electrons, DN (gain 2) or electrons/s gives the same magnitudes."""
+    image, *_ = injected
+    photflam = 7.8774e-20 if bunit != "COUNTS" else 7.8774e-20 * 2.0  # PHOTFLAM is per DN/s for DN
+    path = write_frame(tmp_path / "f.fits", image * np.float32(scale), exptime=200.0, bunit=bunit,
+                       photflam=photflam, extra_sci={"CCDGAIN": 2.0})
+    table = catalog_for_frame(path, FrameSettings("F606W"), PARAMS)
+    reference = catalog_for_frame(write_frame(tmp_path / "r.fits", image, exptime=200.0),
+                                  FrameSettings("F606W"), PARAMS)
+    assert len(table) == len(reference)
+    np.testing.assert_allclose(table["mag"], reference["mag"], atol=2e-4)
+    np.testing.assert_allclose(table["mag_err"], reference["mag_err"], rtol=2e-3)

@@ -1,0 +1,125 @@
+"""Zero points: AB/ST from PHOTFLAM/PHOTPLAM, ACS VEGA from the service or its cache, precedence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from clusterphot.zeropoints import (
+    INSTRUMENTAL_ZEROPOINT,
+    ab_zeropoint,
+    acs_cache_path,
+    resolve_zeropoint,
+    st_zeropoint,
+)
+
+from .conftest import shared_path
+
+
+def published_acs_table() -> list[dict]:
+    path = shared_path("reference", "acs_wfc_zeropoints_2016-04-01.tsv")
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return [{k: (v if k == "filter" else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(lines, delimiter="\t")]
+
+
+def test_ab_and_st_reproduce_the_published_acs_table():
+    rows = published_acs_table()
+    assert len(rows) >= 10
+    for row in rows:
+        assert ab_zeropoint(row["PHOTFLAM"], row["PHOTPLAM"]) == pytest.approx(row["ABmag"], abs=0.001), row["filter"]
+        assert st_zeropoint(row["PHOTFLAM"]) == pytest.approx(row["STmag"], abs=0.001), row["filter"]
+
+
+def test_resolve_from_header_keywords_records_the_source():
+    zp = resolve_zeropoint("AB", photflam=7.8774e-20, photplam=5921.9, filter_name="F606W")
+    assert zp.system == "AB"
+    assert zp.value == pytest.approx(26.489, abs=0.001)
+    assert "PHOTFLAM" in zp.source
+    st = resolve_zeropoint("ST", photflam=7.8774e-20, filter_name="F606W")
+    assert st.value == pytest.approx(26.659, abs=0.001)
+
+
+def test_config_zeropoint_wins_over_the_header():
+    zp = resolve_zeropoint("AB", override=25.52, photflam=7.8774e-20, photplam=5921.9)
+    assert (zp.value, zp.source) == (25.52, "config")
+
+
+def test_missing_photflam_falls_back_to_instrumental_with_a_warning(caplog):
+    zp = resolve_zeropoint("AB", photflam=None, photplam=5921.9, filter_name="F606W")
+    assert zp.system == "instrumental"
+    assert zp.value == INSTRUMENTAL_ZEROPOINT
+    assert "INSTRUMENTAL" in caplog.text
+
+
+class FakeAcsService(BaseHTTPRequestHandler):
+    """Answers like the ACS zero-point calculator's API, from the published table."""
+
+    rows: list = []
+    requests_seen: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests_seen.append(body)
+        answer = json.dumps({"rows": [["WFC", r["filter"], r["PHOTPLAM"], r["PHOTFLAM"], r["STmag"],
+                                       r["VEGAmag"], r["ABmag"]] for r in self.rows]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def acs_service():
+    FakeAcsService.rows = published_acs_table()
+    FakeAcsService.requests_seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAcsService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/single-filter-resource", FakeAcsService
+    server.shutdown()
+    server.server_close()
+
+
+def test_acs_vega_from_the_service_then_from_the_cache_offline(tmp_path, acs_service):
+    url, service = acs_service
+    expected = {r["filter"]: r["VEGAmag"] for r in published_acs_table()}
+    kwargs = dict(instrument="ACS", detector="WFC", date="2016-04-01", cache_dir=tmp_path)
+    zp = resolve_zeropoint("VEGA", filter_name="F814W", service_url=url, **kwargs)
+    assert zp.system == "VEGA"
+    assert zp.value == pytest.approx(expected["F814W"], abs=0.001)
+    assert service.requests_seen == [{"date": "2016-04-01", "detector": "WFC"}]
+    assert acs_cache_path(tmp_path, "WFC", "2016-04-01").exists()
+    # Offline now (no server answers at this URL): the cache serves every filter of that date.
+    dead_url = "http://127.0.0.1:9/none"
+    zp2 = resolve_zeropoint("VEGA", filter_name="F606W", service_url=dead_url, **kwargs)
+    assert zp2.value == pytest.approx(expected["F606W"], abs=0.001)
+    assert "cached" in zp2.source
+    assert len(service.requests_seen) == 1
+
+
+def test_acs_vega_without_service_or_cache_is_instrumental(tmp_path, caplog):
+    zp = resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC",
+                           date="2016-04-01", cache_dir=tmp_path, service_url="http://127.0.0.1:9/none")
+    assert zp.system == "instrumental"
+    assert not any(tmp_path.iterdir())  # nothing half-cached
+
+
+def test_vega_for_a_non_acs_frame_needs_a_config_zeropoint(tmp_path):
+    zp = resolve_zeropoint("VEGA", filter_name="F336W", instrument="WFC3", detector="UVIS",
+                           date="2016-04-01", cache_dir=tmp_path, photflam=1.3e-18, photplam=3355.0)
+    assert zp.system == "instrumental"
+    assert resolve_zeropoint("VEGA", override=23.46, instrument="WFC3").value == 23.46
+
+
+def test_unknown_system_is_refused():
+    with pytest.raises(ValueError, match="magnitude system"):
+        resolve_zeropoint("JOHNSON", photflam=1e-19, photplam=5000.0)

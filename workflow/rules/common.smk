@@ -1,0 +1,57 @@
+# Configuration checks and the helpers every rule file uses.
+import sys
+from pathlib import Path
+
+from clusterphot.config import (
+    ConfigError,
+    check_against_schema,
+    check_frames_exist,
+    configured_clusters,
+    photometry_parameters,
+)
+
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+
+# One clear message naming the key or file, before any job runs.
+try:
+    check_against_schema(config, SCHEMA)
+    validate(config, schema=SCHEMA)  # fills in the schema's defaults
+    DEMO = not config["clusters"]
+    CLUSTERS = configured_clusters(config)
+    check_frames_exist(CLUSTERS, demo=DEMO)
+    PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
+except ConfigError as error:
+    sys.exit(f"clusterphot: {error}")
+
+
+wildcard_constraints:
+    cluster="|".join(CLUSTERS) or "no-cluster",
+    filter="[A-Za-z0-9][A-Za-z0-9_.+]*",
+
+
+def frame_entry(wildcards):
+    return CLUSTERS[wildcards.cluster][wildcards.filter]
+
+
+def frame_image(wildcards):
+    return frame_entry(wildcards).image
+
+
+def cluster_catalogs(wildcards):
+    return {
+        f: f"results/catalogs/{wildcards.cluster}/{f}.ecsv"
+        for f in CLUSTERS[wildcards.cluster]
+    }
+
+
+def all_outputs():
+    outputs = []
+    for cluster, frames in CLUSTERS.items():
+        outputs.append(f"results/summary/{cluster}.tsv")
+        for f in frames:
+            outputs += [
+                f"results/catalogs/{cluster}/{f}.ecsv",
+                f"results/plots/{cluster}/lf_{f}.png",
+                f"results/plots/{cluster}/detections_{f}.png",
+            ]
+    return outputs

@@ -1,0 +1,28 @@
+# Per-frame photometry: one job per cluster and filter.
+
+
+rule photometry:
+    input:
+        image=frame_image,
+    output:
+        catalog="results/catalogs/{cluster}/{filter}.ecsv",
+    log:
+        "logs/photometry/{cluster}/{filter}.log",
+    benchmark:
+        "benchmarks/photometry/{cluster}/{filter}.tsv"
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        # the frame as float32 plus a sky-subtracted copy, the detection's convolved
+        # image and masks: about 8x a float32 file's size
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 8 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 20),
+    params:
+        settings=lambda wc: frame_entry(wc).settings,
+        photometry=lambda wc: PHOTOMETRY[wc.cluster],
+        system=config["magnitude_system"],
+        zeropoint_cache=config["zeropoints"]["cache"],
+        zeropoint_service=config["zeropoints"]["service_url"],
+    script:
+        "../scripts/photometry.py"

@@ -1,0 +1,13 @@
+"""Snakemake adapter: the luminosity function of one catalogue."""
+
+from astropy.table import Table
+
+from clusterphot.logs import clean_failure, log_to
+from clusterphot.plots import plot_luminosity_function
+
+log_to(snakemake.log[0])
+with clean_failure():
+    table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
+    plot_luminosity_function(
+        table, snakemake.output[0], snakemake.wildcards.cluster, snakemake.wildcards.filter
+    )

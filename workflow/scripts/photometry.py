@@ -1,0 +1,17 @@
+"""Snakemake adapter: measure one frame and write its calibrated catalogue."""
+
+from clusterphot.catalog import catalog_for_frame, write_table
+from clusterphot.logs import clean_failure, log_to
+
+log_to(snakemake.log[0])
+with clean_failure():
+    table = catalog_for_frame(
+        snakemake.input.image,
+        snakemake.params.settings,
+        snakemake.params.photometry,
+        system=snakemake.params.system,
+        zeropoint_cache=snakemake.params.zeropoint_cache,
+        zeropoint_service=snakemake.params.zeropoint_service,
+    )
+    table.meta["cluster"] = snakemake.wildcards.cluster
+    write_table(table, snakemake.output.catalog)
