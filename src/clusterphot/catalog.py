@@ -149,6 +149,10 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "parameters": params.as_meta(),
         "versions": package_versions(),
     })
+    log.info("%s (%s): %d stars, %s zero point %.4f from %s, aperture correction %+.4f mag from %d stars, "
+             "sky %.4g +- %.3g %s", frame.path, settings.filter_name, len(stars), zeropoint.system,
+             zeropoint.value, zeropoint.source, stars.aperture_correction.mag, stars.aperture_correction.n_stars,
+             stars.sky_statistics.median, stars.sky_statistics.std, funit.to_string())
     return table
 
 

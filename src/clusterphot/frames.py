@@ -124,7 +124,9 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
         # astropy has applied BSCALE/BZERO already; big-endian becomes native here.
         data = np.asarray(data, dtype=np.float32)
         header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
-    if not np.isfinite(data).any() or not np.any(data[np.isfinite(data)]):
+    valid = np.isfinite(data)
+    valid &= data != 0
+    if not valid.any():
         raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
     return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header), hdu_index=index)
 
@@ -137,8 +139,9 @@ def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:
     ``grow`` pixels so that apertures touching it are caught.
     """
     bad = ~np.isfinite(data)
-    no_coverage = ndimage.binary_opening(data == 0, structure=np.ones((3, 3), bool))
-    bad |= no_coverage
+    zero = data == 0
+    if zero.any():
+        bad |= ndimage.binary_opening(zero, structure=np.ones((3, 3), bool))
     if grow > 0 and bad.any():
         bad = ndimage.binary_dilation(bad, iterations=grow)
     return bad

@@ -1,0 +1,99 @@
+"""One line per filter: how many stars, how many usable, their magnitude range, and the
+calibration that produced them."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+
+SUMMARY_COLUMNS = ("filter", "n_stars", "n_with_mag", "n_clean", "mag_min", "mag_max", "mag_mean",
+                   "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag")
+MAG_COLUMNS = ("mag_min", "mag_max", "mag_mean", "mag_std", "zeropoint", "aperture_correction_mag")
+
+
+def float_values(column) -> np.ndarray:
+    """A table column as plain floats, masked entries as NaN."""
+    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
+
+
+def zeropoint_of(meta: Mapping) -> tuple[float, str, str]:
+    """(value, system, source) of a catalogue's zero point; NaN and '' where unknown."""
+    zeropoint = meta.get("zeropoint")
+    if isinstance(zeropoint, Mapping):
+        return (float(zeropoint.get("value", math.nan)),
+                str(zeropoint.get("system") or meta.get("magnitude_system") or ""),
+                str(zeropoint.get("source") or ""))
+    if zeropoint is not None:  # a bare number
+        return float(zeropoint), str(meta.get("magnitude_system") or ""), ""
+    return math.nan, str(meta.get("magnitude_system") or ""), ""
+
+
+def aperture_correction_mag(meta: Mapping) -> float:
+    """The aperture correction applied (mag, negative = brighter); NaN if not recorded."""
+    correction = meta.get("aperture_correction")
+    if isinstance(correction, Mapping) and correction.get("mag") is not None:
+        return float(correction["mag"]) + 0.0  # + 0.0 turns -0.0 (no correction) into 0.0
+    return math.nan
+
+
+def summarize_catalog(filter_name: str, catalog: Table) -> dict:
+    """The summary row of one filter's catalogue."""
+    mag = float_values(catalog["mag"]) if "mag" in catalog.colnames else np.full(len(catalog), np.nan)
+    flags = np.asarray(catalog["flags"]) if "flags" in catalog.colnames else np.zeros(len(catalog), int)
+    finite = np.isfinite(mag)
+    good = mag[finite]
+    value, system, source = zeropoint_of(catalog.meta)
+    # Explicit empty case: NaN without numpy's "mean of empty slice" warnings.
+    return {
+        "filter": filter_name,
+        "n_stars": len(catalog),
+        "n_with_mag": int(finite.sum()),
+        "n_clean": int((finite & (flags == 0)).sum()),
+        "mag_min": float(good.min()) if good.size else math.nan,
+        "mag_max": float(good.max()) if good.size else math.nan,
+        "mag_mean": float(good.mean()) if good.size else math.nan,
+        "mag_std": float(good.std()) if good.size else math.nan,
+        "zeropoint": value,
+        "zeropoint_system": system,
+        "zeropoint_source": source,
+        "aperture_correction_mag": aperture_correction_mag(catalog.meta),
+    }
+
+
+def summarize_catalogs(catalogs: Mapping[str, Table]) -> Table:
+    """One row per filter, in the mapping's order (see ``SUMMARY_COLUMNS``).
+
+    Magnitude statistics use the finite magnitudes only; ``mag_std`` is the population
+    standard deviation (ddof=0). ``n_clean`` counts stars with a magnitude and no flags.
+    """
+    rows = [summarize_catalog(name, catalog) for name, catalog in catalogs.items()]
+    # Typed empty columns, so a summary of no catalogues still has the right dtypes.
+    dtypes = [str, np.int64, np.int64, np.int64] + [np.float64] * 5 + [str, str, np.float64]
+    table = Table(rows=[[row[c] for c in SUMMARY_COLUMNS] for row in rows] or None,
+                  names=SUMMARY_COLUMNS, dtype=dtypes)
+    for name in MAG_COLUMNS:
+        table[name].unit = u.mag
+    table["mag_std"].description = "population standard deviation (ddof=0) of the finite magnitudes"
+    table["n_clean"].description = "stars with a finite magnitude and flags == 0"
+    table["aperture_correction_mag"].description = "aperture correction applied, mag (negative = brighter)"
+    return table
+
+
+def write_summary_tsv(table: Table, path: str | Path) -> None:
+    """Write the summary as tab-separated text with a header line, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    formats = {name: "%.4f" for name in MAG_COLUMNS if name in table.colnames}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        table.write(tmp, format="ascii.tab", formats=formats, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,195 @@
+"""Figures: valid, non-blank PNGs written atomically, no figures left open, sensible crops."""
+
+import astropy.units as u
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from astropy.table import MaskedColumn, Table
+
+from clusterphot.plots import densest_region, magnitude_system, plot_detections, plot_luminosity_function
+
+
+@pytest.fixture(autouse=True)
+def no_figures_left_open():
+    yield
+    assert plt.get_fignums() == [], "a figure was left open"
+
+
+def star_field(shape=(200, 200), n=12, seed=1):
+    """Noise on a flat sky plus Gaussian stars (sigma 1.2 px); returns data, x, y."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    x = rng.uniform(20, nx - 20, n)
+    y = rng.uniform(20, ny - 20, n)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    data = rng.normal(100.0, 3.0, shape)
+    for xi, yi, amp in zip(x, y, rng.uniform(200, 2000, n)):
+        data += amp * np.exp(-((xx - xi) ** 2 + (yy - yi) ** 2) / (2 * 1.2**2))
+    return data.astype(np.float32), x, y
+
+
+def read_png(path):
+    """The image as an (ny, nx, channels) float array, after checking it is a sound PNG."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+    assert image[..., :3].var() > 0, "blank image"
+    return image
+
+
+def count_colour(image, rgb, tol=0.15):
+    """Number of pixels within ``tol`` of a colour in every channel."""
+    return int((np.abs(image[..., :3] - np.asarray(rgb)) < tol).all(axis=-1).sum())
+
+
+RED, YELLOW = (1.0, 0.0, 0.0), (1.0, 1.0, 0.0)
+
+
+def only_file(folder, name):
+    assert sorted(p.name for p in folder.iterdir()) == [name], "temporary file left behind"
+
+
+# --- detection maps --------------------------------------------------------------------------
+
+
+def test_detection_map_draws_apertures_and_annuli(tmp_path):
+    data, x, y = star_field()
+    path = tmp_path / "detections.png"
+    plot_detections(data, x, y, path, aperture_radius=3.0, annulus_radii=(6.0, 9.0), title="test",
+                    crop_size=80)
+    image = read_png(path)
+    assert count_colour(image, RED) > 100  # overview markers and apertures
+    assert count_colour(image, YELLOW) > 100  # sky annuli in the crop
+    only_file(tmp_path, "detections.png")
+
+
+def test_detection_map_without_stars_has_no_markers(tmp_path):
+    data, _, _ = star_field(n=0)
+    path = tmp_path / "empty.png"
+    plot_detections(data, np.zeros(0), np.zeros(0), path, 3.0, (6.0, 9.0), "no stars")
+    image = read_png(path)
+    assert count_colour(image, RED) == 0
+    assert count_colour(image, YELLOW) == 0
+
+
+def test_detection_map_strided_with_mask_and_nan(tmp_path):
+    data, x, y = star_field(shape=(150, 260))
+    data[:, 100:104] = np.nan
+    bad = np.zeros(data.shape, bool)
+    bad[10:30, :] = True
+    path = tmp_path / "strided.png"
+    # max_pixels below the frame size forces a stride of 3; a crop larger than the frame is clipped.
+    plot_detections(data, x, y, path, 3.0, (6.0, 9.0), "strided", bad=bad, max_pixels=100, crop_size=400)
+    read_png(path)
+    only_file(tmp_path, "strided.png")
+
+
+def test_detection_map_replaces_existing_file(tmp_path):
+    data, x, y = star_field()
+    path = tmp_path / "detections.png"
+    path.write_bytes(b"old")
+    plot_detections(data, x, y, path, 3.0, (6.0, 9.0), "again")
+    read_png(path)
+    only_file(tmp_path, "detections.png")
+
+
+def test_png_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "lf.png"
+    path.write_bytes(b"previous")
+
+    def half_write(self, target, **kwargs):
+        assert str(target).endswith(".png")  # the format follows the temporary name's extension
+        with open(target, "wb") as handle:
+            handle.write(b"\x89PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(plt.Figure, "savefig", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        plot_luminosity_function(catalogue([20.0, 21.0]), path, "NGC 104", "F606W")
+    assert path.read_bytes() == b"previous"
+    only_file(tmp_path, "lf.png")
+
+
+def test_figure_closed_when_saving_fails(tmp_path):
+    data, x, y = star_field()
+    (tmp_path / "not_a_folder").write_text("")
+    with pytest.raises(OSError):
+        plot_detections(data, x, y, tmp_path / "not_a_folder" / "d.png", 3.0, (6.0, 9.0), "fails")
+    # The autouse fixture checks that the figure was closed anyway.
+
+
+# --- densest region ---------------------------------------------------------------------------
+
+
+def test_densest_region_finds_planted_clump():
+    rng = np.random.default_rng(3)
+    shape, size = (400, 500), 60
+    x = np.concatenate([rng.uniform(0, 500, 300), rng.uniform(300, 320, 100)])
+    y = np.concatenate([rng.uniform(0, 400, 300), rng.uniform(100, 120, 100)])
+    x0, y0 = densest_region(x, y, shape, size)
+    assert x0 <= 300 and x0 + size >= 320
+    assert y0 <= 100 and y0 + size >= 120
+
+
+@pytest.mark.parametrize("corner", [(2, 2), (495, 2), (2, 395), (495, 395)])
+def test_densest_region_stays_inside_at_edges(corner):
+    rng = np.random.default_rng(4)
+    shape, size = (400, 500), 60
+    x = np.clip(corner[0] + rng.normal(0, 2, 50), 0, 499)
+    y = np.clip(corner[1] + rng.normal(0, 2, 50), 0, 399)
+    x0, y0 = densest_region(x, y, shape, size)
+    assert 0 <= x0 <= shape[1] - size and 0 <= y0 <= shape[0] - size
+    # The box still holds the clump.
+    assert x0 <= corner[0] <= x0 + size and y0 <= corner[1] <= y0 + size
+
+
+def test_densest_region_without_stars_is_centred():
+    assert densest_region(np.zeros(0), np.zeros(0), (400, 500), 60) == (220, 170)
+
+
+def test_densest_region_crop_larger_than_frame():
+    assert densest_region(np.array([5.0]), np.array([5.0]), (40, 30), 100) == (0, 0)
+
+
+# --- luminosity function ----------------------------------------------------------------------
+
+
+def catalogue(mags, system="AB"):
+    table = Table({"mag": np.asarray(mags, dtype=float)})
+    table["mag"].unit = u.ABmag
+    table.meta["magnitude_system"] = system
+    return table
+
+
+def test_luminosity_function(tmp_path):
+    rng = np.random.default_rng(5)
+    mags = rng.normal(22.0, 1.5, 300)
+    mags[:20] = np.nan
+    path = tmp_path / "lf.png"
+    plot_luminosity_function(catalogue(mags), path, "NGC 104", "F606W")
+    read_png(path)
+    only_file(tmp_path, "lf.png")
+
+
+@pytest.mark.parametrize("mags", [[], [np.nan, np.nan], [21.3], [21.3, 21.3, np.nan]])
+def test_luminosity_function_with_few_stars(tmp_path, mags):
+    path = tmp_path / "lf.png"
+    plot_luminosity_function(catalogue(mags), path, "NGC 104", "F606W")
+    read_png(path)
+
+
+def test_luminosity_function_masked_column(tmp_path):
+    table = Table({"mag": MaskedColumn([20.0, 21.0, 22.0, 23.0], mask=[False, True, False, False])})
+    path = tmp_path / "lf.png"
+    plot_luminosity_function(table, path, "NGC 104", "F814W")
+    read_png(path)
+
+
+def test_magnitude_system_from_meta_or_unit():
+    table = catalogue([20.0], system="VEGA")
+    assert magnitude_system(table) == "VEGA"
+    del table.meta["magnitude_system"]
+    assert magnitude_system(table) == "AB"  # from the unit mag(AB)
+    table["mag"].unit = u.mag
+    assert magnitude_system(table) == "instrumental"
