@@ -118,6 +118,11 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     table["sharpness"] = stars.sharpness
     table["roundness"] = stars.roundness
     table["flags"] = stars.flags
+    # Written precision: well below each quantity's error, and the same on every rerun.
+    for name, fmt in (("x", ".4f"), ("y", ".4f"), ("ra", ".8f"), ("dec", ".8f"), ("flux", ".7g"),
+                      ("flux_err", ".5g"), ("sky", ".6g"), ("mag", ".5f"), ("mag_err", ".5f"),
+                      ("sharpness", ".4f"), ("roundness", ".4f")):
+        table[name].info.format = fmt
     table["x"].description = "0-based pixel column of the centroid"
     table["y"].description = "0-based pixel row of the centroid"
     table["flux"].description = "aperture-corrected total flux, local sky subtracted"

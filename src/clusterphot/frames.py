@@ -98,7 +98,7 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
     if not path.exists():
         raise FrameError(f"{path}: file does not exist")
     try:
-        hdul = fits.open(path, memmap=False)
+        hdul = fits.open(path)  # memory-mapped, except for scaled integer data
     except OSError as err:
         raise FrameError(f"{path}: not a readable FITS file ({err})") from None
     with hdul:
@@ -121,8 +121,9 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
             data = data[plane]
         elif data.ndim != 2:
             raise FrameError(f"{path}: image has {data.ndim} dimensions; expected 2")
-        # astropy has applied BSCALE/BZERO already; big-endian becomes native here.
-        data = np.asarray(data, dtype=np.float32)
+        # astropy has applied BSCALE/BZERO already; one native float32 copy leaves the
+        # memory map (big-endian FITS data is byte-swapped on the way).
+        data = np.array(data, dtype=np.float32)
         header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
     valid = np.isfinite(data)
     valid &= data != 0
@@ -134,16 +135,21 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
 def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:
     """True where a pixel cannot be used: non-finite, or part of a zero-filled (no-coverage) area.
 
-    Isolated exact zeros are kept (an integer image can have them on the sky); zero runs
-    that survive a 3x3 opening are no-coverage borders or gaps. The mask is grown by
-    ``grow`` pixels so that apertures touching it are caught.
+    An isolated exact zero is kept (an integer image can have one on the sky); a zero with
+    a zero neighbour along a row or column belongs to a no-coverage border or gap. The mask
+    is grown by ``grow`` pixels so that apertures touching it are caught.
     """
     bad = ~np.isfinite(data)
     zero = data == 0
     if zero.any():
-        bad |= ndimage.binary_opening(zero, structure=np.ones((3, 3), bool))
+        run = np.zeros_like(zero)
+        run[:, 1:] |= zero[:, :-1]
+        run[:, :-1] |= zero[:, 1:]
+        run[1:, :] |= zero[:-1, :]
+        run[:-1, :] |= zero[1:, :]
+        bad |= zero & run
     if grow > 0 and bad.any():
-        bad = ndimage.binary_dilation(bad, iterations=grow)
+        bad = ndimage.maximum_filter(bad.view(np.uint8), size=2 * grow + 1).view(bool)
     return bad
 
 

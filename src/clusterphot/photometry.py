@@ -12,10 +12,11 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.detection import DAOStarFinder
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 # Quality flags (bit values); a star can carry several.
@@ -128,10 +129,12 @@ def frame_sky_statistics(data: np.ndarray, bad: np.ndarray, sigma: float = 3.0,
     return SkyStatistics(float(mean), float(median), float(std))
 
 
-def detect_stars(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics,
-                 params: PhotometryParameters):
-    """DAOStarFinder on the sky-subtracted frame with every parameter set explicitly.
+def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: PhotometryParameters):
+    """DAOStarFinder with every parameter set explicitly, on a sky-subtracted frame.
 
+    Masked pixels must hold 0 (the sky) rather than be passed as a mask: photutils drops
+    every star with a masked pixel in its kernel footprint, and those stars are wanted
+    (flagged). DAOFIND's sharpness uses the unconvolved pixels, hence the sky subtraction.
     Returns the photutils table (or None when nothing is found).
     """
     finder = DAOStarFinder(
@@ -142,12 +145,7 @@ def detect_stars(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics,
         roundness_range=tuple(params.roundness_range),
         exclude_border=False,
     )
-    # DAOFIND's sharpness uses the unconvolved pixels, so the sky must come off first.
-    # Masked pixels are set to the sky rather than passed as a mask: photutils drops every
-    # star with a masked pixel in its kernel footprint, and those stars are wanted (flagged).
-    detection_image = data - np.float32(sky.median)
-    detection_image[bad] = 0.0
-    return finder.find_stars(detection_image)
+    return finder.find_stars(sky_subtracted)
 
 
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -167,20 +165,37 @@ def annulus_offsets(r_in: float, r_out: float) -> tuple[np.ndarray, np.ndarray]:
     return dy[inside], dx[inside]
 
 
-def gather(data: np.ndarray, bad: np.ndarray, xc: np.ndarray, yc: np.ndarray,
-           dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Pixel values at integer centres plus offsets, NaN where masked or off the frame.
+def gather(data: np.ndarray, bad: np.ndarray | None, xc: np.ndarray, yc: np.ndarray,
+           dy: np.ndarray, dx: np.ndarray, fill=np.nan) -> np.ndarray:
+    """Pixel values at integer centres plus offsets; ``fill`` where masked or off the frame.
 
-    Shape (n_stars, n_offsets), float32.
+    Shape (n_stars, n_offsets), the dtype of ``data``. Stars whose offsets all fall on the
+    frame (nearly all) are read through flat indices in one step; the few near the edges
+    are clipped.
     """
     ny, nx = data.shape
-    yy = yc[:, None] + dy[None, :]
-    xx = xc[:, None] + dx[None, :]
-    outside = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
-    np.clip(yy, 0, ny - 1, out=yy)
-    np.clip(xx, 0, nx - 1, out=xx)
-    values = data[yy, xx]
-    values[outside | bad[yy, xx]] = np.nan
+    reach = int(max(np.abs(dy).max(), np.abs(dx).max()))
+    inside = (xc >= reach) & (xc < nx - reach) & (yc >= reach) & (yc < ny - reach)
+    values = np.empty((len(xc), len(dy)), data.dtype)
+
+    flat = (yc[inside] * nx + xc[inside])[:, None] + (dy * nx + dx)[None, :]
+    part = np.take(data, flat)
+    if bad is not None:
+        part[np.take(bad, flat)] = fill
+    values[inside] = part
+
+    near_edge = ~inside
+    if near_edge.any():
+        yy = yc[near_edge, None] + dy[None, :]
+        xx = xc[near_edge, None] + dx[None, :]
+        unusable = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
+        np.clip(yy, 0, ny - 1, out=yy)
+        np.clip(xx, 0, nx - 1, out=xx)
+        if bad is not None:
+            unusable |= bad[yy, xx]
+        part = data[yy, xx]
+        part[unusable] = fill
+        values[near_edge] = part
     return values
 
 
@@ -196,19 +211,21 @@ def local_sky(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
         part = slice(start, start + chunk)
         values = gather(data, bad, xc[part], yc[part], dy, dx)
         n_sky[part] = np.isfinite(values).sum(axis=1)
-        # NaNs (masked or off-frame pixels) are ignored by the clipping.
+        # NaNs (masked or off-frame pixels) are ignored by the clipping; clipped pixels
+        # come back as NaN (no masked-array overhead).
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)
-            _, median, std = sigma_clipped_stats(values, axis=1, sigma=params.sky_sigma, maxiters=3)
-        sky[part] = np.ma.filled(median, np.nan)
-        sky_std[part] = np.ma.filled(std, np.nan)
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: handled below
+            clipped = sigma_clip(values, axis=1, sigma=params.sky_sigma, maxiters=3, masked=False, copy=False)
+            sky[part] = np.nanmedian(clipped, axis=1)
+            sky_std[part] = np.nanstd(clipped, axis=1)
     return sky, sky_std, n_sky
 
 
-def peak_values(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def peak_values(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Brightest pixel in the 3x3 box around each star (ignoring NaNs)."""
     dy, dx = disk_offsets(1.5)
-    values = gather(data, np.zeros_like(bad), np.rint(x).astype(np.intp), np.rint(y).astype(np.intp), dy, dx)
+    values = gather(data, None, np.rint(x).astype(np.intp), np.rint(y).astype(np.intp), dy, dx)
     with np.errstate(all="ignore"):
         return np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1)
 
@@ -216,20 +233,25 @@ def peak_values(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray)
 def touches_mask(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
     """True where any pixel within ``radius`` (+1 for partial pixels) is masked or off the frame."""
     dy, dx = disk_offsets(radius + 1.0)
-    ny, nx = bad.shape
     xc, yc = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
-    yy = yc[:, None] + dy[None, :]
-    xx = xc[:, None] + dx[None, :]
-    outside = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
-    return (outside | bad[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]).any(axis=1)
+    return gather(bad, None, xc, yc, dy, dx, fill=True).any(axis=1)
 
 
 def aperture_sums(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
                   radius: float) -> np.ndarray:
-    """Exact-overlap circular aperture sums; masked pixels contribute nothing."""
-    apertures = CircularAperture(np.column_stack([x, y]), r=radius)
-    table = aperture_photometry(data, apertures, mask=bad, method="exact")
-    return np.asarray(table["aperture_sum"], dtype=np.float64)
+    """Exact-overlap circular aperture sums; masked pixels contribute nothing.
+
+    Only apertures that touch the mask go through photutils' (slower) masked path.
+    """
+    positions = np.column_stack([x, y])
+    sums = np.asarray(aperture_photometry(data, CircularAperture(positions, r=radius), method="exact")
+                      ["aperture_sum"], dtype=np.float64)
+    near_mask = touches_mask(bad, x, y, radius)
+    if near_mask.any():
+        masked = aperture_photometry(data, CircularAperture(positions[near_mask], r=radius), mask=bad,
+                                     method="exact")
+        sums[near_mask] = np.asarray(masked["aperture_sum"], dtype=np.float64)
+    return sums
 
 
 def flux_variance(net_flux: np.ndarray, area: float | np.ndarray, sky_std: np.ndarray,
@@ -262,13 +284,10 @@ def measure_aperture_correction(data: np.ndarray, bad: np.ndarray, x: np.ndarray
     r_big = params.aperture_correction_radius
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = flux / flux_err
-    usable = (
-        (flags == 0)
-        & (snr > params.aperture_correction_min_snr)
-        & (nn_distance > r_big + params.aperture_radius)
-        & ~touches_mask(bad, x, y, r_big)
+    candidates = np.flatnonzero(
+        (flags == 0) & (snr > params.aperture_correction_min_snr) & (nn_distance > r_big + params.aperture_radius)
     )
-    index = np.flatnonzero(usable)
+    index = candidates[~touches_mask(bad, x[candidates], y[candidates], r_big)]
     if len(index) < params.aperture_correction_min_stars:
         return ApertureCorrection(1.0, float("nan"), len(index), r_big, False,
                                   f"only {len(index)} bright isolated stars; no correction applied")
@@ -293,23 +312,67 @@ def region_mask(shape: tuple[int, int], region: tuple[int, int, int, int] | None
     return outside
 
 
+def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, peak: np.ndarray,
+                               level: float, grow: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One detection per saturated star, placed at the centre of its saturated plateau.
+
+    A flat-topped saturated core has several local maxima for DAOFIND; all detections within
+    ``grow`` pixels of the same plateau (8-connected saturated pixels) are one star. Returns
+    the indices of the detections kept and their (possibly moved) x, y.
+    """
+    keep = np.arange(len(x))
+    saturated = data >= level
+    rows, cols = np.nonzero(saturated)  # few pixels: work on them, not on the frame
+    if rows.size == 0 or len(x) == 0:
+        return keep, x, y
+    labels, n_regions = ndimage.label(saturated, structure=np.ones((3, 3), bool))
+    pixel_region = labels[rows, cols]
+    distance, nearest = cKDTree(np.column_stack([cols, rows])).query(
+        np.column_stack([x, y]), distance_upper_bound=grow)
+    region = np.zeros(len(x), np.intp)
+    found = np.isfinite(distance)
+    region[found] = pixel_region[nearest[found]]
+    on_plateau = np.flatnonzero(region > 0)
+    if on_plateau.size == 0:
+        return keep, x, y
+    # brightest detection of each plateau first; the first of each region is the one kept
+    order = on_plateau[np.lexsort((-peak[on_plateau], region[on_plateau]))]
+    _, first = np.unique(region[order], return_index=True)
+    kept_on_plateau = order[first]
+    keep = np.sort(np.concatenate([np.flatnonzero(region == 0), kept_on_plateau]))
+    n_pixels = np.bincount(pixel_region, minlength=n_regions + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre_y = np.bincount(pixel_region, weights=rows, minlength=n_regions + 1) / n_pixels
+        centre_x = np.bincount(pixel_region, weights=cols, minlength=n_regions + 1) / n_pixels
+    x, y = x.copy(), y.copy()
+    y[kept_on_plateau] = centre_y[region[kept_on_plateau]]
+    x[kept_on_plateau] = centre_x[region[kept_on_plateau]]
+    return keep, x[keep], y[keep]
+
+
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                   electrons_per_unit: float, saturation: float | None) -> Measurements:
-    """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected)."""
+    """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected).
+
+    ``data`` is used in place: it leaves sky-subtracted, with masked pixels set to 0. A
+    second full-size copy would cost as much memory as the frame (400 MB at 10k x 10k).
+    """
     outside = region_mask(data.shape, params.region)
     if outside is not None:
         bad = bad | outside
     sky_stats = frame_sky_statistics(data, bad)
-    found = detect_stars(data, bad, sky_stats, params)
+    sky_level = np.float32(sky_stats.median)
+    data -= sky_level
+    data[bad] = 0.0
+    found = detect_stars(data, sky_stats, params)
     if found is not None:
-        # Keep stars centred on the frame, on a valid pixel, inside the region if one is set.
+        # Keep stars centred on the frame, inside the region if one is set.
         # (DAOFIND's centroid can wander off the frame for a peak on its very edge.)
         ny, nx = data.shape
         xc, yc = np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"])
         on_frame = (xc > -0.5) & (xc < nx - 0.5) & (yc > -0.5) & (yc < ny - 0.5)
         xi = np.clip(np.rint(xc), 0, nx - 1).astype(np.intp)
         yi = np.clip(np.rint(yc), 0, ny - 1).astype(np.intp)
-        on_frame &= np.isfinite(data[yi, xi])
         if outside is not None:
             on_frame &= ~outside[yi, xi]
         found = found[on_frame]
@@ -321,12 +384,19 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
                                                False, "no stars"), sky_stats)
     x = np.asarray(found["x_centroid"], dtype=np.float64)
     y = np.asarray(found["y_centroid"], dtype=np.float64)
+    # the saturation level, as a value of the sky-subtracted frame
+    saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
+    if saturated_above is not None:
+        keep, x, y = merge_saturated_detections(data, x, y, np.asarray(found["peak"], dtype=np.float64),
+                                                saturated_above,
+                                                grow=params.fwhm + 1.0)
+        found = found[keep]
     n = len(x)
     flags = np.zeros(n, np.int32)
 
     sky, sky_std, n_sky = local_sky(data, bad, x, y, params)
     bad_sky = (n_sky < params.min_sky_pixels) | ~np.isfinite(sky)
-    sky[bad_sky] = sky_stats.median
+    sky[bad_sky] = 0.0  # the frame's sky, which has been subtracted
     sky_std[bad_sky] = sky_stats.std
     flags[bad_sky] |= FLAG_BAD_SKY
 
@@ -342,9 +412,9 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit)
     flux_err = np.sqrt(variance)
 
-    peak = peak_values(data, bad, x, y)
-    if saturation is not None:
-        flags[peak >= params.saturation_fraction * saturation] |= FLAG_SATURATED
+    peak = peak_values(data, x, y)
+    if saturated_above is not None:
+        flags[peak >= saturated_above] |= FLAG_SATURATED
     flags[net <= 0] |= FLAG_NONPOSITIVE_FLUX
     nn_distance = nearest_neighbour_distance(x, y)
     flags[nn_distance < 2 * params.aperture_radius] |= FLAG_NEIGHBOUR
@@ -354,7 +424,7 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
         x=x, y=y,
         flux=net * correction.factor,
         flux_err=flux_err * correction.factor,
-        sky=sky,
+        sky=sky + sky_level,
         sharpness=np.asarray(found["sharpness"], dtype=np.float64),
         roundness=np.asarray(found["roundness1"], dtype=np.float64),
         peak=peak,
