@@ -2,6 +2,10 @@
 import sys
 from pathlib import Path
 
+# The science is the package in src/ (`make` installs it into .venv); importable from a
+# checkout even where it is not installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
 from clusterphot.config import (
     ConfigError,
     check_against_schema,
