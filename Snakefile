@@ -13,6 +13,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/photometry.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/catalogs.smk"
 
 
 rule all:

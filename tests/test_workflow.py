@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from clusterphot.simulate import write_simulated_cluster
 
-from .conftest import REPO
+from .conftest import REPO, shared_path
 
 pytestmark = pytest.mark.workflow
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -114,3 +114,74 @@ def test_bad_config_stops_before_any_job_with_one_message(tmp_path, config, expe
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_demo_matched_colours_agree_with_the_true_colours(demo_run):
+    blue, red = FILTERS
+    matched = Table.read(demo_run / f"results/matched/tiny/{blue}-{red}.ecsv")
+    truth = {f: Table.read(demo_run / f"results/demo/tiny/{f}_truth.ecsv") for f in FILTERS}
+    assert matched.meta["n_matched"] == len(matched) > 50
+    for f in FILTERS:
+        ids = np.asarray(matched[f"id_{f}"])
+        assert len(np.unique(ids)) == len(ids), "one-to-one"
+    registration = matched.meta["transforms"]
+    assert all(t["rms"] is None or t["rms"] < 0.2 for t in registration.values())
+    # each matched star: the true star nearest to it in each frame must be the same star
+    same = np.ones(len(matched), bool)
+    true_ids = []
+    for f in FILTERS:
+        t = truth[f]
+        _, nearest = cKDTree(np.column_stack([t["x"], t["y"]])).query(
+            np.column_stack([matched[f"x_{f}"], matched[f"y_{f}"]]))
+        true_ids.append(np.asarray(t["id"])[nearest])
+    same &= true_ids[0] == true_ids[1]
+    assert same.mean() > 0.97
+    bright = same & (np.asarray(matched["colour_err"]) < 0.02)
+    assert bright.sum() >= 10
+    by_id = {f: dict(zip(np.asarray(truth[f]["id"]), np.asarray(truth[f]["mag"]))) for f in FILTERS}
+    true_colour = np.array([by_id[blue][i] - by_id[red][i] for i in true_ids[0][bright]])
+    offset = np.asarray(matched["colour"])[bright] - true_colour
+    assert abs(np.median(offset)) < 0.05
+    assert (demo_run / f"results/plots/tiny/cmd_{blue}-{red}.png").stat().st_size > 0
+
+
+def test_demo_merged_catalogue_has_every_filter_side_by_side(demo_run):
+    merged = Table.read(demo_run / "results/catalogs/tiny/merged.ecsv")
+    assert merged.meta["reference_filter"] in FILTERS
+    assert (np.asarray(merged["n_filters"]) >= 2).all()
+    for f in FILTERS:
+        for column in ("id", "x", "y", "mag", "mag_err", "flags"):
+            assert f"{column}_{f}" in merged.colnames
+    assert np.isfinite(np.asarray(merged["ra"])).all()
+
+
+def test_ngc1261_real_frames(tmp_path):
+    """The real WFPC2 pair: >= 1500 stars matched one-to-one between F336W and F555W."""
+    shared_path("data", "ngc1261_wfpc2", "ubai2505m_f336w.fits")
+    config = yaml.safe_load((REPO / "config/examples/ngc1261.yaml").read_text())
+    for name, image in config["clusters"]["ngc1261"]["filters"].items():
+        config["clusters"]["ngc1261"]["filters"][name] = str((REPO / image).resolve())
+    result = snakemake(tmp_path, config, "results/matched/ngc1261/F336W-F555W.ecsv",
+                       "results/plots/ngc1261/cmd_F336W-F555W.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    matched = Table.read(tmp_path / "results/matched/ngc1261/F336W-F555W.ecsv")
+    assert len(matched) >= 1500
+    for f in ("F336W", "F555W"):
+        assert len(np.unique(matched[f"id_{f}"])) == len(matched)
+    transform = matched.meta["transforms"]
+    assert all(t["rms"] < 0.3 for t in transform.values() if t["n_pairs"] > 0)
+    # the CMD: a main sequence no wider than 0.15 mag (robust colour scatter) just below the turn-off
+    from clusterphot.multiband import QualityCuts, cmd_arrays
+
+    colour, mag, _, _ = cmd_arrays(matched, "F336W", "F555W", "F555W", QualityCuts())
+    edges = np.arange(np.floor(mag.min()), mag.max(), 0.2)
+    populated = [(lo, np.median(colour[(mag >= lo) & (mag < lo + 0.2)])) for lo in edges
+                 if ((mag >= lo) & (mag < lo + 0.2)).sum() >= 100]
+    bluest = min(c for _, c in populated)
+    turn_off = min(lo for lo, c in populated if c <= bluest + 0.02)  # brightest bin at the blue edge
+    below = (mag >= turn_off + 0.2) & (mag < turn_off + 0.6)
+    width = 1.4826 * np.median(np.abs(colour[below] - np.median(colour[below])))
+    assert below.sum() >= 200
+    assert width <= 0.15, f"main sequence {width:.3f} mag wide below the turn-off at {turn_off:.1f}"
+    red_giants = (mag < turn_off - 1.5) & (colour > bluest + 0.3)
+    assert red_giants.sum() >= 50, "a red-giant branch"

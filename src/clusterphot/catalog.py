@@ -148,6 +148,9 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "frame_sky": {"mean": stars.sky_statistics.mean, "median": stars.sky_statistics.median,
                       "std": stars.sky_statistics.std, "unit": funit.to_string()},
         "shape": list(frame.shape),
+        # the frame's WCS, so that later steps (registration) need not reopen the frame
+        "wcs": None if frame.wcs is None else {k: v for k, v in frame.wcs.to_header(relax=True).items()
+                                               if k not in ("COMMENT", "HISTORY", "")},
         "masked_fraction": float(bad.mean()),
         "n_stars": len(stars),
         "flags": {str(k): v for k, v in FLAG_DESCRIPTIONS.items()},

@@ -10,6 +10,8 @@ import jsonschema
 import yaml
 
 from .catalog import FrameSettings
+from .filters import CLASSIC_PAIR
+from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .photometry import PhotometryParameters
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
@@ -105,3 +107,51 @@ def photometry_parameters(config: dict, cluster: str) -> PhotometryParameters:
     if values["annulus_radii"][0] >= values["annulus_radii"][1]:
         raise ConfigError(f"config key 'photometry.annulus_radii' for {cluster}: inner radius must be < outer")
     return PhotometryParameters(**values)
+
+
+def frame_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
+    """Pivot wavelength (Angstrom) for ordering filters before any job runs.
+
+    The config's value, else the nominal HST one, else PHOTPLAM read from the frame's header.
+    """
+    if entry.settings.pivot_wavelength is not None:
+        return float(entry.settings.pivot_wavelength)
+    nominal = nominal_pivot_wavelength(filter_name)
+    if nominal is not None:
+        return nominal
+    if not entry.is_url and Path(entry.image).is_file():
+        from astropy.io import fits
+
+        try:
+            with fits.open(entry.image) as hdul:
+                for hdu in hdul:
+                    photplam = hdu.header.get("PHOTPLAM")
+                    if photplam:
+                        return float(photplam)
+        except OSError:
+            pass  # an unreadable frame is reported by its photometry job, naming the file
+    raise ConfigError(
+        f"config key 'clusters.{entry.cluster}.filters.{filter_name}': no pivot wavelength known for "
+        f"{filter_name}; set 'pivot_wavelength' (Angstrom) so its colours can be ordered blue to red"
+    )
+
+
+def cluster_colour_pairs(config: dict, frames: dict[str, FrameEntry]) -> list[tuple[str, str]]:
+    """(blue, red) pairs of a cluster: adjacent by pivot wavelength, the HUGS classic, configured ones."""
+    ordered = sorted(frames, key=lambda f: frame_pivot_wavelength(frames[f], f))
+    pairs = [(ordered[i], ordered[i + 1]) for i in range(len(ordered) - 1)]
+    if all(f in ordered for f in CLASSIC_PAIR):
+        pairs.append(CLASSIC_PAIR)
+    rank = {f: i for i, f in enumerate(ordered)}
+    for a, b in config["catalogs"]["colour_pairs"]:
+        if a in rank and b in rank and a != b:
+            pairs.append((a, b) if rank[a] < rank[b] else (b, a))
+    return list(dict.fromkeys(pairs))
+
+
+def cmd_band(config: dict, blue: str, red: str) -> str:
+    """Filter on the CMD's magnitude axis: configured, else F606W for the HUGS classic, else red."""
+    configured = config["catalogs"]["cmd_band"].get(f"{blue}-{red}")
+    if configured is not None:
+        return configured
+    return blue if (blue, red) == CLASSIC_PAIR else red

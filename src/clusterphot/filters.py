@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The HUGS survey's five bands, blue to red.
+# The HUGS survey's five bands, blue to red, and its classic colour-magnitude diagram.
 HUGS_FILTERS: tuple[str, ...] = ("F275W", "F336W", "F438W", "F606W", "F814W")
+CLASSIC_PAIR: tuple[str, str] = ("F606W", "F814W")
 
 
 @dataclass(frozen=True)

@@ -266,3 +266,67 @@ def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | 
         save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+# --- colour-magnitude diagram ----------------------------------------------------------------
+
+CMD_DENSITY_THRESHOLD = 3000  # above this many stars, shade by density instead of points
+
+
+def typical_errors(mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
+                   binwidth: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median colour and magnitude errors in magnitude bins: (bin centres, colour err, mag err)."""
+    edges = np.arange(np.floor(mag.min()), np.ceil(mag.max()) + binwidth, binwidth)
+    index = np.digitize(mag, edges) - 1
+    centres, c_err, m_err = [], [], []
+    for i in range(len(edges) - 1):  # a handful of bins, not stars
+        inside = index == i
+        if inside.sum() >= 3:
+            centres.append(0.5 * (edges[i] + edges[i + 1]))
+            c_err.append(np.median(colour_err[inside]))
+            m_err.append(np.median(mag_err[inside]))
+    return np.array(centres), np.array(c_err), np.array(m_err)
+
+
+def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
+             path: str | Path, cluster: str, blue: str, red: str, band: str, system: str,
+             n_matched: int | None = None) -> None:
+    """Colour-magnitude diagram: (blue - red) against ``band``, brighter up.
+
+    Up to a few thousand stars are drawn as points; more are shaded by density (log scale)
+    so that the sequences stay visible at 10^5 stars. Typical error bars per magnitude bin
+    stand on the left.
+    """
+    good = np.isfinite(colour) & np.isfinite(mag)
+    colour, mag = colour[good], mag[good]
+    colour_err, mag_err = colour_err[good], mag_err[good]
+    fig, ax = plt.subplots(figsize=(6.4, 7.5), layout="constrained")
+    try:
+        if colour.size == 0:
+            ax.text(0.5, 0.5, "no stars pass the quality cuts", ha="center", va="center",
+                    transform=ax.transAxes)
+        else:
+            x_lo, x_hi = np.percentile(colour, [0.5, 99.5])
+            y_lo, y_hi = np.percentile(mag, [0.0, 100.0])
+            pad_x = 0.1 * max(x_hi - x_lo, 0.2)
+            x_lo, x_hi = x_lo - 2 * pad_x, x_hi + pad_x
+            if colour.size > CMD_DENSITY_THRESHOLD:
+                image = ax.hexbin(colour, mag, gridsize=(150, 120), bins="log", mincnt=1, cmap="viridis",
+                                  extent=(x_lo, x_hi, y_lo - 0.2, y_hi + 0.2), linewidths=0)
+                fig.colorbar(image, ax=ax, label="stars per cell")
+            else:
+                ax.scatter(colour, mag, s=3, c="black", alpha=0.6, linewidths=0, rasterized=True)
+            centres, c_err, m_err = typical_errors(mag, colour_err, mag_err)
+            ax.errorbar(np.full(centres.size, x_lo + pad_x), centres, xerr=c_err, yerr=m_err, fmt="none",
+                        ecolor="tab:red", elinewidth=1.2, capsize=2, label="typical errors")
+            ax.set_xlim(x_lo, x_hi)
+            ax.set_ylim(y_hi + 0.3, y_lo - 0.3)  # brighter stars up
+            if centres.size:
+                ax.legend(loc="upper right", fontsize="small")
+        ax.set_xlabel(f"{blue} - {red} ({system} mag)")
+        ax.set_ylabel(f"{band} ({system} mag)")
+        matched = "" if n_matched is None else f" of {n_matched} matched"
+        ax.set_title(f"{cluster}: {stars(int(colour.size))}{matched}")
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -1,4 +1,5 @@
 # Configuration checks and the helpers every rule file uses.
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from clusterphot.config import (
     ConfigError,
     check_against_schema,
     check_frames_exist,
+    cluster_colour_pairs,
+    cmd_band,
     configured_clusters,
     photometry_parameters,
 )
@@ -24,13 +27,21 @@ try:
     CLUSTERS = configured_clusters(config)
     check_frames_exist(CLUSTERS, demo=DEMO)
     PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
+    COLOURS = {
+        name: cluster_colour_pairs(config, frames) for name, frames in CLUSTERS.items()
+    }
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
 
 
 wildcard_constraints:
-    cluster="|".join(CLUSTERS) or "no-cluster",
-    filter="[A-Za-z0-9][A-Za-z0-9_.+]*",
+    cluster="|".join(re.escape(c) for c in CLUSTERS) or "no-cluster",
+    # the configured filters only: "merged" is a catalogue, not a filter
+    filter="|".join(
+        sorted({re.escape(f) for frames in CLUSTERS.values() for f in frames})
+    ),
+    blue="[A-Za-z0-9][A-Za-z0-9_.+]*",
+    red="[A-Za-z0-9][A-Za-z0-9_.+]*",
 
 
 def frame_entry(wildcards):
@@ -52,6 +63,13 @@ def all_outputs():
     outputs = []
     for cluster, frames in CLUSTERS.items():
         outputs.append(f"results/summary/{cluster}.tsv")
+        if len(frames) > 1:
+            outputs.append(f"results/catalogs/{cluster}/merged.ecsv")
+        for blue, red in COLOURS[cluster]:
+            outputs += [
+                f"results/matched/{cluster}/{blue}-{red}.ecsv",
+                f"results/plots/{cluster}/cmd_{blue}-{red}.png",
+            ]
         for f in frames:
             outputs += [
                 f"results/catalogs/{cluster}/{f}.ecsv",

@@ -1,0 +1,225 @@
+"""Several filters of one cluster: registration onto a reference frame, one-to-one matched
+colour catalogues, the merged multi-band catalogue, and the quality cuts of a clean CMD."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import astropy.units as u
+import numpy as np
+import yaml
+from astropy.io import fits
+from astropy.table import MaskedColumn, Table
+from astropy.wcs import WCS
+
+from .filters import pivot_wavelength as nominal_pivot_wavelength
+from .frames import celestial_wcs
+from .matching import match_one_to_one, merge_positions
+from .registration import Transform, solve_transform, wcs_transform
+
+@dataclass(frozen=True)
+class QualityCuts:
+    """Which stars make a clean CMD; the rest stay in the tables with their flags."""
+
+    max_mag_err: float = 0.1
+    sharpness_range: tuple[float, float] = (0.2, 1.0)
+    exclude_flags: int = 1 | 2 | 4 | 8  # saturated, edge, no flux, bad sky
+
+    def passes(self, table: Table, suffix: str = "") -> np.ndarray:
+        """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
+        mag_err = as_floats(table[f"mag_err{suffix}"])
+        sharpness = as_floats(table[f"sharpness{suffix}"])
+        flags = np.ma.filled(np.ma.asarray(table[f"flags{suffix}"], dtype=np.int64), self.exclude_flags)
+        with np.errstate(invalid="ignore"):  # NaN never passes a comparison
+            return ((mag_err <= self.max_mag_err) & (sharpness >= self.sharpness_range[0])
+                    & (sharpness <= self.sharpness_range[1]) & ((flags & self.exclude_flags) == 0))
+
+
+def as_floats(column) -> np.ndarray:
+    """A column as plain floats, masked entries as NaN."""
+    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
+
+
+def catalog_pivot(table: Table, filter_name: str) -> float:
+    """Pivot wavelength of a catalogue's filter (metadata, else the nominal HST value)."""
+    value = table.meta.get("pivot_wavelength") or nominal_pivot_wavelength(filter_name)
+    if value is None:
+        raise ValueError(f"filter {filter_name}: no pivot wavelength (set 'pivot_wavelength' in the config)")
+    return float(value)
+
+
+def filters_blue_to_red(catalogs: Mapping[str, Table]) -> list[str]:
+    """Filter names sorted by pivot wavelength."""
+    return sorted(catalogs, key=lambda f: catalog_pivot(catalogs[f], f))
+
+
+def catalog_wcs(table: Table) -> WCS | None:
+    """The frame's WCS, as recorded in a catalogue's metadata."""
+    header = table.meta.get("wcs")
+    return celestial_wcs(fits.Header(header)) if header else None
+
+
+def reference_filter(catalogs: Mapping[str, Table]) -> str:
+    """The filter whose catalogue has the most stars with a magnitude: the common pixel grid."""
+    return max(catalogs, key=lambda f: int(np.isfinite(np.asarray(catalogs[f]["mag"], float)).sum()))
+
+
+def register_catalogs(catalogs: Mapping[str, Table], reference: str, max_shift: float,
+                      tolerance: float, model: str) -> dict[str, Transform]:
+    """Transform of each catalogue's pixels onto the reference frame's, solved from the stars."""
+    ref = catalogs[reference]
+    ref_wcs = catalog_wcs(ref)
+    transforms = {reference: Transform.identity()}
+    for name, table in catalogs.items():
+        if name == reference:
+            continue
+        frame_wcs = catalog_wcs(table)
+        initial = None
+        if frame_wcs is not None and ref_wcs is not None:
+            initial = wcs_transform(frame_wcs, ref_wcs, tuple(table.meta["shape"]))
+        transforms[name] = solve_transform(
+            np.asarray(table["x"], float), np.asarray(table["y"], float), np.asarray(table["mag"], float),
+            np.asarray(ref["x"], float), np.asarray(ref["y"], float), np.asarray(ref["mag"], float),
+            initial=initial, model=model, max_shift=max_shift, tolerance=tolerance,
+        )
+    return transforms
+
+
+def suffixed(table: Table, filter_name: str, rows: np.ndarray) -> Table:
+    """The catalogue's rows (-1 = absent: masked) with every column suffixed by the filter."""
+    present = rows >= 0
+    out = Table()
+    for name in table.colnames:
+        column = table[name]
+        values = np.asarray(column)[np.where(present, rows, 0)]
+        masked = MaskedColumn(values, mask=~present, name=f"{name}_{filter_name}", unit=column.unit,
+                              description=column.description)
+        if values.dtype.kind == "f":
+            masked = MaskedColumn(np.where(present, values, np.nan), mask=~present, name=masked.name,
+                                  unit=column.unit, description=column.description)
+        out.add_column(masked)
+    return out
+
+
+def reference_positions(catalogs: Mapping[str, Table], transforms: Mapping[str, Transform],
+                        names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [transforms[n].apply(np.asarray(catalogs[n]["x"], float), np.asarray(catalogs[n]["y"], float))
+            for n in names]
+
+
+def mean_reference_position(positions, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean reference-grid position of each object over the filters it was seen in."""
+    xs = np.full(rows.shape, np.nan)
+    ys = np.full(rows.shape, np.nan)
+    for k, (x, y) in enumerate(positions):
+        present = rows[:, k] >= 0
+        xs[present, k] = x[rows[present, k]]
+        ys[present, k] = y[rows[present, k]]
+    return np.nanmean(xs, axis=1), np.nanmean(ys, axis=1)
+
+
+def add_sky_positions(table: Table, reference_wcs: WCS | None) -> None:
+    if reference_wcs is not None and len(table):
+        ra, dec = reference_wcs.pixel_to_world_values(np.asarray(table["x"]), np.asarray(table["y"]))
+    else:
+        ra = dec = np.full(len(table), np.nan)
+    table["ra"] = np.asarray(ra, float) * u.deg
+    table["dec"] = np.asarray(dec, float) * u.deg
+
+
+def registration_meta(transforms: Mapping[str, Transform], reference: str) -> dict:
+    return {"reference_filter": reference, "transforms": {f: t.as_meta() for f, t in transforms.items()}}
+
+
+def matched_pair(catalogs: Mapping[str, Table], transforms: Mapping[str, Transform], blue: str, red: str,
+                 radius: float, reference: str) -> Table:
+    """Stars matched one-to-one between two filters, both frames' columns side by side, with colour."""
+    (xb, yb), (xr, yr) = reference_positions(catalogs, transforms, [blue, red])
+    ib, ir, separation = match_one_to_one(xb, yb, xr, yr, radius)
+    table = Table()
+    table["x"] = 0.5 * (xb[ib] + xr[ir]) * u.pix
+    table["y"] = 0.5 * (yb[ib] + yr[ir]) * u.pix
+    add_sky_positions(table, catalog_wcs(catalogs[reference]))
+    table["separation"] = np.asarray(separation, float) * u.pix
+    for name, rows in ((blue, ib), (red, ir)):
+        part = suffixed(catalogs[name], name, rows)
+        for column in part.itercols():
+            table.add_column(column.filled(np.nan) if column.dtype.kind == "f" else column.filled())
+    mag_b = np.asarray(table[f"mag_{blue}"], float)
+    mag_r = np.asarray(table[f"mag_{red}"], float)
+    table["colour"] = (mag_b - mag_r) * u.mag
+    table["colour_err"] = np.hypot(np.asarray(table[f"mag_err_{blue}"], float),
+                                   np.asarray(table[f"mag_err_{red}"], float)) * u.mag
+    table["colour"].description = f"{blue} - {red}"
+    table["x"].description = f"0-based pixel column on the reference frame ({reference})"
+    table.meta.update({
+        "blue": blue, "red": red, "match_radius": radius,
+        "n_matched": len(table), f"n_{blue}": len(catalogs[blue]), f"n_{red}": len(catalogs[red]),
+        "magnitude_system": catalogs[red].meta.get("magnitude_system"),
+        "zeropoints": {blue: catalogs[blue].meta.get("zeropoint"), red: catalogs[red].meta.get("zeropoint")},
+        **registration_meta({f: transforms[f] for f in (reference, blue, red)}, reference),
+    })
+    return table
+
+
+def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Transform], radius: float,
+                   min_filters: int, reference: str) -> Table:
+    """One row per star seen in at least ``min_filters`` filters, all filters' columns side by side."""
+    names = filters_blue_to_red(catalogs)
+    positions = reference_positions(catalogs, transforms, names)
+    rows = merge_positions(positions, radius)
+    n_filters = (rows >= 0).sum(axis=1)
+    rows = rows[n_filters >= min_filters]
+    x, y = mean_reference_position(positions, rows)
+    table = Table()
+    table["id"] = np.arange(1, len(rows) + 1)
+    table["x"] = x * u.pix
+    table["y"] = y * u.pix
+    add_sky_positions(table, catalog_wcs(catalogs[reference]))
+    table["n_filters"] = (rows >= 0).sum(axis=1)
+    for k, name in enumerate(names):
+        part = suffixed(catalogs[name], name, rows[:, k])
+        for column in part.itercols():
+            table.add_column(column.filled(np.nan) if column.dtype.kind == "f" else column)
+    table.meta.update({
+        "filters": names, "match_radius": radius, "min_filters": min_filters, "n_stars": len(table),
+        "n_per_filter": {n: int((rows[:, k] >= 0).sum()) for k, n in enumerate(names)},
+        "magnitude_system": catalogs[reference].meta.get("magnitude_system"),
+        **registration_meta(transforms, reference),
+    })
+    return table
+
+
+def read_catalogs(named_paths, exclude: Sequence[str]) -> dict[str, Table]:
+    """Filter -> catalogue from Snakemake's named inputs (or any name -> path mapping)."""
+    return {name: Table.read(path, format="ascii.ecsv") for name, path in named_paths.items()
+            if name not in exclude}
+
+
+def write_registration(transforms: Mapping[str, Transform], reference: str, path) -> None:
+    """The solved transforms as YAML (written atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(registration_meta(transforms, reference), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def read_registration(path) -> tuple[str, dict[str, Transform]]:
+    """(reference filter, filter -> Transform) from a registration YAML file."""
+    meta = yaml.safe_load(Path(path).read_text())
+    transforms = {f: Transform.from_meta(m) for f, m in meta["transforms"].items()}
+    return meta["reference_filter"], transforms
+
+
+def cmd_arrays(table: Table, blue: str, red: str, band: str, cuts: QualityCuts):
+    """Colour, magnitude and their errors of the stars that pass the cuts in both filters."""
+    clean = cuts.passes(table, f"_{blue}") & cuts.passes(table, f"_{red}")
+    colour = np.asarray(table["colour"], float)[clean]
+    colour_err = np.asarray(table["colour_err"], float)[clean]
+    mag = np.asarray(table[f"mag_{band}"], float)[clean]
+    mag_err = np.asarray(table[f"mag_err_{band}"], float)[clean]
+    return colour, mag, colour_err, mag_err

@@ -1,0 +1,27 @@
+"""Snakemake adapter: the colour-magnitude diagram of one colour of one cluster."""
+
+from astropy.table import Table
+
+from clusterphot.logs import clean_failure, log_to
+from clusterphot.multiband import QualityCuts, cmd_arrays
+from clusterphot.plots import plot_cmd
+
+log_to(snakemake.log[0])
+with clean_failure():
+    table = Table.read(snakemake.input[0], format="ascii.ecsv")
+    cuts = QualityCuts(**snakemake.params.quality)
+    blue, red, band = snakemake.wildcards.blue, snakemake.wildcards.red, snakemake.params.band
+    colour, mag, colour_err, mag_err = cmd_arrays(table, blue, red, band, cuts)
+    plot_cmd(
+        colour,
+        mag,
+        colour_err,
+        mag_err,
+        snakemake.output[0],
+        cluster=snakemake.wildcards.cluster,
+        blue=blue,
+        red=red,
+        band=band,
+        system=table.meta.get("magnitude_system") or "instrumental",
+        n_matched=len(table),
+    )
