@@ -39,6 +39,11 @@ class FrameSettings:
     plane: int | None = None
 
 
+def float_column(column) -> np.ndarray:
+    """A table column as plain floats, masked entries as NaN."""
+    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape the numbers, for the catalogue's metadata."""
     versions = {"clusterphot": __version__}

@@ -15,6 +15,7 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 from astropy.wcs import WCS
 
+from .catalog import float_column
 from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .frames import celestial_wcs
 from .matching import match_one_to_one, merge_positions
@@ -30,17 +31,12 @@ class QualityCuts:
 
     def passes(self, table: Table, suffix: str = "") -> np.ndarray:
         """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
-        mag_err = as_floats(table[f"mag_err{suffix}"])
-        sharpness = as_floats(table[f"sharpness{suffix}"])
+        mag_err = float_column(table[f"mag_err{suffix}"])
+        sharpness = float_column(table[f"sharpness{suffix}"])
         flags = np.ma.filled(np.ma.asarray(table[f"flags{suffix}"], dtype=np.int64), self.exclude_flags)
         with np.errstate(invalid="ignore"):  # NaN never passes a comparison
             return ((mag_err <= self.max_mag_err) & (sharpness >= self.sharpness_range[0])
                     & (sharpness <= self.sharpness_range[1]) & ((flags & self.exclude_flags) == 0))
-
-
-def as_floats(column) -> np.ndarray:
-    """A column as plain floats, masked entries as NaN."""
-    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
 def catalog_pivot(table: Table, filter_name: str) -> float:
@@ -95,12 +91,10 @@ def suffixed(table: Table, filter_name: str, rows: np.ndarray) -> Table:
     for name in table.colnames:
         column = table[name]
         values = np.asarray(column)[np.where(present, rows, 0)]
-        masked = MaskedColumn(values, mask=~present, name=f"{name}_{filter_name}", unit=column.unit,
-                              description=column.description)
         if values.dtype.kind == "f":
-            masked = MaskedColumn(np.where(present, values, np.nan), mask=~present, name=masked.name,
-                                  unit=column.unit, description=column.description)
-        out.add_column(masked)
+            values = np.where(present, values, np.nan)
+        out.add_column(MaskedColumn(values, mask=~present, name=f"{name}_{filter_name}", unit=column.unit,
+                                    description=column.description))
     return out
 
 

@@ -25,6 +25,8 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from .catalog import float_column  # noqa: E402
+
 LF_BINWIDTH = 0.25  # mag
 IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
 IMAGE_STRETCH = AsinhStretch(a=0.05)  # a < 0.1 lifts faint stars out of the sky
@@ -44,11 +46,6 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def column_values(column) -> np.ndarray:
-    """A table column as plain floats, masked entries as NaN."""
-    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
 def magnitude_system(table: Table) -> str:
@@ -79,7 +76,7 @@ def stars(n: int) -> str:
 def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filter_name: str) -> None:
     """Histogram of the finite magnitudes (counts per 0.25 mag) with a KDE on a twin axis."""
     has_mag = "mag" in table.colnames
-    mag = column_values(table["mag"]) if has_mag else np.zeros(0)
+    mag = float_column(table["mag"]) if has_mag else np.zeros(0)
     finite = mag[np.isfinite(mag)]
     system = magnitude_system(table) if has_mag else "instrumental"
     n_nan = len(mag) - len(finite)

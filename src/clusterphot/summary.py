@@ -12,15 +12,12 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
+from .catalog import float_column
+
 
 SUMMARY_COLUMNS = ("filter", "n_stars", "n_with_mag", "n_clean", "mag_min", "mag_max", "mag_mean",
                    "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag")
 MAG_COLUMNS = ("mag_min", "mag_max", "mag_mean", "mag_std", "zeropoint", "aperture_correction_mag")
-
-
-def float_values(column) -> np.ndarray:
-    """A table column as plain floats, masked entries as NaN."""
-    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
 
 def zeropoint_of(meta: Mapping) -> tuple[float, str, str]:
@@ -45,7 +42,7 @@ def aperture_correction_mag(meta: Mapping) -> float:
 
 def summarize_catalog(filter_name: str, catalog: Table) -> dict:
     """The summary row of one filter's catalogue."""
-    mag = float_values(catalog["mag"]) if "mag" in catalog.colnames else np.full(len(catalog), np.nan)
+    mag = float_column(catalog["mag"]) if "mag" in catalog.colnames else np.full(len(catalog), np.nan)
     flags = np.asarray(catalog["flags"]) if "flags" in catalog.colnames else np.zeros(len(catalog), int)
     finite = np.isfinite(mag)
     good = mag[finite]
