@@ -109,7 +109,7 @@ def photometry_parameters(config: dict, cluster: str) -> PhotometryParameters:
     return PhotometryParameters(**values)
 
 
-def frame_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
+def entry_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
     """Pivot wavelength (Angstrom) for ordering filters before any job runs.
 
     The config's value, else the nominal HST one, else PHOTPLAM read from the frame's header.
@@ -138,7 +138,7 @@ def frame_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
 
 def cluster_colour_pairs(config: dict, frames: dict[str, FrameEntry]) -> list[tuple[str, str]]:
     """(blue, red) pairs of a cluster: adjacent by pivot wavelength, the HUGS classic, configured ones."""
-    ordered = sorted(frames, key=lambda f: frame_pivot_wavelength(frames[f], f))
+    ordered = sorted(frames, key=lambda f: entry_pivot_wavelength(frames[f], f))
     pairs = [(ordered[i], ordered[i + 1]) for i in range(len(ordered) - 1)]
     if all(f in ordered for f in CLASSIC_PAIR):
         pairs.append(CLASSIC_PAIR)
