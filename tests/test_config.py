@@ -91,3 +91,20 @@ def test_empty_clusters_means_the_demo():
     assert list(frames) == ["d1"]
     assert list(frames["d1"]) == SHIPPED["demo"]["filters"]
     assert frames["d1"]["F606W"].image == "results/demo/d1/F606W.fits"
+
+
+def test_colour_pairs_are_ordered_blue_to_red_and_unknown_filters_need_a_wavelength(tmp_path):
+    from clusterphot.config import cluster_colour_pairs, cmd_band
+
+    hst = with_clusters({"ngc1": {"filters": {"F814W": "a.fits", "F336W": "b.fits", "F606W": "c.fits"}}})
+    frames = configured_clusters(hst)["ngc1"]
+    assert cluster_colour_pairs(hst, frames) == [("F336W", "F606W"), ("F606W", "F814W")]
+    assert cmd_band(hst, "F606W", "F814W") == "F606W" and cmd_band(hst, "F336W", "F606W") == "F606W"
+
+    own = with_clusters({"m3": {"filters": {"V": {"image": "v.fits", "pivot_wavelength": 5500},
+                                            "B": {"image": "b.fits", "pivot_wavelength": 4400},
+                                            "I": {"image": str(tmp_path / "missing.fits")}}}})
+    with pytest.raises(ConfigError, match=r"clusters.m3.filters.I.*pivot_wavelength"):
+        cluster_colour_pairs(own, configured_clusters(own)["m3"])
+    own["clusters"]["m3"]["filters"]["I"] = {"image": "i.fits", "pivot_wavelength": 8000}
+    assert cluster_colour_pairs(own, configured_clusters(own)["m3"]) == [("B", "V"), ("V", "I")]
