@@ -19,6 +19,7 @@ from .catalog import float_column
 from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .frames import celestial_wcs
 from .matching import match_one_to_one, merge_positions
+from .photometry import FLAG_BAD_SKY, FLAG_EDGE, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED
 from .registration import Transform, solve_transform, wcs_transform
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class QualityCuts:
 
     max_mag_err: float = 0.1
     sharpness_range: tuple[float, float] = (0.2, 1.0)
-    exclude_flags: int = 1 | 2 | 4 | 8  # saturated, edge, no flux, bad sky
+    exclude_flags: int = FLAG_SATURATED | FLAG_EDGE | FLAG_NONPOSITIVE_FLUX | FLAG_BAD_SKY
 
     def passes(self, table: Table, suffix: str = "") -> np.ndarray:
         """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
@@ -166,14 +167,14 @@ def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Trans
     positions = reference_positions(catalogs, transforms, names)
     rows = merge_positions(positions, radius)
     n_filters = (rows >= 0).sum(axis=1)
-    rows = rows[n_filters >= min_filters]
+    rows, n_filters = rows[n_filters >= min_filters], n_filters[n_filters >= min_filters]
     x, y = mean_reference_position(positions, rows)
     table = Table()
     table["id"] = np.arange(1, len(rows) + 1)
     table["x"] = x * u.pix
     table["y"] = y * u.pix
     add_sky_positions(table, catalog_wcs(catalogs[reference]))
-    table["n_filters"] = (rows >= 0).sum(axis=1)
+    table["n_filters"] = n_filters
     for k, name in enumerate(names):
         part = suffixed(catalogs[name], name, rows[:, k])
         for column in part.itercols():

@@ -238,15 +238,17 @@ def touches_mask(bad: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -
 
 
 def aperture_sums(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
-                  radius: float) -> np.ndarray:
+                  radius: float, near_mask: np.ndarray | None = None) -> np.ndarray:
     """Exact-overlap circular aperture sums; masked pixels contribute nothing.
 
-    Only apertures that touch the mask go through photutils' (slower) masked path.
+    Only apertures that touch the mask (``near_mask``, worked out here when not given) go
+    through photutils' (slower) masked path.
     """
     positions = np.column_stack([x, y])
     sums = np.asarray(aperture_photometry(data, CircularAperture(positions, r=radius), method="exact")
                       ["aperture_sum"], dtype=np.float64)
-    near_mask = touches_mask(bad, x, y, radius)
+    if near_mask is None:
+        near_mask = touches_mask(bad, x, y, radius)
     if near_mask.any():
         masked = aperture_photometry(data, CircularAperture(positions[near_mask], r=radius), mask=bad,
                                      method="exact")
@@ -293,7 +295,9 @@ def measure_aperture_correction(data: np.ndarray, bad: np.ndarray, x: np.ndarray
                                   f"only {len(index)} bright isolated stars; no correction applied")
     # Keep the brightest few hundred: more adds time, not precision.
     index = index[np.argsort(flux[index])[::-1][:300]]
-    big = aperture_sums(data, bad, x[index], y[index], r_big) - sky[index] * math.pi * r_big**2
+    # the candidates were chosen clear of the mask out to r_big
+    big = (aperture_sums(data, bad, x[index], y[index], r_big, near_mask=np.zeros(len(index), bool))
+           - sky[index] * math.pi * r_big**2)
     ratio = big / flux[index]
     mean, median, std = sigma_clipped_stats(ratio, sigma=3.0, maxiters=10)
     n = len(ratio)
@@ -408,7 +412,7 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
         apertures = CircularAperture(np.column_stack([x[edge], y[edge]]), r=params.aperture_radius)
         area[edge] = apertures.area_overlap(data, mask=bad)
 
-    net = aperture_sums(data, bad, x, y, params.aperture_radius) - sky * area
+    net = aperture_sums(data, bad, x, y, params.aperture_radius, near_mask=edge) - sky * area
     variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit)
     flux_err = np.sqrt(variance)
 
