@@ -14,6 +14,7 @@ include: "workflow/rules/photometry.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/catalogs.smk"
+include: "workflow/rules/composite.smk"
 
 
 rule all:

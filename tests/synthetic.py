@@ -54,3 +54,30 @@ def write_frame(path, data, exptime=100.0, bunit="ELECTRONS", photflam=7.8774e-2
     sci.header.update(extra_sci or {})
     fits.HDUList([primary, sci]).writeto(path, overwrite=True)
     return path
+
+
+def field_frames(folder, filters, to_reference, own_sources, shape, n_stars=25, seed=3, clear=(), common=True):
+    """FITS frames of one field in several filters: common grey stars plus each filter's own sources.
+
+    Positions are drawn on the reference grid (avoiding ``clear`` positions by 12 px); each
+    filter's frame is drawn through the inverse of its ``to_reference`` transform (frame px ->
+    reference px). ``own_sources`` maps a filter to (x, y) reference positions of sources seen
+    only in it. Returns {filter: path} and the common stars' reference x, y.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(10, shape[1] - 10, n_stars)
+    ys = rng.uniform(10, shape[0] - 10, n_stars)
+    keep = np.ones(n_stars, dtype=bool)
+    for cx, cy in clear:
+        keep &= np.hypot(xs - cx, ys - cy) > 12
+    xs, ys = (xs[keep], ys[keep]) if common else (np.empty(0), np.empty(0))
+    flux = rng.uniform(2000, 8000, xs.size)
+    paths = {}
+    for name in filters:
+        own = np.array(own_sources.get(name, []), dtype=float).reshape(-1, 2)
+        fx, fy = to_reference[name].inverse().apply(np.r_[xs, own[:, 0]], np.r_[ys, own[:, 1]])
+        data = gaussian_stars(shape, fx, fy, np.r_[flux, np.full(len(own), 20000.0)], sigma=1.3, sky=20.0,
+                              read_noise=3.0, rng=rng)
+        paths[name] = write_frame(folder / f"{name}.fits", data, bunit="ELECTRONS")
+    return paths, xs, ys

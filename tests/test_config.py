@@ -11,8 +11,10 @@ from clusterphot.config import (
     ConfigError,
     check_against_schema,
     check_frames_exist,
+    composite_parameters,
     configured_clusters,
     photometry_parameters,
+    rgb_channel_weights,
 )
 
 from .conftest import REPO
@@ -108,3 +110,30 @@ def test_colour_pairs_are_ordered_blue_to_red_and_unknown_filters_need_a_wavelen
         cluster_colour_pairs(own, configured_clusters(own)["m3"])
     own["clusters"]["m3"]["filters"]["I"] = {"image": "i.fits", "pivot_wavelength": 8000}
     assert cluster_colour_pairs(own, configured_clusters(own)["m3"]) == [("B", "V"), ("V", "I")]
+
+
+def test_rgb_channels_per_cluster_override_the_global_ones_and_bad_ones_name_the_key():
+    frames = {"F606W": "a.fits", "F814W": "b.fits"}
+    config = with_clusters({"ngc1": {"filters": frames,
+                                     "rgb": {"channels": {"red": {"F814W": 1}, "green": {"F606W": 1, "F814W": 1},
+                                                          "blue": {"F606W": 1}}}},
+                            "ngc2": {"filters": frames}})
+    check_against_schema(config, SCHEMA)
+    clusters = configured_clusters(config)
+    assert rgb_channel_weights(config, "ngc1", clusters["ngc1"])["green"] == {"F606W": 0.5, "F814W": 0.5}
+    # ngc2 has no channels of its own and the global ones are null: from the pivot wavelengths
+    assert rgb_channel_weights(config, "ngc2", clusters["ngc2"])["red"] == {"F814W": 1.0}
+    config["rgb"]["channels"] = {"red": {"F850LP": 1}, "green": {"F606W": 1}, "blue": {"F606W": 1}}
+    with pytest.raises(ConfigError, match=r"config key 'rgb.channels' for cluster ngc2: .*F850LP"):
+        rgb_channel_weights(config, "ngc2", clusters["ngc2"])
+
+
+def test_rgb_parameters_come_from_the_config():
+    config = copy.deepcopy(SHIPPED)
+    config["rgb"].update({"bit_depth": 16, "smooth_sigma": 1.0})
+    config["rgb"]["lupton"]["Q"] = 3.0
+    params = composite_parameters(config)
+    assert (params.bit_depth, params.smooth_sigma, params.Q, params.percentile) == (16, 1.0, 3.0, 99.5)
+    config["rgb"]["bit_depth"] = 12
+    with pytest.raises(ConfigError, match="rgb.bit_depth"):
+        check_against_schema(config, SCHEMA)

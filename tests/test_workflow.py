@@ -6,15 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
 from .conftest import REPO, shared_path
+from .synthetic import field_frames
+from .test_composite import at_fits_position, channel_centroids, pillow_rgb
 
 pytestmark = pytest.mark.workflow
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -48,6 +52,10 @@ def test_demo_writes_every_output_of_the_contract(demo_run):
                      f"benchmarks/photometry/tiny/{f}.tsv"):
             assert (demo_run / path).stat().st_size > 0, path
     assert (demo_run / "results/summary/tiny.tsv").exists()
+    for path in ("results/rgb/tiny_lupton.png", "results/rgb/tiny_weighted.png", "results/rgb/tiny_lupton_preview.png",
+                 "results/rgb/tiny_weighted_preview.png", "results/rgb/tiny_composite.yaml",
+                 "logs/composite/tiny.log", "benchmarks/composite/tiny.tsv"):
+        assert (demo_run / path).stat().st_size > 0, path
     # only the configured demo cluster: the shipped demo clusters were replaced, not merged
     assert sorted(p.name for p in (demo_run / "results/catalogs").iterdir()) == ["tiny"]
 
@@ -185,3 +193,51 @@ def test_ngc1261_real_frames(tmp_path):
     assert width <= 0.15, f"main sequence {width:.3f} mag wide below the turn-off at {turn_off:.1f}"
     red_giants = (mag < turn_off - 1.5) & (colour > bluest + 0.3)
     assert red_giants.sum() >= 50, "a red-giant branch"
+
+
+def test_demo_composites_cover_the_reference_frame(demo_run):
+    registration = yaml.safe_load((demo_run / "results/matched/tiny/registration.yaml").read_text())
+    provenance = yaml.safe_load((demo_run / "results/rgb/tiny_composite.yaml").read_text())
+    assert provenance["reference_filter"] == registration["reference_filter"]
+    assert provenance["channels"]["red"] == {"F814W": 1.0} and provenance["channels"]["blue"] == {"F438W": 1.0}
+    for kind in ("lupton", "weighted"):
+        image = cv2.imread(str(demo_run / f"results/rgb/tiny_{kind}.png"), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (*TINY["demo"]["shape"], 3) and image.dtype == np.uint8
+        assert image.max() == 255 and np.median(image) < 40  # stars on a dark sky
+
+
+def test_composites_of_users_frames_are_registered_and_coloured(tmp_path):
+    """Frames shifted and rotated against each other, a source seen only in the reddest filter
+    and one only in the bluest: the workflow solves the registration itself."""
+    shape, red_only, blue_only = (200, 260), (60.0, 140.0), (200.0, 45.0)
+    to_reference = {"F606W": Transform.identity(),
+                    "F336W": Transform([[0.99996, -0.00873], [0.00873, 0.99996]], [2.4, -1.7]),
+                    "F814W": Transform(np.eye(2), [-1.2, 0.8])}
+    paths, xs, ys = field_frames(tmp_path / "frames", list(to_reference), to_reference,
+                                 {"F814W": [red_only], "F336W": [blue_only]}, shape, n_stars=80,
+                                 clear=(red_only, blue_only))
+    config = {"clusters": {"field": {"filters": {f: str(p) for f, p in paths.items()}}}}
+    result = snakemake(tmp_path / "run", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = yaml.safe_load((tmp_path / "run/results/rgb/field_composite.yaml").read_text())["reference_filter"]
+    # Positions were drawn on F606W's grid; the workflow's reference may be another filter's.
+    on_reference = to_reference[reference].inverse().apply
+    red_only, blue_only = on_reference(*red_only), on_reference(*blue_only)
+    xs, ys = on_reference(xs, ys)
+    for kind in ("lupton", "weighted"):
+        image = pillow_rgb(tmp_path / f"run/results/rgb/field_{kind}.png")
+        assert image.shape == (*shape, 3)
+        r, g, b = at_fits_position(image, *red_only)
+        assert r > 100 and r > 3 * max(g, b), (kind, r, g, b)
+        r, g, b = at_fits_position(image, *blue_only)
+        assert b > 100 and b > 3 * max(r, g), (kind, r, g, b)
+    # No fringes: the red (F814W) and blue (F336W) light of each isolated star coincide.
+    image = pillow_rgb(tmp_path / "run/results/rgb/field_weighted.png")
+    offsets = []
+    for k, (x, y) in enumerate(zip(xs, ys)):
+        distance = np.hypot(xs - x, ys - y)
+        distance[k] = np.inf
+        if distance.min() > 10 and 8 < x < shape[1] - 8 and 8 < y < shape[0] - 8:
+            red, _, blue = channel_centroids(image, x, y)
+            offsets.append(np.hypot(*(red - blue)))
+    assert len(offsets) >= 10 and max(offsets) < 0.2, offsets

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+import yaml
 from astropy.table import Table
 
 from . import __version__
@@ -176,6 +177,18 @@ def write_table(table: Table, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_yaml(data: dict, path: str | Path) -> None:
+    """Write plain data as YAML atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from .catalog import FrameSettings
+from .composite import CompositeParameters, channel_weights
 from .filters import CLASSIC_PAIR
 from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .photometry import PhotometryParameters
@@ -155,3 +156,25 @@ def cmd_band(config: dict, blue: str, red: str) -> str:
     if configured is not None:
         return configured
     return blue if (blue, red) == CLASSIC_PAIR else red
+
+
+def rgb_channel_weights(config: dict, cluster: str, frames: dict[str, FrameEntry]) -> dict[str, dict[str, float]]:
+    """Channel -> filter -> weight of a cluster's composites: its own, the global ones, or by pivot wavelength."""
+    own = (config.get("clusters") or {}).get(cluster, {}).get("rgb", {}).get("channels")
+    key = f"clusters.{cluster}.rgb.channels" if own else "rgb.channels"
+    configured = own or config["rgb"]["channels"]
+    pivots = {f: entry_pivot_wavelength(entry, f) for f, entry in frames.items()}
+    try:
+        return channel_weights(pivots, configured)
+    except ValueError as error:
+        raise ConfigError(f"config key '{key}' for cluster {cluster}: {error}") from None
+
+
+def composite_parameters(config: dict) -> CompositeParameters:
+    """The composites' normalisation, smoothing and stretch from the config's ``rgb`` section."""
+    rgb = config["rgb"]
+    return CompositeParameters(
+        percentile=rgb["percentile"], smooth_sigma=rgb["smooth_sigma"], stretch=rgb["lupton"]["stretch"],
+        Q=rgb["lupton"]["Q"], minimum=rgb["lupton"]["minimum"], bit_depth=rgb["bit_depth"],
+        preview_size=rgb["preview_size"],
+    )

@@ -3,7 +3,6 @@ colour catalogues, the merged multi-band catalogue, and the quality cuts of a cl
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -15,7 +14,7 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 from astropy.wcs import WCS
 
-from .catalog import float_column
+from .catalog import float_column, write_yaml
 from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .frames import celestial_wcs
 from .matching import match_one_to_one, merge_positions
@@ -196,11 +195,7 @@ def read_catalogs(named_paths, exclude: Sequence[str]) -> dict[str, Table]:
 
 def write_registration(transforms: Mapping[str, Transform], reference: str, path) -> None:
     """The solved transforms as YAML (written atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(registration_meta(transforms, reference), sort_keys=False))
-    os.replace(tmp, path)
+    write_yaml(registration_meta(transforms, reference), path)
 
 
 def read_registration(path) -> tuple[str, dict[str, Transform]]:

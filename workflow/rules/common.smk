@@ -13,8 +13,10 @@ from clusterphot.config import (
     check_frames_exist,
     cluster_colour_pairs,
     cmd_band,
+    composite_parameters,
     configured_clusters,
     photometry_parameters,
+    rgb_channel_weights,
 )
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -30,6 +32,11 @@ try:
     COLOURS = {
         name: cluster_colour_pairs(config, frames) for name, frames in CLUSTERS.items()
     }
+    RGB_WEIGHTS = {
+        name: rgb_channel_weights(config, name, frames)
+        for name, frames in CLUSTERS.items()
+    }
+    RGB_PARAMETERS = composite_parameters(config)
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
 
@@ -59,10 +66,39 @@ def cluster_catalogs(wildcards):
     }
 
 
+def composite_inputs(wildcards):
+    """Every filter's frame, and the registration when there is more than one."""
+    frames = CLUSTERS[wildcards.cluster]
+    inputs = {f: entry.image for f, entry in frames.items()}
+    if len(frames) > 1:
+        inputs["registration"] = (
+            f"results/matched/{wildcards.cluster}/registration.yaml"
+        )
+    return inputs
+
+
+def composite_frames(cluster):
+    """How to read each filter's frame: its HDU and cube plane, if the config names them."""
+    return {
+        f: {"hdu": entry.settings.hdu, "plane": entry.settings.plane}
+        for f, entry in CLUSTERS[cluster].items()
+    }
+
+
 def all_outputs():
     outputs = []
     for cluster, frames in CLUSTERS.items():
         outputs.append(f"results/summary/{cluster}.tsv")
+        outputs += [
+            f"results/rgb/{cluster}_{kind}.{ext}"
+            for kind, ext in (
+                ("lupton", "png"),
+                ("weighted", "png"),
+                ("lupton_preview", "png"),
+                ("weighted_preview", "png"),
+                ("composite", "yaml"),
+            )
+        ]
         if len(frames) > 1:
             outputs.append(f"results/catalogs/{cluster}/merged.ecsv")
         for blue, red in COLOURS[cluster]:

@@ -1,0 +1,321 @@
+"""Colour composites of a cluster: a Lupton et al. (2004) RGB and a weighted-mean RGB.
+
+How a composite is made, and why:
+
+1. Each filter's frame is sky-subtracted and divided by a percentile of its valid pixels, so
+   that the filters are on a common scale (the sky is black in every channel).
+2. It is resampled onto the reference frame's pixel grid with the transform solved from the
+   stars for the cross-match, so a star lands on the same pixel in every filter (no colour
+   fringes). One output pixel is one reference pixel.
+3. The frames are mixed into red, green and blue channels with per-filter weights (by default
+   from the pivot wavelengths: the reddest filter to red, the bluest to blue).
+4. Optional Gaussian smoothing acts on each channel in the image plane only, never across
+   the colour axis.
+5. The images are built with row 0 of the FITS frame at the bottom, as a FITS viewer shows
+   it, and written with OpenCV in its BGR order so that red stays red.
+
+Memory: the three channels are float32 arrays of the reference frame's size, and frames are
+read and resampled one at a time; the 8- or 16-bit images are filled in strips of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+from astropy.visualization import ManualInterval, make_lupton_rgb
+from scipy import ndimage
+
+from .frames import bad_pixel_mask, read_frame
+from .photometry import frame_sky_statistics
+from .registration import Transform
+
+log = logging.getLogger(__name__)
+
+CHANNELS: tuple[str, str, str] = ("red", "green", "blue")
+BIT_DEPTHS = {8: np.uint8, 16: np.uint16}
+STRIP_PIXELS = 2_000_000  # pixels per strip when mapping channels to an image
+PERCENTILE_SAMPLES = 4_000_000  # valid pixels sampled (on a regular grid) for the normalisation
+
+
+@dataclass(frozen=True)
+class CompositeParameters:
+    """How channels are normalised, smoothed and stretched (see the config's ``rgb`` section)."""
+
+    percentile: float = 99.5  # this percentile of each filter's sky-subtracted valid pixels becomes 1
+    smooth_sigma: float = 0.0  # px; Gaussian smoothing of each channel, 0 = none
+    stretch: float = 0.5  # Lupton: linear stretch (in normalised units)
+    Q: float = 8.0  # Lupton: asinh softening
+    minimum: float = 0.0  # Lupton: normalised value mapped to black
+    bit_depth: int = 8  # 8 or 16 bits per channel in the full-resolution PNGs
+    preview_size: int = 1200  # px, longest side of the downsampled previews
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """One filter's frame for a composite, and how to read it."""
+
+    filter_name: str
+    path: str | Path
+    hdu: int | str | None = None
+    plane: int | None = None
+
+
+# --- channels from filters --------------------------------------------------------------------
+
+
+def default_channel_weights(pivot_wavelengths: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Channel -> filter -> weight, from the filters' pivot wavelengths.
+
+    The filters are placed blue to red at even steps t from 0 to 1; blue takes weight
+    max(0, 1 - 2t), green 1 - |2t - 1| and red max(0, 2t - 1). Five HUGS filters give
+    blue = F275W, F336W; green = F336W, F438W, F606W; red = F606W, F814W. With two filters
+    green is their mean, with one all channels are that filter (a grey image).
+    """
+    ordered = sorted(pivot_wavelengths, key=lambda f: pivot_wavelengths[f])
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("no filters to make a composite from")
+    positions = {f: (k / (n - 1) if n > 1 else 0.5) for k, f in enumerate(ordered)}
+    raw = {
+        "red": {f: max(0.0, 2 * t - 1) for f, t in positions.items()},
+        "green": {f: 1 - abs(2 * t - 1) for f, t in positions.items()},
+        "blue": {f: max(0.0, 1 - 2 * t) for f, t in positions.items()},
+    }
+    for channel, weights in raw.items():
+        if sum(weights.values()) == 0:  # two filters: green is their mean; one: grey
+            raw[channel] = {f: 1.0 for f in ordered}
+    return {channel: normalised_weights(raw[channel]) for channel in CHANNELS}
+
+
+def normalised_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights scaled to sum to 1, zero weights dropped."""
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError("channel weights must add up to a positive number")
+    return {f: float(w) / total for f, w in weights.items() if w > 0}
+
+
+def channel_weights(pivot_wavelengths: Mapping[str, float],
+                    configured: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """The configured weights (each channel normalised to a weighted mean), else the defaults.
+
+    Raises ValueError naming the channel when a weight names a filter the cluster lacks, a
+    weight is negative, or a channel would be empty.
+    """
+    if not configured:
+        return default_channel_weights(pivot_wavelengths)
+    weights = {}
+    for channel in CHANNELS:
+        given = dict(configured.get(channel) or {})
+        unknown = sorted(set(given) - set(pivot_wavelengths))
+        if unknown:
+            raise ValueError(f"rgb channel '{channel}': filter(s) {', '.join(unknown)} not among this "
+                             f"cluster's filters ({', '.join(sorted(pivot_wavelengths))})")
+        if any(w < 0 for w in given.values()):
+            raise ValueError(f"rgb channel '{channel}': weights must not be negative")
+        if sum(given.values()) <= 0:
+            raise ValueError(f"rgb channel '{channel}': give at least one filter a positive weight")
+        weights[channel] = normalised_weights(given)
+    return weights
+
+
+# --- one frame onto the reference grid --------------------------------------------------------
+
+
+def normalisation(data: np.ndarray, bad: np.ndarray, percentile: float) -> tuple[float, float]:
+    """(sky, scale): the sigma-clipped median sky, and the ``percentile`` of the sky-subtracted
+    valid pixels (sampled on a regular grid on large frames, as the sky is)."""
+    sky = frame_sky_statistics(data, bad).median
+    step = max(1, int(math.ceil(math.sqrt(data.size / PERCENTILE_SAMPLES))))
+    sample = data[::step, ::step][~bad[::step, ::step]]
+    scale = float(np.percentile(sample, percentile)) - sky
+    return sky, scale
+
+
+def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, dict]:
+    """The frame as float32 with sky 0 and the percentile at 1 (NaN where no data), and what was done."""
+    image = read_frame(frame.path, hdu=frame.hdu, plane=frame.plane)
+    data = image.data
+    bad = bad_pixel_mask(data)
+    sky, scale = normalisation(data, bad, percentile)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"{frame.path}: the {percentile} percentile of the valid pixels is not above the sky "
+                         f"({sky:.4g}); the frame has no signal to show (raise rgb.percentile)")
+    data -= np.float32(sky)
+    data /= np.float32(scale)
+    data[bad] = np.nan
+    return data, {"path": str(frame.path), "shape": list(data.shape), "sky": sky, "scale": scale}
+
+
+def resample_onto_reference(data: np.ndarray, transform: Transform, shape: tuple[int, int]) -> np.ndarray:
+    """The frame resampled (bilinear) onto the reference grid of ``shape``; NaN outside the frame.
+
+    ``transform`` maps the frame's pixels to the reference's. Bilinear interpolation keeps
+    every value within its neighbours' range (no ringing around stars) and needs no
+    float64 spline copy of the frame.
+    """
+    inverse = transform.inverse()  # reference (x, y) -> frame (x, y)
+    swap = np.array([[0, 1], [1, 0]])  # numpy indexes (row, column) = (y, x)
+    return ndimage.affine_transform(
+        data, swap @ inverse.matrix @ swap, offset=swap @ inverse.offset, output_shape=shape,
+        output=np.float32, order=1, mode="constant", cval=np.nan, prefilter=False,
+    )
+
+
+def add_weighted(target: np.ndarray, source: np.ndarray, weight: float, rows: int = 1024) -> None:
+    """target += weight * source in strips of rows, with no-data (NaN) pixels adding nothing."""
+    for start in range(0, source.shape[0], rows):
+        strip = source[start : start + rows] * np.float32(weight)
+        np.nan_to_num(strip, copy=False, nan=0.0)
+        target[start : start + rows] += strip
+
+
+def build_channels(frames: Sequence[FrameInput], transforms: Mapping[str, Transform], reference: str,
+                   weights: Mapping[str, Mapping[str, float]], params: CompositeParameters
+                   ) -> tuple[np.ndarray, dict]:
+    """The (3, ny, nx) float32 red, green, blue channels on the reference grid, and per-filter provenance.
+
+    Frames are read, normalised and resampled one at a time; the reference frame is read
+    first, as it fixes the grid.
+    """
+    by_filter = {f.filter_name: f for f in frames}
+    order = [reference] + [f for f in by_filter if f != reference]
+    channels = None
+    provenance = {}
+    for name in order:
+        data, info = normalised_frame(by_filter[name], params.percentile)
+        if channels is None:
+            shape = data.shape
+            channels = np.zeros((3, *shape), dtype=np.float32)
+        if name != reference:
+            data = resample_onto_reference(data, transforms[name], shape)
+        for k, channel in enumerate(CHANNELS):
+            weight = weights[channel].get(name, 0.0)
+            if weight:
+                add_weighted(channels[k], data, weight)
+        del data
+        info["transform"] = transforms.get(name, Transform.identity()).as_meta()
+        info["weights"] = {c: weights[c][name] for c in CHANNELS if name in weights[c]}
+        provenance[name] = info
+        log.info("%s: sky %.4g, scale %.4g, onto %s by %s", name, info["sky"], info["scale"], reference,
+                 info["transform"]["method"])
+    if params.smooth_sigma > 0:
+        for k in range(3):  # in the image plane of each channel, never across colours
+            channels[k] = ndimage.gaussian_filter(channels[k], params.smooth_sigma, output=np.float32)
+    return channels, provenance
+
+
+# --- channels to images -----------------------------------------------------------------------
+
+
+def to_integer(values: np.ndarray, dtype) -> np.ndarray:
+    """Values in [0, 1] rounded to the full range of an unsigned integer type."""
+    top = np.iinfo(dtype).max
+    return np.rint(np.clip(values, 0.0, 1.0) * top).astype(dtype)
+
+
+def lupton_strip(red: np.ndarray, green: np.ndarray, blue: np.ndarray, params: CompositeParameters) -> np.ndarray:
+    """astropy's Lupton et al. (2004) mapping of channel strips to floats in [0, 1] (rows, cols, 3)."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where all channels are 0: black
+        return make_lupton_rgb(red, green, blue, interval=ManualInterval(vmin=params.minimum, vmax=None),
+                               stretch=params.stretch, Q=params.Q, output_dtype=float)
+
+
+def weighted_strip(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """The weighted means themselves, linearly: 0 (sky) is black, 1 (the percentile) is full."""
+    return np.stack([red, green, blue], axis=-1)
+
+
+def render(channels: np.ndarray, params: CompositeParameters) -> tuple[np.ndarray, np.ndarray]:
+    """(Lupton, weighted) RGB images as displayed: (ny, nx, 3) unsigned integers, top row first.
+
+    Row 0 of the reference frame is the bottom row of the image, as a FITS viewer shows it
+    with the origin at the lower left. Both images are filled strip by strip; the mappings
+    act on each pixel alone, so the strips join without seams.
+    """
+    dtype = BIT_DEPTHS[params.bit_depth]
+    _, ny, nx = channels.shape
+    lupton = np.empty((ny, nx, 3), dtype=dtype)
+    weighted = np.empty((ny, nx, 3), dtype=dtype)
+    # Views in which row y of the FITS frame is row y: writing through them flips the image.
+    lupton_fits, weighted_fits = lupton[::-1], weighted[::-1]
+    rows = max(1, STRIP_PIXELS // nx)
+    for start in range(0, ny, rows):
+        red, green, blue = (np.nan_to_num(c[start : start + rows], nan=0.0) for c in channels)
+        lupton_fits[start : start + rows] = to_integer(lupton_strip(red, green, blue, params), dtype)
+        weighted_fits[start : start + rows] = to_integer(weighted_strip(red, green, blue), dtype)
+    return lupton, weighted
+
+
+def preview(image: np.ndarray, max_size: int) -> np.ndarray:
+    """The image shrunk by pixel-area averaging so its longest side is at most ``max_size``."""
+    ny, nx = image.shape[:2]
+    factor = max_size / max(ny, nx)
+    if factor >= 1:
+        return image
+    size = (max(1, round(nx * factor)), max(1, round(ny * factor)))  # OpenCV wants (width, height)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def write_png(rgb: np.ndarray, path: str | Path) -> None:
+    """Write an RGB image (top row first) as PNG, atomically.
+
+    OpenCV expects blue, green, red order; the conversion here is what keeps red red.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")  # OpenCV picks the format by extension
+    try:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: OpenCV could not write the PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class CompositeOutputs:
+    """Where the composite's images go."""
+
+    lupton: str | Path
+    weighted: str | Path
+    lupton_preview: str | Path
+    weighted_preview: str | Path
+
+
+def make_composites(frames: Sequence[FrameInput], transforms: Mapping[str, Transform], reference: str,
+                    weights: Mapping[str, Mapping[str, float]], params: CompositeParameters,
+                    outputs: CompositeOutputs) -> dict:
+    """Build the channels, write both composites and their previews; return the provenance."""
+    if params.bit_depth not in BIT_DEPTHS:
+        raise ValueError(f"rgb.bit_depth must be 8 or 16, not {params.bit_depth}")
+    channels, provenance = build_channels(frames, transforms, reference, weights, params)
+    shape = list(channels.shape[1:])
+    lupton, weighted = render(channels, params)
+    del channels  # the largest arrays; the images are all that is left to write
+    for image, path, small in ((lupton, outputs.lupton, outputs.lupton_preview),
+                               (weighted, outputs.weighted, outputs.weighted_preview)):
+        write_png(image, path)
+        write_png(to_8bit(preview(image, params.preview_size)), small)
+    return {
+        "reference_filter": reference,
+        "shape": shape,
+        "orientation": "FITS row 0 at the bottom (origin lower left); one PNG pixel per reference pixel",
+        "channels": {c: dict(weights[c]) for c in CHANNELS},
+        "parameters": {k: getattr(params, k) for k in params.__dataclass_fields__},
+        "filters": provenance,
+    }
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """An 8-bit copy of a 16-bit image (previews are always 8-bit); 8-bit images as they are."""
+    if image.dtype == np.uint8:
+        return image
+    return np.rint(image / 257.0).astype(np.uint8)
