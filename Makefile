@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/photometry_vs_tutorial.py
+	$(BIN)/python bench/composite_vs_tutorial.py
 
 clean:
 	rm -rf results .snakemake logs benchmarks
