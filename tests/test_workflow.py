@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -93,6 +96,64 @@ def test_unchanged_rerun_does_no_work(demo_run):
     result = snakemake(demo_run, TINY)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stderr + result.stdout
+
+
+def jobs_a_change_would_run(workdir: Path, config: dict) -> dict[str, int]:
+    """Rule -> number of jobs a dry run with ``config`` lists."""
+    result = snakemake(workdir, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = output[output.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"rgb": {"lupton": {"Q": 3.0}}}, {"composite": 1, "all": 1}),
+    ({"plots": {"detection_crop": 100}}, {"detection_map": 2, "all": 1}),
+    ({"catalogs": {"quality": {"max_mag_err": 0.2}}}, {"cmd": 1, "all": 1}),
+    # a photometry parameter: every job that reads a catalogue, but not the simulation
+    ({"photometry": {"threshold": 5.0}}, {"photometry": 2, "luminosity_function": 2, "detection_map": 2,
+                                           "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
+                                           "cmd": 1, "composite": 1, "all": 1}),
+])
+def test_changing_one_parameter_reruns_only_what_depends_on_it(demo_run, change, expected):
+    config = {**TINY, **change}
+    assert jobs_a_change_would_run(demo_run, config) == expected
+    assert jobs_a_change_would_run(demo_run, TINY) == {}  # the dry runs changed nothing
+
+
+def test_a_run_killed_hard_is_finished_by_the_same_command_and_equals_an_uninterrupted_one(tmp_path, demo_run):
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    configfile = workdir / "test-config.yaml"
+    configfile.write_text(yaml.safe_dump(TINY))
+    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile),
+               "--cores", "1"]
+    # its own session, so that kill -9 reaches Snakemake and the job it is running
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    catalogs = workdir / "results/catalogs/tiny"
+    deadline = time.monotonic() + 300
+    while not (catalogs.exists() and any(catalogs.glob("*.ecsv"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "results/catalogs/tiny/merged.ecsv").exists()  # killed in the middle
+
+    result = snakemake(workdir, TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = sorted(p.relative_to(demo_run) for p in (demo_run / "results").rglob("*.ecsv"))
+    assert len(outputs) == 2 * len(FILTERS) + 2  # catalogues, truth lists, merged, one colour
+    for path in outputs:
+        # The same catalogues, byte for byte, as the uninterrupted run's: data, units and metadata.
+        assert (workdir / path).read_bytes() == (demo_run / path).read_bytes(), path
 
 
 def test_users_config_gives_exactly_its_clusters(tmp_path):

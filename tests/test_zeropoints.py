@@ -11,6 +11,7 @@ import pytest
 
 from clusterphot.zeropoints import (
     INSTRUMENTAL_ZEROPOINT,
+    ZeropointError,
     ab_zeropoint,
     acs_cache_path,
     resolve_zeropoint,
@@ -49,11 +50,19 @@ def test_config_zeropoint_wins_over_the_header():
     assert (zp.value, zp.source) == (25.52, "config")
 
 
-def test_missing_photflam_falls_back_to_instrumental_with_a_warning(caplog):
-    zp = resolve_zeropoint("AB", photflam=None, photplam=5921.9, filter_name="F606W")
-    assert zp.system == "instrumental"
-    assert zp.value == INSTRUMENTAL_ZEROPOINT
-    assert "INSTRUMENTAL" in caplog.text
+@pytest.mark.parametrize(("system", "photflam", "photplam", "missing"), [
+    ("AB", None, 5921.9, "PHOTFLAM"), ("AB", 7.8774e-20, None, "PHOTPLAM"), ("AB", 0.0, None, "PHOTFLAM or PHOTPLAM"),
+    ("ST", None, 5921.9, "PHOTFLAM"),
+])
+def test_missing_photflam_stops_and_names_the_keyword(system, photflam, photplam, missing):
+    with pytest.raises(ZeropointError, match=f"no {system} zero point for F606W: the header has no positive {missing};"):
+        resolve_zeropoint(system, photflam=photflam, photplam=photplam, filter_name="F606W")
+
+
+def test_instrumental_magnitudes_only_when_asked_for():
+    zp = resolve_zeropoint("instrumental", photflam=None, photplam=None, filter_name="F606W")
+    assert (zp.value, zp.system) == (INSTRUMENTAL_ZEROPOINT, "instrumental")
+    assert resolve_zeropoint("ST", photflam=7.8774e-20).system == "ST"  # ST needs no PHOTPLAM
 
 
 class FakeAcsService(BaseHTTPRequestHandler):
@@ -106,17 +115,17 @@ def test_acs_vega_from_the_service_then_from_the_cache_offline(tmp_path, acs_ser
     assert len(service.requests_seen) == 1
 
 
-def test_acs_vega_without_service_or_cache_is_instrumental(tmp_path, caplog):
-    zp = resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC",
-                           date="2016-04-01", cache_dir=tmp_path, service_url="http://127.0.0.1:9/none")
-    assert zp.system == "instrumental"
+def test_acs_vega_without_service_or_cache_stops_and_says_why(tmp_path):
+    with pytest.raises(ZeropointError, match="service did not answer for WFC on 2016-04-01"):
+        resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC",
+                          date="2016-04-01", cache_dir=tmp_path, service_url="http://127.0.0.1:9/none")
     assert not any(tmp_path.iterdir())  # nothing half-cached
 
 
 def test_vega_for_a_non_acs_frame_needs_a_config_zeropoint(tmp_path):
-    zp = resolve_zeropoint("VEGA", filter_name="F336W", instrument="WFC3", detector="UVIS",
-                           date="2016-04-01", cache_dir=tmp_path, photflam=1.3e-18, photplam=3355.0)
-    assert zp.system == "instrumental"
+    with pytest.raises(ZeropointError, match="only for ACS, and this frame is WFC3.*set 'zeropoint'"):
+        resolve_zeropoint("VEGA", filter_name="F336W", instrument="WFC3", detector="UVIS",
+                          date="2016-04-01", cache_dir=tmp_path, photflam=1.3e-18, photplam=3355.0)
     assert resolve_zeropoint("VEGA", override=23.46, instrument="WFC3").value == 23.46
 
 

@@ -15,10 +15,10 @@ from astropy.table import Table
 
 from . import __version__
 from .filters import pivot_wavelength as nominal_pivot_wavelength
-from .frames import (Frame, bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame,
+from .frames import (Frame, FrameError, bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame,
                      saturation_level)
 from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame
-from .zeropoints import resolve_zeropoint
+from .zeropoints import ZeropointError, resolve_zeropoint
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,21 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     if saturation is None:
         log.warning("%s: saturation level unknown (no SATURATE keyword, unknown detector); "
                     "saturated stars are not flagged. Set 'saturation' in the config.", frame.path)
-    zeropoint = resolve_zeropoint(
-        system,
-        override=settings.zeropoint,
-        photflam=keyword(header, "PHOTFLAM"),
-        photplam=keyword(header, "PHOTPLAM"),
-        instrument=keyword(header, "INSTRUME"),
-        detector=str(keyword(header, "DETECTOR", default="")),
-        filter_name=settings.filter_name,
-        date=keyword(header, "DATE-OBS"),
-        cache_dir=zeropoint_cache,
-        service_url=zeropoint_service,
-    )
+    try:
+        zeropoint = resolve_zeropoint(
+            system,
+            override=settings.zeropoint,
+            photflam=keyword(header, "PHOTFLAM"),
+            photplam=keyword(header, "PHOTPLAM"),
+            instrument=keyword(header, "INSTRUME"),
+            detector=str(keyword(header, "DETECTOR", default="")),
+            filter_name=settings.filter_name,
+            date=keyword(header, "DATE-OBS"),
+            cache_dir=zeropoint_cache,
+            service_url=zeropoint_service,
+        )
+    except ZeropointError as error:
+        raise FrameError(f"{frame.path}: {error}") from None
 
     bad = bad_pixel_mask(frame.data)
     stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)

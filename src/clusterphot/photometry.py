@@ -61,6 +61,11 @@ class PhotometryParameters:
         meta = asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in meta.items()}
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> PhotometryParameters:
+        """The parameters that ``as_meta`` described (lists back to tuples)."""
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in meta.items()})
+
 
 @dataclass(frozen=True)
 class SkyStatistics:

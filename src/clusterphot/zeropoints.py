@@ -5,7 +5,8 @@ Order of precedence for a frame:
 1. the config's ``zeropoint`` for that filter (source ``config``);
 2. AB or ST from the frame's PHOTFLAM/PHOTPLAM; VEGA for ACS from the ACS zero-point
    calculator via ``acstools.acszpt``, cached under ``resources/`` so reruns work offline;
-3. otherwise instrumental magnitudes (zero point 25, a loud warning).
+3. none of these: :class:`ZeropointError`, saying what is missing. Instrumental magnitudes
+   (zero point 25) only when the config asks for them (``magnitude_system: instrumental``).
 
 A zero point here converts a count rate in the frame's own units per second to a
 magnitude: ``mag = zeropoint - 2.5 log10(rate)`` (PHOTFLAM is defined the same way).
@@ -25,9 +26,13 @@ from astropy.table import Table
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("AB", "ST", "VEGA")
+SYSTEMS = ("AB", "ST", "VEGA", "instrumental")
 INSTRUMENTAL_ZEROPOINT = 25.0
 ACS_DETECTORS = ("WFC", "HRC", "SBC")
+
+
+class ZeropointError(ValueError):
+    """No zero point in the chosen system can be had for a frame; the message says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -141,24 +146,45 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
                       instrument: str | None = None, detector: str | None = None,
                       filter_name: str | None = None, date: str | None = None,
                       cache_dir: Path | None = None, service_url: str | None = None) -> Zeropoint:
-    """The zero point to use for a frame, following the module's order of precedence."""
+    """The zero point to use for a frame, following the module's order of precedence.
+
+    Raises :class:`ZeropointError` when the chosen system's zero point cannot be had.
+    """
     if system not in SYSTEMS:
         raise ValueError(f"magnitude system {system!r} is not one of {', '.join(SYSTEMS)}")
     if override is not None:
         return Zeropoint(float(override), system, "config")
-    if system == "VEGA":
-        is_acs = (instrument or "").strip().upper() == "ACS" and (detector or "").strip().upper() in ACS_DETECTORS
-        if is_acs and filter_name and date and cache_dir is not None:
-            found = acs_vega_zeropoint(detector.strip().upper(), filter_name, date, cache_dir, service_url)
-            if found is not None:
-                return found
-    else:
+    if system == "instrumental":
+        return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", "magnitude_system: instrumental (arbitrary)")
+    if system != "VEGA":
         found = photflam_zeropoint(system, photflam, photplam)
         if found is not None:
             return found
-    log.warning(
-        "NO ZERO POINT for %s (%s system): no config zeropoint and none derivable from the header; "
-        "magnitudes are INSTRUMENTAL (zero point %.1f), not calibrated",
-        filter_name, system, INSTRUMENTAL_ZEROPOINT,
+        missing = [] if _positive(photflam) else ["PHOTFLAM"]
+        if system == "AB" and not _positive(photplam):
+            missing.append("PHOTPLAM")
+        reason = f"the header has no positive {' or '.join(missing)}"
+    else:
+        reason = _missing_vega_reason(instrument, detector, filter_name, date, cache_dir)
+        if reason is None:
+            found = acs_vega_zeropoint(detector.strip().upper(), filter_name, date, cache_dir, service_url)
+            if found is not None:
+                return found
+            reason = (f"the ACS zero-point service did not answer for {detector} on {date} (or has no "
+                      f"{filter_name}) and {cache_dir} holds no answer to reuse")
+    raise ZeropointError(
+        f"no {system} zero point for {filter_name}: {reason}; set 'zeropoint' for this filter in the "
+        "config, or choose magnitude_system: instrumental"
     )
-    return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", f"none available for {system}; arbitrary")
+
+
+def _missing_vega_reason(instrument, detector, filter_name, date, cache_dir) -> str | None:
+    """Why an ACS VEGA zero point cannot even be asked for (None: it can)."""
+    is_acs = (instrument or "").strip().upper() == "ACS" and (detector or "").strip().upper() in ACS_DETECTORS
+    if not is_acs:
+        return f"VEGA zero points are looked up only for ACS, and this frame is {instrument or 'of unknown instrument'}"
+    if not filter_name or not date:
+        return "the header has no DATE-OBS to look the ACS zero point up by"
+    if cache_dir is None:
+        return "no zero-point cache folder is configured"
+    return None

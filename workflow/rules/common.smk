@@ -1,6 +1,7 @@
 # Configuration checks and the helpers every rule file uses.
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 # The science is the package in src/ (`make` installs it into .venv); importable from a
@@ -55,6 +56,11 @@ def frame_entry(wildcards):
     return CLUSTERS[wildcards.cluster][wildcards.filter]
 
 
+def frame_settings(wildcards):
+    """The frame's settings as plain values: Snakemake sees a change in them and reruns."""
+    return asdict(frame_entry(wildcards).settings)
+
+
 def frame_image(wildcards):
     return frame_entry(wildcards).image
 
@@ -67,13 +73,15 @@ def cluster_catalogs(wildcards):
 
 
 def composite_inputs(wildcards):
-    """Every filter's frame, and the registration when there is more than one."""
-    frames = CLUSTERS[wildcards.cluster]
+    """Every filter's frame, and what proves the frames measurable: the registration
+    (solved from the catalogues), or for a single filter its catalogue."""
+    cluster = wildcards.cluster
+    frames = CLUSTERS[cluster]
     inputs = {f: entry.image for f, entry in frames.items()}
     if len(frames) > 1:
-        inputs["registration"] = (
-            f"results/matched/{wildcards.cluster}/registration.yaml"
-        )
+        inputs["registration"] = f"results/matched/{cluster}/registration.yaml"
+    else:
+        inputs["catalog"] = f"results/catalogs/{cluster}/{next(iter(frames))}.ecsv"
     return inputs
 
 

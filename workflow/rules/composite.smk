@@ -36,6 +36,6 @@ rule composite:
     params:
         frames=lambda wc: composite_frames(wc.cluster),
         weights=lambda wc: RGB_WEIGHTS[wc.cluster],
-        parameters=RGB_PARAMETERS,
+        parameters=asdict(RGB_PARAMETERS),
     script:
         "../scripts/composite.py"

@@ -19,8 +19,8 @@ rule photometry:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 8 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 20),
     params:
-        settings=lambda wc: frame_entry(wc).settings,
-        photometry=lambda wc: PHOTOMETRY[wc.cluster],
+        settings=frame_settings,
+        photometry=lambda wc: PHOTOMETRY[wc.cluster].as_meta(),
         system=config["magnitude_system"],
         zeropoint_cache=config["zeropoints"]["cache"],
         zeropoint_service=config["zeropoints"]["service_url"],

@@ -53,7 +53,7 @@ rule detection_map:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 4 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 50),
     params:
-        settings=lambda wc: frame_entry(wc).settings,
+        settings=frame_settings,
         crop=config["plots"]["detection_crop"],
     script:
         "../scripts/detection_map.py"

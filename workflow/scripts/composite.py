@@ -1,7 +1,7 @@
 """Snakemake adapter: the Lupton and weighted-mean colour composites of one cluster."""
 
 from clusterphot.catalog import write_yaml
-from clusterphot.composite import CompositeOutputs, FrameInput, make_composites
+from clusterphot.composite import CompositeOutputs, CompositeParameters, FrameInput, make_composites
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.multiband import read_registration
 from clusterphot.registration import Transform
@@ -19,7 +19,7 @@ with clean_failure():
         transforms,
         reference,
         snakemake.params.weights,
-        snakemake.params.parameters,
+        CompositeParameters(**snakemake.params.parameters),
         CompositeOutputs(out.lupton, out.weighted, out.lupton_preview, out.weighted_preview),
     )
     write_yaml(provenance, out.provenance)

@@ -2,6 +2,7 @@
 
 from astropy.table import Table
 
+from clusterphot.catalog import FrameSettings
 from clusterphot.frames import bad_pixel_mask, read_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import plot_detections
@@ -9,7 +10,7 @@ from clusterphot.plots import plot_detections
 log_to(snakemake.log[0])
 with clean_failure():
     table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
-    settings = snakemake.params.settings
+    settings = FrameSettings(**snakemake.params.settings)
     frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane)
     parameters = table.meta["parameters"]
     plot_detections(

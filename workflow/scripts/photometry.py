@@ -1,14 +1,15 @@
 """Snakemake adapter: measure one frame and write its calibrated catalogue."""
 
-from clusterphot.catalog import catalog_for_frame, write_table
+from clusterphot.catalog import FrameSettings, catalog_for_frame, write_table
 from clusterphot.logs import clean_failure, log_to
+from clusterphot.photometry import PhotometryParameters
 
 log_to(snakemake.log[0])
 with clean_failure():
     table = catalog_for_frame(
         snakemake.input.image,
-        snakemake.params.settings,
-        snakemake.params.photometry,
+        FrameSettings(**snakemake.params.settings),
+        PhotometryParameters.from_meta(snakemake.params.photometry),
         system=snakemake.params.system,
         zeropoint_cache=snakemake.params.zeropoint_cache,
         zeropoint_service=snakemake.params.zeropoint_service,
