@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/photometry.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"

@@ -17,6 +17,7 @@ from .photometry import PhotometryParameters
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
 DEMO_FOLDER = "results/demo"
+FETCHED_FOLDER = "resources/frames"  # frames given by URL are kept here
 
 
 class ConfigError(ValueError):
@@ -28,12 +29,19 @@ class FrameEntry:
     """One cluster's frame in one filter, as the config gives it."""
 
     cluster: str
-    image: str
+    image: str  # a path or an http(s) URL
     settings: FrameSettings
 
     @property
     def is_url(self) -> bool:
         return bool(URL_PATTERN.match(self.image))
+
+    @property
+    def local_image(self) -> str:
+        """Where the frame is read from: its path, or where its URL's file is kept."""
+        if self.is_url:
+            return f"{FETCHED_FOLDER}/{self.cluster}/{self.settings.filter_name}.fits"
+        return self.image
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -83,18 +91,16 @@ def configured_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:
 
 
 def check_frames_exist(clusters: dict[str, dict[str, FrameEntry]], demo: bool) -> None:
-    """Raise ConfigError naming the key and the file when a configured local frame is missing."""
+    """Raise ConfigError naming the key and the file when a configured local frame is missing.
+
+    URLs are checked when they are fetched (a job of its own), not here.
+    """
     if demo:
         return
     for cluster, frames in clusters.items():
         for filter_name, entry in frames.items():
             key = f"clusters.{cluster}.filters.{filter_name}"
-            if entry.is_url:
-                raise ConfigError(
-                    f"config key '{key}': {entry.image} is a URL; fetching frames by URL is not "
-                    "available in this version: download the file and give its path"
-                )
-            if not Path(entry.image).is_file():
+            if not entry.is_url and not Path(entry.image).is_file():
                 raise ConfigError(f"config key '{key}': file {entry.image} does not exist")
 
 
@@ -120,11 +126,11 @@ def entry_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
     nominal = nominal_pivot_wavelength(filter_name)
     if nominal is not None:
         return nominal
-    if not entry.is_url and Path(entry.image).is_file():
+    if Path(entry.local_image).is_file():  # a URL's frame once it has been fetched
         from astropy.io import fits
 
         try:
-            with fits.open(entry.image) as hdul:
+            with fits.open(entry.local_image) as hdul:
                 for hdu in hdul:
                     photplam = hdu.header.get("PHOTPLAM")
                     if photplam:

@@ -62,7 +62,12 @@ def frame_settings(wildcards):
 
 
 def frame_image(wildcards):
-    return frame_entry(wildcards).image
+    return frame_entry(wildcards).local_image
+
+
+def frame_url(wildcards):
+    entry = frame_entry(wildcards)
+    return entry.image if entry.is_url else None
 
 
 def cluster_catalogs(wildcards):
@@ -77,7 +82,7 @@ def composite_inputs(wildcards):
     (solved from the catalogues), or for a single filter its catalogue."""
     cluster = wildcards.cluster
     frames = CLUSTERS[cluster]
-    inputs = {f: entry.image for f, entry in frames.items()}
+    inputs = {f: entry.local_image for f, entry in frames.items()}
     if len(frames) > 1:
         inputs["registration"] = f"results/matched/{cluster}/registration.yaml"
     else:

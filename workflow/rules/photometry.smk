@@ -20,6 +20,7 @@ rule photometry:
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 20),
     params:
         settings=frame_settings,
+        url=frame_url,
         photometry=lambda wc: PHOTOMETRY[wc.cluster].as_meta(),
         system=config["magnitude_system"],
         zeropoint_cache=config["zeropoints"]["cache"],

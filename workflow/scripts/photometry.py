@@ -15,4 +15,6 @@ with clean_failure():
         zeropoint_service=snakemake.params.zeropoint_service,
     )
     table.meta["cluster"] = snakemake.wildcards.cluster
+    if snakemake.params.url:
+        table.meta["image_url"] = snakemake.params.url
     write_table(table, snakemake.output.catalog)

@@ -1,0 +1,23 @@
+# Frames given by URL: fetched once into resources/frames/ and kept (not fetched again).
+
+
+# On a cluster, downloads run where the workflow runs: compute nodes often have no internet.
+localrules:
+    fetch_frame,
+
+
+rule fetch_frame:
+    output:
+        "resources/frames/{cluster}/{filter}.fits",
+    log:
+        "logs/fetch_frame/{cluster}/{filter}.log",
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=60,
+    params:
+        url=frame_url,
+    script:
+        "../scripts/fetch_frame.py"
