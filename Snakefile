@@ -18,6 +18,10 @@ include: "workflow/rules/catalogs.smk"
 include: "workflow/rules/composite.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

@@ -137,3 +137,19 @@ def test_rgb_parameters_come_from_the_config():
     config["rgb"]["bit_depth"] = 12
     with pytest.raises(ConfigError, match="rgb.bit_depth"):
         check_against_schema(config, SCHEMA)
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(example):
+    config = {**SHIPPED, **yaml.safe_load(example.read_text())}
+    check_against_schema(config, SCHEMA)
+    assert configured_clusters(config)
+
+
+def test_url_frames_are_kept_under_resources():
+    config = yaml.safe_load((REPO / "config" / "examples" / "hugs_ngc6101.yaml").read_text())
+    frames = configured_clusters({**SHIPPED, **config})["ngc6101"]
+    assert {f: e.is_url for f, e in frames.items()} == {"F606W": True, "F814W": True}
+    assert frames["F606W"].image.startswith("https://archive.stsci.edu/hlsps/hugs/ngc6101/hlsp_hugs_hst_acs-wfc_")
+    assert frames["F606W"].local_image == "resources/frames/ngc6101/F606W.fits"
+    check_frames_exist({"ngc6101": frames}, demo=False)  # URLs are checked when fetched, not here

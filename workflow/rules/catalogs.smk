@@ -69,6 +69,11 @@ rule merge:
         "../scripts/merge.py"
 
 
+# A seconds-long plot: run where the workflow runs, not as a cluster job.
+localrules:
+    cmd,
+
+
 rule cmd:
     input:
         "results/matched/{cluster}/{blue}-{red}.ecsv",
@@ -86,8 +91,8 @@ rule cmd:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
     params:
         band=lambda wc: cmd_band(config, wc.blue, wc.red),
         quality=config["catalogs"]["quality"],

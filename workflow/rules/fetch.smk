@@ -15,8 +15,8 @@ rule fetch_frame:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        mem_mb=200,
-        runtime=60,
+        mem_mb=lambda wc, attempt: attempt * 200,
+        runtime=lambda wc, attempt: attempt * 60,
     params:
         url=frame_url,
     script:

@@ -1,6 +1,12 @@
 # Figures of one frame: its luminosity function and where its stars were measured.
 
 
+# Seconds-long plots run where the workflow runs, not as cluster jobs of their own.
+localrules:
+    luminosity_function,
+    detection_map,
+
+
 rule luminosity_function:
     input:
         catalog="results/catalogs/{cluster}/{filter}.ecsv",
@@ -22,8 +28,8 @@ rule luminosity_function:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
     script:
         "../scripts/luminosity_function.py"
 

@@ -1,6 +1,11 @@
 # Per cluster: how many stars each filter gave, and their magnitude range.
 
 
+# A seconds-long table: run where the workflow runs, not as a cluster job.
+localrules:
+    summary,
+
+
 rule summary:
     input:
         unpack(cluster_catalogs),
@@ -17,7 +22,7 @@ rule summary:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
     script:
         "../scripts/summary.py"
