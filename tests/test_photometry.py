@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from photutils.aperture import CircularAperture, aperture_photometry
 
 from clusterphot.catalog import FrameSettings, catalog_for_frame
@@ -16,8 +17,11 @@ from clusterphot.photometry import (
     FLAG_SATURATED,
     POGSON,
     PhotometryParameters,
+    detect_stars,
+    frame_sky_statistics,
     magnitudes,
     measure_frame,
+    plateau_labels,
 )
 from clusterphot.zeropoints import ab_zeropoint
 
@@ -192,3 +196,33 @@ def test_magnitudes_do_not_depend_on_the_frame_units(tmp_path, injected, bunit, 
     assert len(table) == len(reference)
     np.testing.assert_allclose(table["mag"], reference["mag"], atol=2e-4)
     np.testing.assert_allclose(table["mag_err"], reference["mag_err"], rtol=2e-3)
+
+
+@pytest.mark.parametrize("min_separation", [0.0, 3.0])
+def test_searching_in_strips_finds_what_one_whole_frame_search_finds(min_separation):
+    rng = np.random.default_rng(21)
+    shape = (600, 500)
+    n = 3000  # crowded: stars straddle every strip boundary
+    x, y = rng.uniform(0, shape[1], n), rng.uniform(0, shape[0], n)
+    frame = gaussian_stars(shape, x, y, 10 ** rng.uniform(2.5, 4.5, n), sigma=1.2, sky=20.0, read_noise=3.0,
+                           rng=rng)
+    frame -= np.float32(20.0)
+    params = PhotometryParameters(min_separation=min_separation)
+    sky = frame_sky_statistics(frame, np.zeros(shape, bool))
+    whole = detect_stars(frame, sky, params, strip_pixels=10**12)
+    strips = detect_stars(frame, sky, params, strip_pixels=40 * shape[1])  # 40-row strips: 15 of them
+    assert len(whole) > 1000 and len(strips) == len(whole)
+    for name in ("x_centroid", "y_centroid", "sharpness", "roundness1", "peak", "flux"):
+        np.testing.assert_allclose(np.asarray(strips[name]), np.asarray(whole[name]), rtol=0, atol=1e-9,
+                                   err_msg=name)
+
+
+def test_plateau_labels_group_pixels_as_ndimage_label_does():
+    rng = np.random.default_rng(5)
+    mask = rng.random((60, 80)) > 0.8
+    rows, cols = np.nonzero(mask)
+    expected, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels = plateau_labels(rows, cols)
+    # the same partition of the pixels into groups, whatever the numbering
+    pairs = set(zip(labels.tolist(), expected[rows, cols].tolist()))
+    assert len(pairs) == len(set(labels.tolist())) == len(set(expected[rows, cols].tolist()))

@@ -13,10 +13,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from astropy.stats import sigma_clip, sigma_clipped_stats
+from astropy.table import vstack
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.detection import DAOStarFinder
-from scipy import ndimage
+from photutils.utils.exceptions import NoDetectionsWarning
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 # Quality flags (bit values); a star can carry several.
@@ -134,13 +137,25 @@ def frame_sky_statistics(data: np.ndarray, bad: np.ndarray, sigma: float = 3.0,
     return SkyStatistics(float(mean), float(median), float(std))
 
 
-def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: PhotometryParameters):
+def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
+                 strip_pixels: int = 2**22):
     """DAOStarFinder with every parameter set explicitly, on a sky-subtracted frame.
 
-    Masked pixels must hold 0 (the sky) rather than be passed as a mask: photutils drops
-    every star with a masked pixel in its kernel footprint, and those stars are wanted
-    (flagged). DAOFIND's sharpness uses the unconvolved pixels, hence the sky subtraction.
-    Returns the photutils table (or None when nothing is found).
+    Masked pixels must hold 0 (the sky): photutils' mask (photutils 3) does not keep pixels out
+    of the convolution or out of the stars' measures, it only stops peaks on them -- and stars
+    next to masked pixels are wanted (flagged). DAOFIND's sharpness uses the unconvolved pixels, hence
+    the sky subtraction. Returns the photutils table (or None when nothing is found).
+
+    The frame is searched in strips of about ``strip_pixels`` pixels (16 MB of float32):
+    DAOStarFinder convolves the whole image it is given and takes a running maximum of the
+    result, two more float32 copies of it (800 MB at 10k x 10k). Each strip is passed with a
+    margin of rows above and below, masked so that only peaks on the strip's own rows are
+    kept: every star is found once, in the same order as in the whole frame. A star's
+    detection and measures depend only on pixels within two kernel radii of its peak (the
+    convolution reaches one radius, the local-maximum test and the cutouts of the convolved
+    image one more), so a margin of two radii gives the same stars and values as one search
+    of the whole frame (y to the last bit or two, 1e-12 px: the strip's first row is added
+    to DAOFIND's centroid afterwards).
     """
     finder = DAOStarFinder(
         threshold=params.threshold * sky.std,
@@ -150,7 +165,29 @@ def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: Photome
         roundness_range=tuple(params.roundness_range),
         exclude_border=False,
     )
-    return finder.find_stars(sky_subtracted)
+    ny, nx = sky_subtracted.shape
+    # two kernel radii; with min_separation > 0 the peak test reaches that far instead of one radius
+    margin = 2 * finder.kernel.y_radius + math.ceil(params.min_separation)
+    rows_per_strip = max(strip_pixels // nx, 4 * margin)
+    tables = []
+    for r0 in range(0, ny, rows_per_strip):
+        r1 = min(r0 + rows_per_strip, ny)
+        lo, hi = max(r0 - margin, 0), min(r1 + margin, ny)
+        in_margin = np.zeros((hi - lo, nx), bool)
+        in_margin[: r0 - lo] = True
+        in_margin[r1 - lo :] = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)  # a strip without stars is no news
+            found = finder.find_stars(sky_subtracted[lo:hi], mask=in_margin)
+        if found is not None:
+            found["y_centroid"] += lo
+            tables.append(found)
+    if not tables:
+        warnings.warn("No sources were found.", NoDetectionsWarning)
+        return None
+    found = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    found["id"] = np.arange(1, len(found) + 1)
+    return found
 
 
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -321,6 +358,29 @@ def region_mask(shape: tuple[int, int], region: tuple[int, int, int, int] | None
     return outside
 
 
+def plateau_labels(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Label (1, 2, ...) of the 8-connected group of pixels each pixel belongs to.
+
+    ``rows``, ``cols``: the pixels, in row-major order (as ``np.nonzero`` gives them). The same
+    groups as ``scipy.ndimage.label`` with a 3x3 structure, without a label image of the frame's
+    size (400 MB of int32 at 10k x 10k, for a few thousand saturated pixels): neighbouring
+    pixels are found by their flat index and joined as edges of a graph.
+    """
+    width = int(cols.max()) + 2  # wider than any column: a neighbour's flat index never wraps to another row
+    flat = rows.astype(np.int64) * width + cols  # sorted, as the pixels are in row-major order
+    first, second = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbouring pair once
+        neighbour = flat + (dy * width + dx)
+        j = np.minimum(np.searchsorted(flat, neighbour), flat.size - 1)
+        linked = flat[j] == neighbour
+        first.append(np.flatnonzero(linked))
+        second.append(j[linked])
+    first, second = np.concatenate(first), np.concatenate(second)
+    graph = coo_matrix((np.ones(first.size, np.int8), (first, second)), shape=(flat.size, flat.size))
+    _, labels = connected_components(graph, directed=False)
+    return labels + 1
+
+
 def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, peak: np.ndarray,
                                level: float, grow: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One detection per saturated star, placed at the centre of its saturated plateau.
@@ -330,12 +390,11 @@ def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, p
     the indices of the detections kept and their (possibly moved) x, y.
     """
     keep = np.arange(len(x))
-    saturated = data >= level
-    rows, cols = np.nonzero(saturated)  # few pixels: work on them, not on the frame
+    rows, cols = np.nonzero(data >= level)  # few pixels: work on them, not on the frame
     if rows.size == 0 or len(x) == 0:
         return keep, x, y
-    labels, n_regions = ndimage.label(saturated, structure=np.ones((3, 3), bool))
-    pixel_region = labels[rows, cols]
+    pixel_region = plateau_labels(rows, cols)
+    n_regions = int(pixel_region.max())
     distance, nearest = cKDTree(np.column_stack([cols, rows])).query(
         np.column_stack([x, y]), distance_upper_bound=grow)
     region = np.zeros(len(x), np.intp)
