@@ -14,9 +14,9 @@ rule photometry:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        # the frame as float32 plus a sky-subtracted copy, the detection's convolved
-        # image and masks: about 8x a float32 file's size
-        mem_mb=lambda wc, input, attempt: attempt * int(500 + 8 * input.size_mb),
+        # measured peak: about 2x the frame's float32 size plus ~110 MB of libraries
+        # (bench/photometry_vs_tutorial.py); 4x the file leaves room for 16-bit files
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 4 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 20),
     params:
         settings=frame_settings,
