@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-slurm lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The workflow on a real single-node Slurm cluster (needs root: installs Slurm from Debian's
+# packages if missing, starts and stops its daemons; about 2 minutes). See docs/slurm.md.
+test-slurm: $(STAMP)
+	bash tests/slurm/run_slurm_test.sh
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
