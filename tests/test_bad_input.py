@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS

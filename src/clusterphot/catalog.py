@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +16,7 @@ from . import __version__
 from .filters import pivot_wavelength as nominal_pivot_wavelength
 from .frames import (Frame, FrameError, bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame,
                      saturation_level)
+from .outputs import atomic_output
 from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame
 from .zeropoints import ZeropointError, resolve_zeropoint
 
@@ -175,23 +175,11 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
 
 def write_table(table: Table, path: str | Path) -> None:
     """Write an ECSV catalogue atomically: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_yaml(data: dict, path: str | Path) -> None:
     """Write plain data as YAML atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -33,6 +32,7 @@ from astropy.visualization import ManualInterval, make_lupton_rgb
 from scipy import ndimage
 
 from .frames import bad_pixel_mask, read_frame
+from .outputs import atomic_output
 from .photometry import frame_sky_statistics
 from .registration import Transform
 
@@ -269,15 +269,9 @@ def write_png(rgb: np.ndarray, path: str | Path) -> None:
 
     OpenCV expects blue, green, red order; the conversion here is what keeps red red.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")  # OpenCV picks the format by extension
-    try:
+    with atomic_output(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise OSError(f"{path}: OpenCV could not write the PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

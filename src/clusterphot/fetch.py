@@ -7,11 +7,12 @@ an interrupted or failed download never leaves a file that looks like a frame.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import requests
+
+from .outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,7 @@ class FetchError(OSError):
 def fetch_frame(url: str, path: str | Path, timeout: float = 60.0, attempts: int = 3, wait: float = 2.0) -> Path:
     """Download ``url`` to ``path`` (atomically); retry connection failures ``attempts`` times."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         for attempt in range(1, attempts + 1):
             try:
                 _download(url, tmp, timeout)
@@ -42,9 +41,6 @@ def fetch_frame(url: str, path: str | Path, timeout: float = 60.0, attempts: int
             start = handle.read(len(FITS_START))
         if start != FITS_START:
             raise FetchError(f"{url}: the answer is not a FITS file (it starts with {start[:30]!r})")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("%s: fetched into %s (%.1f MB)", url, path, path.stat().st_size / 2**20)
     return path
 

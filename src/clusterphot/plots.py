@@ -8,7 +8,6 @@ half-written images behind.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +25,7 @@ from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from .catalog import float_column  # noqa: E402
+from .outputs import atomic_output
 
 LF_BINWIDTH = 0.25  # mag
 IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
@@ -36,16 +36,9 @@ MIN_CROP_SIZE = 40  # pixels: the smallest crop that still shows an annulus whol
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
     """Save ``fig`` atomically: a crash never leaves a half-written image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix or ".png"
-    # Keep the real extension on the temporary name: matplotlib picks the format from it.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{suffix}")
-    try:
+    suffix = Path(path).suffix or ".png"
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format=suffix.lstrip("."))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def magnitude_system(table: Table) -> str:

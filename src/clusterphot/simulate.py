@@ -12,7 +12,6 @@ pixel coordinates are 0-based with the pixel centre on the integer (photutils co
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from clusterphot.filters import (
     HUGS_PHOTFLAM,
     Detector,
 )
+from clusterphot.outputs import atomic_output
 
 __all__ = [
     "simulate_cluster",
@@ -738,18 +738,6 @@ def simulate_crowded_frame(
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same folder and os.replace: never a half-written `path`."""
-    # A hidden name unique to this process; created by `write`, so it gets the usual permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_simulated_cluster(
     outdir: Path | str, name: str, seed: int, filters: Sequence[str] = HUGS_FILTERS, **kwargs
 ) -> list[Path]:
@@ -762,7 +750,9 @@ def write_simulated_cluster(
     paths = []
     for filter_name, (hdul, truth) in simulate_cluster(name, seed, filters, **kwargs).items():
         fits_path, truth_path = outdir / f"{filter_name}.fits", outdir / f"{filter_name}_truth.ecsv"
-        _atomic_write(fits_path, lambda p, h=hdul: h.writeto(p, overwrite=True, checksum=True))
-        _atomic_write(truth_path, lambda p, t=truth: t.write(p, format="ascii.ecsv", overwrite=True))
+        with atomic_output(fits_path) as tmp:
+            hdul.writeto(tmp, overwrite=True, checksum=True)
+        with atomic_output(truth_path) as tmp:
+            truth.write(tmp, format="ascii.ecsv", overwrite=True)
         paths += [fits_path, truth_path]
     return paths

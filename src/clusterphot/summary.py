@@ -4,7 +4,6 @@ calibration that produced them."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from .catalog import float_column
+from .outputs import atomic_output
 
 
 SUMMARY_COLUMNS = ("filter", "n_stars", "n_with_mag", "n_clean", "mag_min", "mag_max", "mag_mean",
@@ -85,12 +85,6 @@ def summarize_catalogs(catalogs: Mapping[str, Table]) -> Table:
 
 def write_summary_tsv(table: Table, path: str | Path) -> None:
     """Write the summary as tab-separated text with a header line, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     formats = {name: "%.4f" for name in MAG_COLUMNS if name in table.colnames}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         table.write(tmp, format="ascii.tab", formats=formats, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

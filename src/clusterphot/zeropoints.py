@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
 from astropy.table import Table
+
+from .outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,8 @@ def acs_zeropoint_table(detector: str, date: str, cache_dir: Path,
         log.warning("ACS zero-point service did not answer for %s %s: %s", detector, date, err)
         return None
     table.meta["query"] = {"detector": detector, "date": date, "service": service_url or "acstools.acszpt"}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    table.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, cache)
+    with atomic_output(cache) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
     return table, f"acstools.acszpt ({service_url or 'ACS zero-point calculator'}, {date})"
 
 
