@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from astropy.table import Table
 
 from clusterphot.fetch import FetchError, fetch_frame
 
+from .conftest import local_http_server
 from .synthetic import gaussian_stars, grid_of_stars, write_frame
 from .test_workflow import snakemake
 
@@ -49,12 +49,8 @@ def frame_server(tmp_path):
     FrameServer.files = {"/hugs/f606w.fits": frame, "/page.fits": b"<html>Maintenance</html>",
                          "/short.fits": frame[:5000]}
     FrameServer.requests_seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FrameServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", frame
-    server.shutdown()
-    server.server_close()
+    with local_http_server(FrameServer) as base:
+        yield base, frame
 
 
 def test_a_frame_is_fetched_whole(tmp_path, frame_server):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -18,7 +17,7 @@ from clusterphot.zeropoints import (
     st_zeropoint,
 )
 
-from .conftest import shared_path
+from .conftest import local_http_server, shared_path
 
 
 def published_acs_table() -> list[dict]:
@@ -90,12 +89,8 @@ class FakeAcsService(BaseHTTPRequestHandler):
 def acs_service():
     FakeAcsService.rows = published_acs_table()
     FakeAcsService.requests_seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAcsService)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/single-filter-resource", FakeAcsService
-    server.shutdown()
-    server.server_close()
+    with local_http_server(FakeAcsService) as base:
+        yield f"{base}/single-filter-resource", FakeAcsService
 
 
 def test_acs_vega_from_the_service_then_from_the_cache_offline(tmp_path, acs_service):
