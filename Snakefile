@@ -1,6 +1,6 @@
 # clusterphot: HST frames of star clusters in, calibrated catalogues and diagrams out.
 # Run the demo with `snakemake --cores all`; your own frames with `--configfile mine.yaml`.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -12,9 +12,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/photometry.smk"
+include: "workflow/rules/crossmatch.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/summary.smk"
-include: "workflow/rules/catalogs.smk"
 include: "workflow/rules/composite.smk"
 
 

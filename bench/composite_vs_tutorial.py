@@ -190,8 +190,8 @@ def run_tutorial(paths: dict[str, Path], prefix: Path) -> None:
 
 
 def run_clusterphot(paths: dict[str, Path], prefix: Path, transforms: dict) -> None:
-    from clusterphot.composite import (CompositeOutputs, CompositeParameters, FrameInput, channel_weights,
-                                       make_composites)
+    from clusterphot.channels import channel_weights
+    from clusterphot.composite import CompositeOutputs, CompositeParameters, FrameInput, make_composites
     from clusterphot.filters import pivot_wavelength
 
     frames = [FrameInput(f, paths[f]) for f in FILTERS]

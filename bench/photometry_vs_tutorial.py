@@ -127,12 +127,13 @@ def run_tutorial(image: Path, output: Path) -> None:
 
 
 def run_clusterphot(image: Path, output: Path) -> None:
-    from clusterphot import catalog
+    from clusterphot import catalog, outputs
+    from clusterphot.config import FrameSettings
     from clusterphot.photometry import PhotometryParameters
 
-    # through the module, so that --steps can follow every step
-    table = catalog.catalog_for_frame(image, catalog.FrameSettings("F606W"), PhotometryParameters(), system="AB")
-    catalog.write_table(table, output)
+    # through the modules, so that --steps can follow every step
+    table = catalog.catalog_for_frame(image, FrameSettings("F606W"), PhotometryParameters(), system="AB")
+    outputs.write_table(table, output)
 
 
 def import_libraries() -> float:
@@ -154,8 +155,8 @@ def peak_mb() -> float:
 
 
 # Steps of clusterphot's photometry whose peak memory --steps reports (module, function names).
-STEPS = {"clusterphot.catalog": ("catalog_for_frame", "read_frame", "bad_pixel_mask", "measure_frame", "magnitudes",
-                                 "write_table"),
+STEPS = {"clusterphot.catalog": ("catalog_for_frame", "read_frame", "bad_pixel_mask", "measure_frame", "magnitudes"),
+         "clusterphot.outputs": ("write_table",),
          "clusterphot.photometry": ("frame_sky_statistics", "detect_stars", "merge_saturated_detections", "local_sky",
                                     "touches_mask", "aperture_sums", "peak_values", "nearest_neighbour_distance",
                                     "measure_aperture_correction")}

@@ -10,11 +10,11 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
-from clusterphot.catalog import write_table, write_yaml
 from clusterphot.composite import write_png
+from clusterphot.outputs import write_table, write_yaml
 
 from .synthetic import gaussian_stars, grid_of_stars, write_frame
-from .test_workflow import snakemake
+from .helpers import snakemake
 
 pytestmark = pytest.mark.workflow
 SHAPE = (160, 160)

@@ -11,22 +11,21 @@ import math
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 from scipy import ndimage
 
+from clusterphot.channels import channel_weights, default_channel_weights
 from clusterphot.composite import (
     CompositeOutputs,
     CompositeParameters,
     FrameInput,
     build_channels,
-    channel_weights,
-    default_channel_weights,
     make_composites,
     resample_onto_reference,
 )
 from clusterphot.filters import pivot_wavelength
 from clusterphot.registration import Transform
 
+from .helpers import at_fits_position, channel_centroids, pillow_rgb
 from .synthetic import field_frames, gaussian_stars
 
 HUGS = ["F275W", "F336W", "F438W", "F606W", "F814W"]
@@ -120,17 +119,6 @@ def outputs(tmp_path, tag=""):
     return CompositeOutputs(*(tmp_path / f"{tag}{kind}.png" for kind in ("lupton", "weighted", "lp", "wp")))
 
 
-def pillow_rgb(path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"), dtype=float)
-
-
-def at_fits_position(image: np.ndarray, x: float, y: float) -> np.ndarray:
-    """The RGB a FITS viewer (origin lower left) shows at 0-based pixel (x, y): a 3x3 mean."""
-    row = image.shape[0] - 1 - int(round(y))
-    col = int(round(x))
-    return image[row - 1 : row + 2, col - 1 : col + 2].reshape(-1, 3).mean(axis=0)
-
-
 @pytest.mark.parametrize("bit_depth", [8, 16])
 def test_single_filter_sources_have_their_filters_colour_where_a_fits_viewer_shows_them(tmp_path, bit_depth):
     filters = ["F336W", "F606W", "F814W"]
@@ -158,19 +146,6 @@ def test_single_filter_sources_have_their_filters_colour_where_a_fits_viewer_sho
         assert small.shape == (50, 70, 3) and small.dtype == np.uint8
         r, g, b = at_fits_position(pillow_rgb(path), RED_ONLY[0] / 2, RED_ONLY[1] / 2)
         assert r > 2 * max(g, b), (path.name, r, g, b)
-
-
-def channel_centroids(image: np.ndarray, x: float, y: float, radius: float = 4.0) -> np.ndarray:
-    """Flux-weighted (x, y) of each channel around a star, in FITS pixel coordinates."""
-    ny = image.shape[0]
-    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
-    fits_y = ny - 1 - rows
-    near = np.hypot(cols - x, fits_y - y) <= radius
-    centroids = []
-    for k in range(3):
-        w = np.where(near, image[..., k], 0.0)
-        centroids.append((np.sum(w * cols) / w.sum(), np.sum(w * fits_y) / w.sum()))
-    return np.array(centroids)
 
 
 def fringe_offsets(folder, transforms_used):

@@ -1,37 +1,118 @@
-"""Configuration: schema defaults, one message naming the bad key or file, per-cluster overrides."""
+"""Configuration: one validation that fills in the schema's defaults, one message naming the bad
+key or file, the defaults' single source, per-cluster overrides, one pivot-wavelength lookup."""
 
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import asdict, fields
 
+import numpy as np
 import pytest
 import yaml
 
+from clusterphot.composite import CompositeParameters
 from clusterphot.config import (
-    ConfigError,
-    check_against_schema,
+    FrameSettings,
     check_frames_exist,
+    cluster_colour_pairs,
+    cluster_pivot_wavelengths,
+    cmd_band,
     composite_parameters,
     configured_clusters,
+    entry_pivot_wavelength,
+    frame_warnings,
     photometry_parameters,
     rgb_channel_weights,
+    schema_defaults,
+    validate_config,
 )
+from clusterphot.errors import ConfigError
+from clusterphot.photometry import PhotometryParameters
+from clusterphot.quality import QualityCuts
 
 from .conftest import REPO
+from .synthetic import write_frame
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-SHIPPED = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+SHIPPED_TEXT = (REPO / "config" / "config.yaml").read_text()
+SHIPPED = yaml.safe_load(SHIPPED_TEXT)
 
 
-def with_clusters(clusters: dict) -> dict:
+def with_clusters(clusters: dict, **top) -> dict:
     config = copy.deepcopy(SHIPPED)
     config["clusters"] = clusters
+    config.update(top)
     return config
 
 
-def test_shipped_config_is_valid_and_runs_the_demo():
-    check_against_schema(SHIPPED, SCHEMA)
-    assert SHIPPED["clusters"] == {}
+def validated(config: dict) -> dict:
+    validate_config(config, SCHEMA)
+    return config
+
+
+def leaves(mapping: dict, prefix=()) -> dict[tuple, object]:
+    """(key, ..., key) -> value of every non-mapping value in nested mappings."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, (*prefix, key)))
+        else:
+            out[(*prefix, key)] = value
+    return out
+
+
+# --- one source of defaults ------------------------------------------------------------------------
+
+
+def test_the_shipped_config_is_valid_and_runs_the_demo():
+    config = validated(copy.deepcopy(SHIPPED))
+    assert config["clusters"] == {}
+    assert list(configured_clusters(config)) == ["demo1", "demo2"]
+
+
+def test_the_shipped_config_shows_exactly_the_schema_defaults():
+    defaults = schema_defaults(SCHEMA)
+    assert validated(copy.deepcopy(SHIPPED)) == defaults
+    # every default is written out in the shipped file, where users read them (the demo's
+    # clusters excepted: a --configfile with its own must replace them, not merge into them)
+    missing = set(leaves(defaults)) - set(leaves(SHIPPED)) - {("demo", "clusters", "demo1", "seed")}
+    missing = {k for k in missing if k[:2] != ("demo", "clusters")}
+    assert not missing, f"defaults not shown in config/config.yaml: {sorted(missing)}"
+
+
+def test_an_empty_config_is_filled_in_with_every_default():
+    config = schema_defaults(SCHEMA)
+    assert config["photometry"]["fwhm"] > 0 and config["rgb"]["lupton"]["Q"] > 0
+    assert config["catalogs"]["quality"]["exclude_flags"] == 15
+    assert config["demo"]["clusters"]["demo2"]["n_stars"] == 7000
+
+
+def test_the_dataclasses_defaults_are_the_schemas():
+    defaults = schema_defaults(SCHEMA)
+    photometry = {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults["photometry"].items()}
+    assert asdict(PhotometryParameters()) == photometry
+    assert {f.name for f in fields(PhotometryParameters)} == set(defaults["photometry"])
+    assert asdict(CompositeParameters()) == composite_parameters(defaults)
+    quality = {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults["catalogs"]["quality"].items()}
+    assert asdict(QualityCuts()) == quality
+    # a photometry section with one override gives the dataclass with that one field changed
+    overridden = PhotometryParameters.from_meta(photometry_parameters(
+        validated(with_clusters({"c": {"filters": {"F606W": "a.fits"}, "photometry": {"fwhm": 3.1}}})), "c"))
+    assert overridden == PhotometryParameters(fwhm=3.1)
+
+
+def test_the_config_readme_explains_every_key():
+    readme = (REPO / "config" / "README.md").read_text()
+    documented = set(re.findall(r"`([A-Za-z_.<>]+)`", readme))
+    words = {part for key in documented for part in key.split(".")}
+    for key in leaves(schema_defaults(SCHEMA)):
+        if key[:2] == ("demo", "clusters"):
+            continue
+        assert key[-1] in words or ".".join(key) in documented, f"config/README.md does not explain {'.'.join(key)}"
+
+
+# --- one message naming the key ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("clusters, key, words", [
@@ -43,21 +124,55 @@ def test_shipped_config_is_valid_and_runs_the_demo():
     ({"ngc/1": {"filters": {"F606W": "a.fits"}}}, "clusters", "ngc/1"),
     ({"ngc1": {"filters": {"F606W-F814W": "a.fits"}}}, "clusters.ngc1.filters", "F606W-F814W"),
     ({"ngc1": {"filters": {}}}, "clusters.ngc1.filters", ""),
+    # what a schema cannot say
+    ({"ngc1": {"filters": {"merged": "a.fits"}}}, "clusters.ngc1.filters.merged", "merged catalogue"),
+    ({"ngc1": {"filters": {"F606W": {"image": "a.fits", "exptime": float("nan")}}}},
+     "clusters.ngc1.filters.F606W.exptime", "nan is not a finite number"),
+    ({"ngc1": {"filters": {"F606W": {"image": "a.fits", "zeropoint": float("inf")}}}},
+     "clusters.ngc1.filters.F606W.zeropoint", "inf is not a finite number"),
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"region": [50, 10, 0, 100]}}},
+     "clusters.ngc1.photometry.region", "holds no pixels"),
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"region": [0, 100, 30, 30]}}},
+     "clusters.ngc1.photometry.region", "holds no pixels"),
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"annulus_radii": [15, 10]}}},
+     "clusters.ngc1.photometry.annulus_radii", "smaller than the outer"),
 ])
 def test_bad_config_is_one_message_naming_the_key(clusters, key, words):
     with pytest.raises(ConfigError) as error:
-        check_against_schema(with_clusters(clusters), SCHEMA)
+        validate_config(with_clusters(clusters), SCHEMA)
     message = str(error.value)
     assert f"config key '{key}" in message
     assert words in message
     assert "\n" not in message
 
 
-def test_unknown_top_level_key():
-    config = copy.deepcopy(SHIPPED)
-    config["photometri"] = {"fwhm": 2}
-    with pytest.raises(ConfigError, match="photometri"):
-        check_against_schema(config, SCHEMA)
+@pytest.mark.parametrize("top, key, words", [
+    ({"photometri": {"fwhm": 2}}, "(top level)", "photometri"),
+    ({"photometry": {"region": [-20, -5, 0, 10]}}, "photometry.region", "holds no pixels"),
+    ({"catalogs": {"colour_pairs": [["F606W", "F999W"]]}}, "catalogs.colour_pairs.0", "no cluster has filter F999W"),
+    ({"catalogs": {"colour_pairs": [["F606W", "F606W"]]}}, "catalogs.colour_pairs.0", "two different filters"),
+    ({"catalogs": {"cmd_band": {"F606W-F814W": "F336W"}}}, "catalogs.cmd_band.F606W-F814W", "not one of"),
+    ({"demo": {"filters": ["F606W", "Merged"]}}, "demo.filters.1", "cannot name a filter"),
+])
+def test_bad_sections_name_their_key(top, key, words):
+    config = with_clusters({"ngc1": {"filters": {"F606W": "a.fits", "F814W": "b.fits"}}})
+    for section, value in top.items():
+        config[section] = {**config.get(section, {}), **value} if isinstance(value, dict) else value
+    if "demo" in top:
+        config["clusters"] = {}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, SCHEMA)
+    assert f"config key '{key}'" in str(error.value)
+    assert words in str(error.value)
+
+
+def test_a_colour_pair_is_made_only_where_a_cluster_has_both_filters():
+    config = validated(with_clusters({"a": {"filters": {"F336W": "x.fits", "F606W": "y.fits"}},
+                                      "b": {"filters": {"F438W": "z.fits", "F606W": "w.fits"}}},
+                                     catalogs={"colour_pairs": [["F606W", "F336W"]]}))
+    frames = configured_clusters(config)
+    assert cluster_colour_pairs(config, cluster_pivot_wavelengths(frames["a"])) == [("F336W", "F606W")]
+    assert cluster_colour_pairs(config, cluster_pivot_wavelengths(frames["b"])) == [("F438W", "F606W")]
 
 
 def test_missing_frame_names_key_and_file(tmp_path):
@@ -65,90 +180,125 @@ def test_missing_frame_names_key_and_file(tmp_path):
     present.write_bytes(b"")
     config = with_clusters({"ngc1": {"filters": {"F606W": str(present),
                                                   "F814W": {"image": str(tmp_path / "nope.fits")}}}})
-    clusters = configured_clusters(config)
+    clusters = configured_clusters(validated(config))
     with pytest.raises(ConfigError, match=r"clusters.ngc1.filters.F814W.*nope.fits does not exist"):
         check_frames_exist(clusters, demo=False)
 
 
+def test_one_file_for_two_filters_is_a_warning(tmp_path):
+    config = validated(with_clusters({"ngc1": {"filters": {"F606W": "a.fits", "F814W": "./a.fits",
+                                                           "F336W": "b.fits"}}}))
+    warnings = frame_warnings(configured_clusters(config))
+    assert len(warnings) == 1 and "F606W and F814W are the same file" in warnings[0]
+
+
+# --- the frames and their settings --------------------------------------------------------------------
+
+
 def test_mapping_form_overrides_and_per_cluster_photometry():
-    config = with_clusters({
+    config = validated(with_clusters({
         "ngc1": {"filters": {"F814W": {"image": "x.fits", "exptime": 340, "zeropoint": 25.52,
                                        "pivot_wavelength": 8045}},
                  "photometry": {"fwhm": 2.7}},
         "ngc2": {"filters": {"F606W": "y.fits"}},
-    })
+    }))
     frames = configured_clusters(config)
     settings = frames["ngc1"]["F814W"].settings
     assert (settings.exptime, settings.zeropoint, settings.pivot_wavelength) == (340, 25.52, 8045)
-    assert frames["ngc2"]["F606W"].settings.exptime is None
-    assert photometry_parameters(config, "ngc1").fwhm == 2.7
-    assert photometry_parameters(config, "ngc2").fwhm == SHIPPED["photometry"]["fwhm"]
-    assert photometry_parameters(config, "ngc1").threshold == SHIPPED["photometry"]["threshold"]
+    assert frames["ngc2"]["F606W"].settings == FrameSettings("F606W")
+    assert photometry_parameters(config, "ngc1")["fwhm"] == 2.7
+    assert photometry_parameters(config, "ngc2")["fwhm"] == SHIPPED["photometry"]["fwhm"]
+    assert photometry_parameters(config, "ngc1")["threshold"] == SHIPPED["photometry"]["threshold"]
+    assert config["photometry"]["fwhm"] == SHIPPED["photometry"]["fwhm"]  # the override stayed the cluster's
 
 
 def test_empty_clusters_means_the_demo():
     config = copy.deepcopy(SHIPPED)
     config["demo"]["clusters"] = {"d1": {"seed": 1}}
-    frames = configured_clusters(config)
+    frames = configured_clusters(validated(config))
     assert list(frames) == ["d1"]
     assert list(frames["d1"]) == SHIPPED["demo"]["filters"]
     assert frames["d1"]["F606W"].image == "results/demo/d1/F606W.fits"
 
 
-def test_colour_pairs_are_ordered_blue_to_red_and_unknown_filters_need_a_wavelength(tmp_path):
-    from clusterphot.config import cluster_colour_pairs, cmd_band
+# --- one pivot-wavelength lookup ----------------------------------------------------------------------
 
-    hst = with_clusters({"ngc1": {"filters": {"F814W": "a.fits", "F336W": "b.fits", "F606W": "c.fits"}}})
-    frames = configured_clusters(hst)["ngc1"]
-    assert cluster_colour_pairs(hst, frames) == [("F336W", "F606W"), ("F606W", "F814W")]
+
+def test_colour_pairs_are_ordered_blue_to_red_and_unknown_filters_need_a_wavelength(tmp_path):
+    hst = validated(with_clusters({"ngc1": {"filters": {"F814W": "a.fits", "F336W": "b.fits", "F606W": "c.fits"}}}))
+    pivots = cluster_pivot_wavelengths(configured_clusters(hst)["ngc1"])
+    assert cluster_colour_pairs(hst, pivots) == [("F336W", "F606W"), ("F606W", "F814W")]
     assert cmd_band(hst, "F606W", "F814W") == "F606W" and cmd_band(hst, "F336W", "F606W") == "F606W"
 
-    own = with_clusters({"m3": {"filters": {"V": {"image": "v.fits", "pivot_wavelength": 5500},
-                                            "B": {"image": "b.fits", "pivot_wavelength": 4400},
-                                            "I": {"image": str(tmp_path / "missing.fits")}}}})
+    own = validated(with_clusters({"m3": {"filters": {"V": {"image": "v.fits", "pivot_wavelength": 5500},
+                                                      "B": {"image": "b.fits", "pivot_wavelength": 4400},
+                                                      "I": {"image": str(tmp_path / "missing.fits")}}}}))
     with pytest.raises(ConfigError, match=r"clusters.m3.filters.I.*pivot_wavelength"):
-        cluster_colour_pairs(own, configured_clusters(own)["m3"])
+        cluster_pivot_wavelengths(configured_clusters(own)["m3"])
     own["clusters"]["m3"]["filters"]["I"] = {"image": "i.fits", "pivot_wavelength": 8000}
-    assert cluster_colour_pairs(own, configured_clusters(own)["m3"]) == [("B", "V"), ("V", "I")]
+    pivots = cluster_pivot_wavelengths(configured_clusters(own)["m3"])
+    assert cluster_colour_pairs(own, pivots) == [("B", "V"), ("V", "I")]
+
+
+def test_one_precedence_for_the_pivot_wavelength_config_then_table_then_header(tmp_path):
+    """The config orders colours with the same value the catalogue records."""
+    from clusterphot.catalog import catalog_for_frame
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(100.0, 5.0, (64, 64)).astype(np.float32)
+    data[30:33, 30:33] += 5000.0
+    hst = write_frame(tmp_path / "hst.fits", data, photplam=5887.0)  # WFC3/UVIS F606W's own PHOTPLAM
+    ground = write_frame(tmp_path / "ground.fits", data, photplam=6400.0)
+    config = validated(with_clusters({"c": {"filters": {"F606W": str(hst), "R": str(ground),
+                                                        "I": {"image": str(ground), "pivot_wavelength": 8000}}}}))
+    frames = configured_clusters(config)["c"]
+    pivots = cluster_pivot_wavelengths(frames)
+    assert pivots == {"F606W": 5921.9, "R": 6400.0, "I": 8000.0}
+    for name, entry in frames.items():
+        table = catalog_for_frame(entry.image, entry.settings, PhotometryParameters())
+        assert table.meta["pivot_wavelength"] == pivots[name], name
+
+
+# --- composites -------------------------------------------------------------------------------------
 
 
 def test_rgb_channels_per_cluster_override_the_global_ones_and_bad_ones_name_the_key():
     frames = {"F606W": "a.fits", "F814W": "b.fits"}
-    config = with_clusters({"ngc1": {"filters": frames,
-                                     "rgb": {"channels": {"red": {"F814W": 1}, "green": {"F606W": 1, "F814W": 1},
-                                                          "blue": {"F606W": 1}}}},
-                            "ngc2": {"filters": frames}})
-    check_against_schema(config, SCHEMA)
+    config = validated(with_clusters({"ngc1": {"filters": frames,
+                                               "rgb": {"channels": {"red": {"F814W": 1},
+                                                                    "green": {"F606W": 1, "F814W": 1},
+                                                                    "blue": {"F606W": 1}}}},
+                                      "ngc2": {"filters": frames}}))
     clusters = configured_clusters(config)
-    assert rgb_channel_weights(config, "ngc1", clusters["ngc1"])["green"] == {"F606W": 0.5, "F814W": 0.5}
+    pivots = {name: cluster_pivot_wavelengths(f) for name, f in clusters.items()}
+    assert rgb_channel_weights(config, "ngc1", pivots["ngc1"])["green"] == {"F606W": 0.5, "F814W": 0.5}
     # ngc2 has no channels of its own and the global ones are null: from the pivot wavelengths
-    assert rgb_channel_weights(config, "ngc2", clusters["ngc2"])["red"] == {"F814W": 1.0}
+    assert rgb_channel_weights(config, "ngc2", pivots["ngc2"])["red"] == {"F814W": 1.0}
     config["rgb"]["channels"] = {"red": {"F850LP": 1}, "green": {"F606W": 1}, "blue": {"F606W": 1}}
     with pytest.raises(ConfigError, match=r"config key 'rgb.channels' for cluster ngc2: .*F850LP"):
-        rgb_channel_weights(config, "ngc2", clusters["ngc2"])
+        rgb_channel_weights(config, "ngc2", pivots["ngc2"])
 
 
 def test_rgb_parameters_come_from_the_config():
-    config = copy.deepcopy(SHIPPED)
+    config = validated(copy.deepcopy(SHIPPED))
     config["rgb"].update({"bit_depth": 16, "smooth_sigma": 1.0})
     config["rgb"]["lupton"]["Q"] = 3.0
-    params = composite_parameters(config)
+    params = CompositeParameters(**composite_parameters(config))
     assert (params.bit_depth, params.smooth_sigma, params.Q, params.percentile) == (16, 1.0, 3.0, 99.5)
     config["rgb"]["bit_depth"] = 12
     with pytest.raises(ConfigError, match="rgb.bit_depth"):
-        check_against_schema(config, SCHEMA)
+        validate_config(config, SCHEMA)
 
 
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_example_configs_are_valid(example):
-    config = {**SHIPPED, **yaml.safe_load(example.read_text())}
-    check_against_schema(config, SCHEMA)
+    config = validated({**SHIPPED, **yaml.safe_load(example.read_text())})
     assert configured_clusters(config)
 
 
 def test_url_frames_are_kept_under_resources():
     config = yaml.safe_load((REPO / "config" / "examples" / "hugs_ngc6101.yaml").read_text())
-    frames = configured_clusters({**SHIPPED, **config})["ngc6101"]
+    frames = configured_clusters(validated({**SHIPPED, **config}))["ngc6101"]
     assert {f: e.is_url for f, e in frames.items()} == {"F606W": True, "F814W": True}
     assert frames["F606W"].image.startswith("https://archive.stsci.edu/hlsps/hugs/ngc6101/hlsp_hugs_hst_acs-wfc_")
     assert frames["F606W"].local_image == "resources/frames/ngc6101/F606W.fits"

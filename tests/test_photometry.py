@@ -9,7 +9,8 @@ import pytest
 from scipy import ndimage
 from photutils.aperture import CircularAperture, aperture_photometry
 
-from clusterphot.catalog import FrameSettings, catalog_for_frame
+from clusterphot.catalog import catalog_for_frame
+from clusterphot.config import FrameSettings
 from clusterphot.frames import bad_pixel_mask
 from clusterphot.photometry import (
     FLAG_EDGE,

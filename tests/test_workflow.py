@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,23 +18,13 @@ from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
 from .conftest import REPO, shared_path
+from .helpers import SNAKEMAKE, at_fits_position, channel_centroids, jobs_a_change_would_run, pillow_rgb, snakemake
 from .synthetic import field_frames
-from .test_composite import at_fits_position, channel_centroids, pillow_rgb
 
 pytestmark = pytest.mark.workflow
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 FILTERS = ["F438W", "F814W"]
 TINY = {"demo": {"clusters": {"tiny": {"seed": 7, "n_stars": 400, "distance_modulus": 16.5}},
                  "filters": FILTERS, "shape": [256, 256]}}
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    configfile = workdir / "test-config.yaml"
-    workdir.mkdir(parents=True, exist_ok=True)
-    configfile.write_text(yaml.safe_dump(config))
-    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--configfile", str(configfile), "--cores", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -96,23 +84,6 @@ def test_unchanged_rerun_does_no_work(demo_run):
     result = snakemake(demo_run, TINY)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stderr + result.stdout
-
-
-def jobs_a_change_would_run(workdir: Path, config: dict) -> dict[str, int]:
-    """Rule -> number of jobs a dry run with ``config`` lists."""
-    result = snakemake(workdir, config, "--dry-run")
-    assert result.returncode == 0, result.stderr[-2000:]
-    output = result.stdout + result.stderr
-    if "Nothing to be done" in output:
-        return {}
-    table = output[output.index("Job stats:") :].splitlines()[3:]
-    counts = {}
-    for line in table:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.mark.parametrize(("change", "expected"), [
@@ -240,7 +211,7 @@ def test_ngc1261_real_frames(tmp_path):
     transform = matched.meta["transforms"]
     assert all(t["rms"] < 0.3 for t in transform.values() if t["n_pairs"] > 0)
     # the CMD: a main sequence no wider than 0.15 mag (robust colour scatter) just below the turn-off
-    from clusterphot.multiband import QualityCuts, cmd_arrays
+    from clusterphot.quality import QualityCuts, cmd_arrays
 
     colour, mag, _, _ = cmd_arrays(matched, "F336W", "F555W", "F555W", QualityCuts())
     edges = np.arange(np.floor(mag.min()), mag.max(), 0.2)

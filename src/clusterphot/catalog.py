@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import yaml
 from astropy.table import Table
 
 from . import __version__
-from .filters import pivot_wavelength as nominal_pivot_wavelength
-from .frames import (Frame, FrameError, bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame,
-                     saturation_level)
-from .outputs import atomic_output
+from .config import FrameSettings
+from .errors import FrameError, ZeropointError
+from .filters import pivot_wavelength
+from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
 from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame
-from .zeropoints import ZeropointError, resolve_zeropoint
+from .zeropoints import resolve_zeropoint
 
 log = logging.getLogger(__name__)
 
 CATALOG_COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "sky", "mag", "mag_err",
                    "sharpness", "roundness", "flags")
-
-
-@dataclass(frozen=True)
-class FrameSettings:
-    """What the config says about one filter's frame; None means: take it from the header."""
-
-    filter_name: str
-    exptime: float | None = None  # s
-    zeropoint: float | None = None  # mag, for the frame's units per second
-    pivot_wavelength: float | None = None  # Angstrom
-    gain: float | None = None  # electrons per image unit
-    saturation: float | None = None  # image units
-    hdu: int | str | None = None
-    plane: int | None = None
 
 
 def float_column(column) -> np.ndarray:
@@ -54,16 +38,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def frame_pivot_wavelength(frame: Frame, settings: FrameSettings) -> float | None:
-    """Pivot wavelength (Angstrom): config, then PHOTPLAM, then the nominal HST value."""
-    if settings.pivot_wavelength is not None:
-        return float(settings.pivot_wavelength)
-    photplam = keyword(frame.header, "PHOTPLAM")
-    if photplam is not None and float(photplam) > 0:
-        return float(photplam)
-    return nominal_pivot_wavelength(settings.filter_name)
 
 
 def flux_unit(unit: str, is_rate: bool) -> u.UnitBase:
@@ -150,7 +124,8 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "image_unit": funit.to_string(),
         "gain": frame_gain,
         "saturation_level": saturation,
-        "pivot_wavelength": frame_pivot_wavelength(frame, settings),
+        "pivot_wavelength": pivot_wavelength(settings.filter_name, settings.pivot_wavelength,
+                                             keyword(header, "PHOTPLAM")),
         "zeropoint": zeropoint.as_meta(),
         "magnitude_system": zeropoint.system,
         "aperture_correction": stars.aperture_correction.as_meta(),
@@ -171,15 +146,3 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
              zeropoint.value, zeropoint.source, stars.aperture_correction.mag, stars.aperture_correction.n_stars,
              stars.sky_statistics.median, stars.sky_statistics.std, funit.to_string())
     return table
-
-
-def write_table(table: Table, path: str | Path) -> None:
-    """Write an ECSV catalogue atomically: a crash never leaves a half-written file."""
-    with atomic_output(path) as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-
-
-def write_yaml(data: dict, path: str | Path) -> None:
-    """Write plain data as YAML atomically (temporary name, then rename)."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))

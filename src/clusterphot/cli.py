@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .catalog import FrameSettings, catalog_for_frame, write_table
+from .catalog import catalog_for_frame
+from .config import FrameSettings
 from .logs import clean_failure, log_to
+from .outputs import write_table
 from .photometry import PhotometryParameters
 from .zeropoints import SYSTEMS
 

@@ -31,6 +31,8 @@ import numpy as np
 from astropy.visualization import ManualInterval, make_lupton_rgb
 from scipy import ndimage
 
+from .channels import CHANNELS
+from .errors import FrameError
 from .frames import bad_pixel_mask, read_frame
 from .outputs import atomic_output
 from .photometry import frame_sky_statistics
@@ -38,7 +40,6 @@ from .registration import Transform
 
 log = logging.getLogger(__name__)
 
-CHANNELS: tuple[str, str, str] = ("red", "green", "blue")
 BIT_DEPTHS = {8: np.uint8, 16: np.uint16}
 STRIP_PIXELS = 2_000_000  # pixels per strip when mapping channels to an image
 PERCENTILE_SAMPLES = 4_000_000  # valid pixels sampled (on a regular grid) for the normalisation
@@ -67,65 +68,6 @@ class FrameInput:
     plane: int | None = None
 
 
-# --- channels from filters --------------------------------------------------------------------
-
-
-def default_channel_weights(pivot_wavelengths: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Channel -> filter -> weight, from the filters' pivot wavelengths.
-
-    The filters are placed blue to red at even steps t from 0 to 1; blue takes weight
-    max(0, 1 - 2t), green 1 - |2t - 1| and red max(0, 2t - 1). Five HUGS filters give
-    blue = F275W, F336W; green = F336W, F438W, F606W; red = F606W, F814W. With two filters
-    green is their mean, with one all channels are that filter (a grey image).
-    """
-    ordered = sorted(pivot_wavelengths, key=lambda f: pivot_wavelengths[f])
-    n = len(ordered)
-    if n == 0:
-        raise ValueError("no filters to make a composite from")
-    positions = {f: (k / (n - 1) if n > 1 else 0.5) for k, f in enumerate(ordered)}
-    raw = {
-        "red": {f: max(0.0, 2 * t - 1) for f, t in positions.items()},
-        "green": {f: 1 - abs(2 * t - 1) for f, t in positions.items()},
-        "blue": {f: max(0.0, 1 - 2 * t) for f, t in positions.items()},
-    }
-    for channel, weights in raw.items():
-        if sum(weights.values()) == 0:  # two filters: green is their mean; one: grey
-            raw[channel] = {f: 1.0 for f in ordered}
-    return {channel: normalised_weights(raw[channel]) for channel in CHANNELS}
-
-
-def normalised_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Weights scaled to sum to 1, zero weights dropped."""
-    total = float(sum(weights.values()))
-    if total <= 0:
-        raise ValueError("channel weights must add up to a positive number")
-    return {f: float(w) / total for f, w in weights.items() if w > 0}
-
-
-def channel_weights(pivot_wavelengths: Mapping[str, float],
-                    configured: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
-    """The configured weights (each channel normalised to a weighted mean), else the defaults.
-
-    Raises ValueError naming the channel when a weight names a filter the cluster lacks, a
-    weight is negative, or a channel would be empty.
-    """
-    if not configured:
-        return default_channel_weights(pivot_wavelengths)
-    weights = {}
-    for channel in CHANNELS:
-        given = dict(configured.get(channel) or {})
-        unknown = sorted(set(given) - set(pivot_wavelengths))
-        if unknown:
-            raise ValueError(f"rgb channel '{channel}': filter(s) {', '.join(unknown)} not among this "
-                             f"cluster's filters ({', '.join(sorted(pivot_wavelengths))})")
-        if any(w < 0 for w in given.values()):
-            raise ValueError(f"rgb channel '{channel}': weights must not be negative")
-        if sum(given.values()) <= 0:
-            raise ValueError(f"rgb channel '{channel}': give at least one filter a positive weight")
-        weights[channel] = normalised_weights(given)
-    return weights
-
-
 # --- one frame onto the reference grid --------------------------------------------------------
 
 
@@ -146,7 +88,7 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
     bad = bad_pixel_mask(data)
     sky, scale = normalisation(data, bad, percentile)
     if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"{frame.path}: the {percentile} percentile of the valid pixels is not above the sky "
+        raise FrameError(f"{frame.path}: the {percentile} percentile of the valid pixels is not above the sky "
                          f"({sky:.4g}); the frame has no signal to show (raise rgb.percentile)")
     data -= np.float32(sky)
     data /= np.float32(scale)

@@ -1,7 +1,16 @@
-"""The workflow's configuration: validation with one clear message, and the frames it names."""
+"""The workflow's configuration: validated once against the schema (which holds every default),
+then the frames, colours and composites it asks for.
+
+Building the job graph imports this module and nothing heavier: yaml, jsonschema and the
+filter table, never photutils, OpenCV or matplotlib. Every value handed to a rule is a plain
+value (numbers, strings, lists, dicts), so that Snakemake sees a change and reruns the jobs.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,19 +18,29 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .catalog import FrameSettings
-from .composite import CompositeParameters, channel_weights
-from .filters import CLASSIC_PAIR
-from .filters import pivot_wavelength as nominal_pivot_wavelength
-from .photometry import PhotometryParameters
+from . import paths
+from .channels import channel_weights
+from .errors import ConfigError
+from .filters import CLASSIC_PAIR, pivot_wavelength
+
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
-DEMO_FOLDER = "results/demo"
-FETCHED_FOLDER = "resources/frames"  # frames given by URL are kept here
+# libyaml's loader where PyYAML has it: reading the schema is then 10x faster at start-up
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ConfigError(ValueError):
-    """A configuration the workflow cannot run; the message names the key or file."""
+@dataclass(frozen=True)
+class FrameSettings:
+    """What the config says about one filter's frame; None means: take it from the header."""
+
+    filter_name: str
+    exptime: float | None = None  # s
+    zeropoint: float | None = None  # mag, for the frame's units per second
+    pivot_wavelength: float | None = None  # Angstrom
+    gain: float | None = None  # electrons per image unit
+    saturation: float | None = None  # image units
+    hdu: int | str | None = None
+    plane: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,11 @@ class FrameEntry:
     settings: FrameSettings
 
     @property
+    def key(self) -> str:
+        """The config key of this frame, for messages."""
+        return f"clusters.{self.cluster}.filters.{self.settings.filter_name}"
+
+    @property
     def is_url(self) -> bool:
         return bool(URL_PATTERN.match(self.image))
 
@@ -40,26 +64,122 @@ class FrameEntry:
     def local_image(self) -> str:
         """Where the frame is read from: its path, or where its URL's file is kept."""
         if self.is_url:
-            return f"{FETCHED_FOLDER}/{self.cluster}/{self.settings.filter_name}.fits"
+            return paths.FETCHED_FRAME.format(cluster=self.cluster, filter=self.settings.filter_name)
         return self.image
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+# --- validation --------------------------------------------------------------------------------
 
 
-def check_against_schema(config: dict, schema_path: str | Path) -> None:
-    """Raise ConfigError naming the first offending key if ``config`` breaks the schema."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is None:
-        return
-    message = error.message
-    if error.validator == "pattern" or (error.validator == "propertyNames"):
-        message += (" (names start with a letter or digit and hold letters, digits and _ . +;"
-                    " cluster names may also hold -)")
-    raise ConfigError(f"config key '{_key_path(error)}': {message}")
+def _key_path(parts) -> str:
+    return ".".join(str(part) for part in parts) or "(top level)"
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in each property's schema default while it validates."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults})
+
+
+DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def check_finite(value, parts=()) -> None:
+    """Raise ConfigError naming the key of any NaN or infinite number (YAML's .nan, .inf)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            check_finite(item, (*parts, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_finite(item, (*parts, index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{_key_path(parts)}': {value} is not a finite number")
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Check ``config`` against the schema, filling in its defaults (in place), then the checks
+    a schema cannot express. Raises ConfigError naming the first offending key."""
+    check_finite(config)
+    schema = yaml.load(Path(schema_path).read_text(), Loader=SAFE_LOADER)
+    errors = list(DefaultFillingValidator(schema).iter_errors(config))
+    error = jsonschema.exceptions.best_match(errors)
+    if error is not None:
+        message = error.message
+        if error.validator in ("pattern", "propertyNames"):
+            message += (" (names start with a letter or digit and hold letters, digits and _ . +;"
+                        " cluster names may also hold -)")
+        raise ConfigError(f"config key '{_key_path(error.absolute_path)}': {message}")
+    check_filter_names(config)
+    check_photometry(config["photometry"], "photometry")
+    for cluster, entry in (config.get("clusters") or {}).items():
+        check_photometry(entry.get("photometry") or {}, f"clusters.{cluster}.photometry")
+    check_colours(config)
+
+
+def schema_defaults(schema_path: str | Path) -> dict:
+    """The configuration that an empty config becomes: every default of the schema."""
+    config: dict = {}
+    validate_config(config, schema_path)
+    return config
+
+
+def all_filter_keys(config: dict) -> list[tuple[str, str]]:
+    """(config key, filter name) of every filter the config names, the demo's included."""
+    keys = [(f"clusters.{c}.filters.{f}", f) for c, entry in (config.get("clusters") or {}).items()
+            for f in entry["filters"]]
+    keys += [(f"demo.filters.{i}", f) for i, f in enumerate(config["demo"]["filters"])]
+    return keys
+
+
+def check_filter_names(config: dict) -> None:
+    """Names that would put a filter's outputs on top of a cluster's are refused."""
+    for key, name in all_filter_keys(config):
+        if name.lower() in paths.RESERVED_FILTER_NAMES:
+            raise ConfigError(f"config key '{key}': '{name}' cannot name a filter ({paths.MERGED_CATALOG} is the "
+                              "cluster's merged catalogue); call the filter something else")
+
+
+def check_photometry(values: dict, key: str) -> None:
+    """The photometry values a schema cannot check: an empty or reversed region or sky annulus."""
+    region = values.get("region")
+    if region is not None:
+        x0, x1, y0, y1 = region
+        if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0:
+            raise ConfigError(f"config key '{key}.region': {region} holds no pixels; give [x0, x1, y0, y1] "
+                              "with x0 < x1 and y0 < y1 (0-based pixels, x1 and y1 excluded)")
+    annulus = values.get("annulus_radii")
+    if annulus is not None and annulus[0] >= annulus[1]:
+        raise ConfigError(f"config key '{key}.annulus_radii': inner radius {annulus[0]} must be smaller than "
+                          f"the outer {annulus[1]}")
+
+
+def check_colours(config: dict) -> None:
+    """Every extra colour and CMD band names filters the config has."""
+    clusters = config.get("clusters")
+    known = ({f for entry in clusters.values() for f in entry["filters"]} if clusters
+             else set(config["demo"]["filters"]))
+    for index, (a, b) in enumerate(config["catalogs"]["colour_pairs"]):
+        key = f"catalogs.colour_pairs.{index}"
+        unknown = [f for f in (a, b) if f not in known]
+        if unknown:
+            raise ConfigError(f"config key '{key}': no cluster has filter {', '.join(unknown)} "
+                              f"(the filters are {', '.join(sorted(known))})")
+        if a == b:
+            raise ConfigError(f"config key '{key}': a colour needs two different filters, not {a} twice")
+    for colour, band in config["catalogs"]["cmd_band"].items():
+        if band not in colour.split("-"):
+            raise ConfigError(f"config key 'catalogs.cmd_band.{colour}': {band} is not one of the colour's filters")
+
+
+# --- the frames ----------------------------------------------------------------------------------
 
 
 def frame_entry(cluster: str, filter_name: str, value: str | dict) -> FrameEntry:
@@ -74,7 +194,7 @@ def demo_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:
     """The simulated demo clusters' frames (made by the ``simulate`` rule)."""
     demo = config["demo"]
     return {
-        name: {f: frame_entry(name, f, f"{DEMO_FOLDER}/{name}/{f}.fits") for f in demo["filters"]}
+        name: {f: frame_entry(name, f, paths.DEMO_FRAME.format(cluster=name, filter=f)) for f in demo["filters"]}
         for name in demo["clusters"]
     }
 
@@ -91,68 +211,90 @@ def configured_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:
 
 
 def check_frames_exist(clusters: dict[str, dict[str, FrameEntry]], demo: bool) -> None:
-    """Raise ConfigError naming the key and the file when a configured local frame is missing.
-
-    URLs are checked when they are fetched (a job of its own), not here.
-    """
+    """Raise ConfigError naming the key and the file when a configured local frame is missing
+    or unreadable. URLs are checked when they are fetched (a job of its own), not here."""
     if demo:
         return
+    for frames in clusters.values():
+        for entry in frames.values():
+            if entry.is_url:
+                continue
+            if not Path(entry.image).is_file():
+                raise ConfigError(f"config key '{entry.key}': file {entry.image} does not exist")
+            if not os.access(entry.image, os.R_OK):
+                raise ConfigError(f"config key '{entry.key}': file {entry.image} cannot be read (permissions)")
+
+
+def frame_warnings(clusters: dict[str, dict[str, FrameEntry]]) -> list[str]:
+    """What is allowed but most likely a mistake: one file given for two filters of a cluster."""
+    warnings = []
     for cluster, frames in clusters.items():
+        seen: dict[str, str] = {}
         for filter_name, entry in frames.items():
-            key = f"clusters.{cluster}.filters.{filter_name}"
-            if not entry.is_url and not Path(entry.image).is_file():
-                raise ConfigError(f"config key '{key}': file {entry.image} does not exist")
+            where = entry.image if entry.is_url else str(Path(entry.image).resolve())
+            if where in seen:
+                warnings.append(f"clusters.{cluster}: filters {seen[where]} and {filter_name} are the same file "
+                                f"({entry.image}); their colour will be zero")
+            else:
+                seen[where] = filter_name
+    return warnings
 
 
-def photometry_parameters(config: dict, cluster: str) -> PhotometryParameters:
-    """The photometry parameters for a cluster: global defaults overlaid by its overrides."""
-    values = dict(config["photometry"])
-    values.update((config.get("clusters") or {}).get(cluster, {}).get("photometry", {}))
-    for key in ("sharpness_range", "roundness_range", "annulus_radii", "region"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    if values["annulus_radii"][0] >= values["annulus_radii"][1]:
-        raise ConfigError(f"config key 'photometry.annulus_radii' for {cluster}: inner radius must be < outer")
-    return PhotometryParameters(**values)
+def photometry_parameters(config: dict, cluster: str) -> dict:
+    """A cluster's photometry parameters as plain values: the global ones overlaid by its own."""
+    values = copy.deepcopy(config["photometry"])
+    values.update(copy.deepcopy((config.get("clusters") or {}).get(cluster, {}).get("photometry") or {}))
+    return values
 
 
-def entry_pivot_wavelength(entry: FrameEntry, filter_name: str) -> float:
-    """Pivot wavelength (Angstrom) for ordering filters before any job runs.
+# --- pivot wavelengths, colours and composites ---------------------------------------------------
 
-    The config's value, else the nominal HST one, else PHOTPLAM read from the frame's header.
+
+def header_photplam(path: str | Path) -> float | None:
+    """PHOTPLAM from the first HDU of a FITS file that has it (headers only; pixels are not read)."""
+    from astropy.io import fits  # only for filters the table does not know: keeps start-up light
+
+    try:
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                value = hdu.header.get("PHOTPLAM")
+                if value:
+                    return float(value)
+    except (OSError, ValueError, TypeError):
+        pass  # an unreadable frame is reported by its photometry job, naming the file
+    return None
+
+
+def entry_pivot_wavelength(entry: FrameEntry) -> float:
+    """A frame's pivot wavelength (Angstrom) by the one precedence of
+    :func:`clusterphot.filters.pivot_wavelength`; the header is read only when needed."""
+    name, configured = entry.settings.filter_name, entry.settings.pivot_wavelength
+    value = pivot_wavelength(name, configured)
+    if value is None and Path(entry.local_image).is_file():  # a URL's frame once it has been fetched
+        value = pivot_wavelength(name, configured, header_photplam(entry.local_image))
+    if value is None:
+        raise ConfigError(f"config key '{entry.key}': no pivot wavelength known for {name}; set "
+                          "'pivot_wavelength' (Angstrom) so its colours can be ordered blue to red")
+    return value
+
+
+def cluster_pivot_wavelengths(frames: dict[str, FrameEntry]) -> dict[str, float]:
+    """Filter -> pivot wavelength of one cluster's frames."""
+    return {f: entry_pivot_wavelength(entry) for f, entry in frames.items()}
+
+
+def cluster_colour_pairs(config: dict, pivots: dict[str, float]) -> list[tuple[str, str]]:
+    """(blue, red) pairs of a cluster: adjacent by pivot wavelength, the HUGS classic, configured ones.
+
+    A configured pair is made for every cluster that has both of its filters.
     """
-    if entry.settings.pivot_wavelength is not None:
-        return float(entry.settings.pivot_wavelength)
-    nominal = nominal_pivot_wavelength(filter_name)
-    if nominal is not None:
-        return nominal
-    if Path(entry.local_image).is_file():  # a URL's frame once it has been fetched
-        from astropy.io import fits
-
-        try:
-            with fits.open(entry.local_image) as hdul:
-                for hdu in hdul:
-                    photplam = hdu.header.get("PHOTPLAM")
-                    if photplam:
-                        return float(photplam)
-        except OSError:
-            pass  # an unreadable frame is reported by its photometry job, naming the file
-    raise ConfigError(
-        f"config key 'clusters.{entry.cluster}.filters.{filter_name}': no pivot wavelength known for "
-        f"{filter_name}; set 'pivot_wavelength' (Angstrom) so its colours can be ordered blue to red"
-    )
-
-
-def cluster_colour_pairs(config: dict, frames: dict[str, FrameEntry]) -> list[tuple[str, str]]:
-    """(blue, red) pairs of a cluster: adjacent by pivot wavelength, the HUGS classic, configured ones."""
-    ordered = sorted(frames, key=lambda f: entry_pivot_wavelength(frames[f], f))
+    ordered = sorted(pivots, key=pivots.get)
     pairs = [(ordered[i], ordered[i + 1]) for i in range(len(ordered) - 1)]
-    if all(f in ordered for f in CLASSIC_PAIR):
+    if all(f in pivots for f in CLASSIC_PAIR):
         pairs.append(CLASSIC_PAIR)
-    rank = {f: i for i, f in enumerate(ordered)}
     for a, b in config["catalogs"]["colour_pairs"]:
-        if a in rank and b in rank and a != b:
-            pairs.append((a, b) if rank[a] < rank[b] else (b, a))
+        if a in pivots and b in pivots:
+            pairs.append((a, b) if pivots[a] < pivots[b] else (b, a))
     return list(dict.fromkeys(pairs))
 
 
@@ -164,23 +306,19 @@ def cmd_band(config: dict, blue: str, red: str) -> str:
     return blue if (blue, red) == CLASSIC_PAIR else red
 
 
-def rgb_channel_weights(config: dict, cluster: str, frames: dict[str, FrameEntry]) -> dict[str, dict[str, float]]:
+def rgb_channel_weights(config: dict, cluster: str, pivots: dict[str, float]) -> dict[str, dict[str, float]]:
     """Channel -> filter -> weight of a cluster's composites: its own, the global ones, or by pivot wavelength."""
     own = (config.get("clusters") or {}).get(cluster, {}).get("rgb", {}).get("channels")
     key = f"clusters.{cluster}.rgb.channels" if own else "rgb.channels"
-    configured = own or config["rgb"]["channels"]
-    pivots = {f: entry_pivot_wavelength(entry, f) for f, entry in frames.items()}
     try:
-        return channel_weights(pivots, configured)
+        return channel_weights(pivots, own or config["rgb"]["channels"])
     except ValueError as error:
         raise ConfigError(f"config key '{key}' for cluster {cluster}: {error}") from None
 
 
-def composite_parameters(config: dict) -> CompositeParameters:
-    """The composites' normalisation, smoothing and stretch from the config's ``rgb`` section."""
+def composite_parameters(config: dict) -> dict:
+    """The composites' normalisation, smoothing and stretch (``CompositeParameters``' fields) as plain values."""
     rgb = config["rgb"]
-    return CompositeParameters(
-        percentile=rgb["percentile"], smooth_sigma=rgb["smooth_sigma"], stretch=rgb["lupton"]["stretch"],
-        Q=rgb["lupton"]["Q"], minimum=rgb["lupton"]["minimum"], bit_depth=rgb["bit_depth"],
-        preview_size=rgb["preview_size"],
-    )
+    return {"percentile": rgb["percentile"], "smooth_sigma": rgb["smooth_sigma"],
+            "stretch": rgb["lupton"]["stretch"], "Q": rgb["lupton"]["Q"], "minimum": rgb["lupton"]["minimum"],
+            "bit_depth": rgb["bit_depth"], "preview_size": rgb["preview_size"]}

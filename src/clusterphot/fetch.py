@@ -12,16 +12,13 @@ from pathlib import Path
 
 import requests
 
+from .errors import FetchError
 from .outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
 FITS_START = b"SIMPLE  ="  # every FITS file's first card
 CHUNK_BYTES = 8 * 2**20
-
-
-class FetchError(OSError):
-    """A frame that could not be fetched; the message names the URL and what went wrong."""
 
 
 def fetch_frame(url: str, path: str | Path, timeout: float = 60.0, attempts: int = 3, wait: float = 2.0) -> Path:

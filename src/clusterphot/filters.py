@@ -1,7 +1,7 @@
 """HST filters and detectors: the facts that frames do not always carry.
 
-Pivot wavelengths order filters from blue to red (colours are always blue - red)
-when a frame lacks PHOTPLAM; detector properties give saturation and noise defaults.
+Pivot wavelengths order filters from blue to red (colours are always blue - red), by
+the one precedence of :func:`pivot_wavelength`; detector properties give saturation and noise defaults.
 Values are the instruments' published nominal ones, to a few Angstrom / per cent.
 """
 
@@ -73,9 +73,30 @@ HUGS_PHOTFLAM: dict[str, float] = {
 }
 
 
-def pivot_wavelength(filter_name: str) -> float | None:
-    """Nominal pivot wavelength (Angstrom) of an HST filter, or None if unknown."""
-    return HST_PIVOT_WAVELENGTH.get(filter_name.upper())
+def pivot_wavelength(filter_name: str, configured: float | None = None, photplam=None) -> float | None:
+    """Pivot wavelength (Angstrom) of a frame's filter; None when nothing gives one.
+
+    One precedence, used everywhere a wavelength is needed (ordering colours blue to red,
+    the composites' channels, the catalogue's metadata):
+
+    1. ``configured``: the config's ``pivot_wavelength`` for the frame;
+    2. the nominal HST value for the filter's name (the table above);
+    3. ``photplam``: PHOTPLAM from the frame's header.
+
+    The table comes before the header so that colours can be ordered before any frame is read
+    (or fetched); for an HST filter the two agree to about 1 % (F606W: 5922 A on ACS/WFC,
+    5889 A on WFC3/UVIS), far less than the gap between any two broad bands.
+    """
+    if configured is not None:
+        return float(configured)
+    nominal = HST_PIVOT_WAVELENGTH.get(filter_name.upper())
+    if nominal is not None:
+        return nominal
+    try:
+        photplam = float(photplam)
+    except (TypeError, ValueError):
+        return None
+    return photplam if photplam > 0 and photplam < float("inf") else None
 
 
 def detector_for(instrument: str | None, detector: str | None) -> Detector | None:

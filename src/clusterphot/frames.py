@@ -15,11 +15,8 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from scipy import ndimage
 
+from .errors import FrameError
 from .filters import detector_for
-
-
-class FrameError(ValueError):
-    """A frame that cannot be measured; the message names the file and the problem."""
 
 
 # Units a frame can be in, by BUNIT. `per_second` frames are count rates; the rest are

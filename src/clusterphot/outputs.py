@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
@@ -24,3 +26,15 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_table(table, path: str | Path) -> None:
+    """Write an astropy Table as ECSV atomically: a crash never leaves a half-written file."""
+    with atomic_output(path) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+
+
+def write_yaml(data: dict, path: str | Path) -> None:
+    """Write plain data as YAML atomically (temporary name, then rename)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .errors import RegistrationError
 from .matching import match_one_to_one
 
 MODELS = ("shift", "similarity", "affine")
@@ -31,10 +32,6 @@ MODEL_MIN_PAIRS = {"shift": 1, "similarity": 6, "affine": 12}
 CLIP_SIGMA = 3.0
 COARSE_RADIUS = 3.0  # px; first matching radius after the voted shift
 N_WCS_GRID = 21  # grid points per axis for the WCS affine fit
-
-
-class RegistrationError(ValueError):
-    """A frame whose transform onto the reference cannot be solved from its stars."""
 
 
 @dataclass(frozen=True, eq=False)

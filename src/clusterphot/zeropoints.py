@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 from astropy.table import Table
 
+from .errors import ZeropointError
 from .outputs import atomic_output
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ log = logging.getLogger(__name__)
 SYSTEMS = ("AB", "ST", "VEGA", "instrumental")
 INSTRUMENTAL_ZEROPOINT = 25.0
 ACS_DETECTORS = ("WFC", "HRC", "SBC")
-
-
-class ZeropointError(ValueError):
-    """No zero point in the chosen system can be had for a frame; the message says what is missing."""
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,72 @@
-# Configuration checks and the helpers every rule file uses.
+# Configuration checks and the helpers every rule file uses. Only the package's config code is
+# imported here (yaml, jsonschema, the filter table): building the job graph must stay fast,
+# without photutils, OpenCV or matplotlib.
+import os
 import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-# The science is the package in src/ (`make` installs it into .venv); importable from a
-# checkout even where it is not installed.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+try:
+    from clusterphot import paths
+    from clusterphot.config import (
+        check_frames_exist,
+        cluster_colour_pairs,
+        cluster_pivot_wavelengths,
+        cmd_band,
+        composite_parameters,
+        configured_clusters,
+        frame_warnings,
+        photometry_parameters,
+        rgb_channel_weights,
+        validate_config,
+    )
+    from clusterphot.errors import ConfigError
+    from clusterphot.fingerprint import file_fingerprints
+except ImportError as error:
+    sys.exit(
+        f"clusterphot: the clusterphot package cannot be imported ({error}); run `make` "
+        "(it installs the package into .venv) and use .venv/bin/snakemake"
+    )
 
-from clusterphot.config import (
-    ConfigError,
-    check_against_schema,
-    check_frames_exist,
-    cluster_colour_pairs,
-    cmd_band,
-    composite_parameters,
-    configured_clusters,
-    photometry_parameters,
-    rgb_channel_weights,
-)
+# The conda environment (--sdm conda) installs this repository's package by this path.
+os.environ.setdefault("CLUSTERPHOT_SOURCE", str(Path(workflow.basedir).resolve()))
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
 # One clear message naming the key or file, before any job runs.
 try:
-    check_against_schema(config, SCHEMA)
-    validate(config, schema=SCHEMA)  # fills in the schema's defaults
+    validate_config(config, SCHEMA)  # and fills in the schema's defaults
     DEMO = not config["clusters"]
     CLUSTERS = configured_clusters(config)
     check_frames_exist(CLUSTERS, demo=DEMO)
-    PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
-    COLOURS = {
-        name: cluster_colour_pairs(config, frames) for name, frames in CLUSTERS.items()
+    PIVOTS = {
+        name: cluster_pivot_wavelengths(frames) for name, frames in CLUSTERS.items()
     }
+    COLOURS = {name: cluster_colour_pairs(config, PIVOTS[name]) for name in CLUSTERS}
     RGB_WEIGHTS = {
-        name: rgb_channel_weights(config, name, frames)
-        for name, frames in CLUSTERS.items()
+        name: rgb_channel_weights(config, name, PIVOTS[name]) for name in CLUSTERS
     }
+    PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
     RGB_PARAMETERS = composite_parameters(config)
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
 
+for warning in frame_warnings(CLUSTERS):
+    print(f"clusterphot: warning: {warning}", file=sys.stderr)
+
+# A content hash of each frame on disk that the workflow neither makes nor fetches: a frame
+# replaced by another with an older date still reruns its photometry (see fingerprint.py).
+FINGERPRINTS = file_fingerprints(
+    entry.image
+    for frames in CLUSTERS.values()
+    for entry in frames.values()
+    if not (DEMO or entry.is_url)
+)
+
 
 wildcard_constraints:
     cluster="|".join(re.escape(c) for c in CLUSTERS) or "no-cluster",
-    # the configured filters only: "merged" is a catalogue, not a filter
     filter="|".join(
         sorted({re.escape(f) for frames in CLUSTERS.values() for f in frames})
     ),
@@ -70,59 +92,40 @@ def frame_url(wildcards):
     return entry.image if entry.is_url else None
 
 
+def frame_fingerprint(wildcards):
+    return FINGERPRINTS.get(frame_entry(wildcards).image)
+
+
+def cluster_filters(wildcards):
+    """The cluster's filters, in the config's order (the order of its catalogues and frames)."""
+    return list(CLUSTERS[wildcards.cluster])
+
+
 def cluster_catalogs(wildcards):
-    return {
-        f: f"results/catalogs/{wildcards.cluster}/{f}.ecsv"
-        for f in CLUSTERS[wildcards.cluster]
-    }
+    return expand(
+        paths.CATALOG, cluster=wildcards.cluster, filter=cluster_filters(wildcards)
+    )
 
 
-def composite_inputs(wildcards):
-    """Every filter's frame, and what proves the frames measurable: the registration
-    (solved from the catalogues), or for a single filter its catalogue."""
-    cluster = wildcards.cluster
-    frames = CLUSTERS[cluster]
-    inputs = {f: entry.local_image for f, entry in frames.items()}
-    if len(frames) > 1:
-        inputs["registration"] = f"results/matched/{cluster}/registration.yaml"
-    else:
-        inputs["catalog"] = f"results/catalogs/{cluster}/{next(iter(frames))}.ecsv"
-    return inputs
+def cluster_frames(wildcards):
+    return [entry.local_image for entry in CLUSTERS[wildcards.cluster].values()]
 
 
-def composite_frames(cluster):
+def composite_frames(wildcards):
     """How to read each filter's frame: its HDU and cube plane, if the config names them."""
     return {
         f: {"hdu": entry.settings.hdu, "plane": entry.settings.plane}
-        for f, entry in CLUSTERS[cluster].items()
+        for f, entry in CLUSTERS[wildcards.cluster].items()
     }
 
 
 def all_outputs():
     outputs = []
     for cluster, frames in CLUSTERS.items():
-        outputs.append(f"results/summary/{cluster}.tsv")
-        outputs += [
-            f"results/rgb/{cluster}_{kind}.{ext}"
-            for kind, ext in (
-                ("lupton", "png"),
-                ("weighted", "png"),
-                ("lupton_preview", "png"),
-                ("weighted_preview", "png"),
-                ("composite", "yaml"),
-            )
-        ]
+        outputs += expand(paths.PER_FRAME, cluster=cluster, filter=list(frames))
+        outputs += expand([paths.SUMMARY, *paths.COMPOSITES], cluster=cluster)
         if len(frames) > 1:
-            outputs.append(f"results/catalogs/{cluster}/merged.ecsv")
+            outputs += expand(paths.MERGED_CATALOG, cluster=cluster)
         for blue, red in COLOURS[cluster]:
-            outputs += [
-                f"results/matched/{cluster}/{blue}-{red}.ecsv",
-                f"results/plots/{cluster}/cmd_{blue}-{red}.png",
-            ]
-        for f in frames:
-            outputs += [
-                f"results/catalogs/{cluster}/{f}.ecsv",
-                f"results/plots/{cluster}/lf_{f}.png",
-                f"results/plots/{cluster}/detections_{f}.png",
-            ]
+            outputs += expand(paths.PER_COLOUR, cluster=cluster, blue=blue, red=red)
     return outputs

@@ -3,25 +3,27 @@
 
 rule composite:
     input:
-        unpack(composite_inputs),
+        frames=cluster_frames,
+        # solved from the catalogues; a single filter's is the identity
+        registration=paths.REGISTRATION,
     output:
-        lupton="results/rgb/{cluster}_lupton.png",
-        weighted="results/rgb/{cluster}_weighted.png",
+        lupton=paths.LUPTON_RGB,
+        weighted=paths.WEIGHTED_RGB,
         lupton_preview=report(
-            "results/rgb/{cluster}_lupton_preview.png",
+            paths.LUPTON_PREVIEW,
             caption="../report/composite_lupton.rst",
             category="Colour composites",
             subcategory="{cluster}",
             labels={"cluster": "{cluster}", "figure": "Lupton RGB"},
         ),
         weighted_preview=report(
-            "results/rgb/{cluster}_weighted_preview.png",
+            paths.WEIGHTED_PREVIEW,
             caption="../report/composite_weighted.rst",
             category="Colour composites",
             subcategory="{cluster}",
             labels={"cluster": "{cluster}", "figure": "weighted-mean RGB"},
         ),
-        provenance="results/rgb/{cluster}_composite.yaml",
+        provenance=paths.COMPOSITE_PROVENANCE,
     log:
         "logs/composite/{cluster}.log",
     benchmark:
@@ -34,8 +36,8 @@ rule composite:
         mem_mb=lambda wc, input, attempt: attempt * int(1000 + 2 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 100),
     params:
-        frames=lambda wc: composite_frames(wc.cluster),
+        frames=composite_frames,
         weights=lambda wc: RGB_WEIGHTS[wc.cluster],
-        parameters=asdict(RGB_PARAMETERS),
+        parameters=RGB_PARAMETERS,
     script:
         "../scripts/composite.py"

@@ -8,7 +8,7 @@ localrules:
 
 rule fetch_frame:
     output:
-        "resources/frames/{cluster}/{filter}.fits",
+        paths.FETCHED_FRAME,
     log:
         "logs/fetch_frame/{cluster}/{filter}.log",
     conda:

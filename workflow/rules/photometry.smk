@@ -5,7 +5,7 @@ rule photometry:
     input:
         image=frame_image,
     output:
-        catalog="results/catalogs/{cluster}/{filter}.ecsv",
+        catalog=paths.CATALOG,
     log:
         "logs/photometry/{cluster}/{filter}.log",
     benchmark:
@@ -21,7 +21,9 @@ rule photometry:
     params:
         settings=frame_settings,
         url=frame_url,
-        photometry=lambda wc: PHOTOMETRY[wc.cluster].as_meta(),
+        # the frame's content: a replaced frame reruns even when its date is older
+        fingerprint=frame_fingerprint,
+        photometry=lambda wc: PHOTOMETRY[wc.cluster],
         system=config["magnitude_system"],
         zeropoint_cache=config["zeropoints"]["cache"],
         zeropoint_service=config["zeropoints"]["service_url"],

@@ -1,18 +1,20 @@
-# Figures of one frame: its luminosity function and where its stars were measured.
+# Figures: per frame its luminosity function and where its stars were measured; per colour
+# of a cluster its colour-magnitude diagram.
 
 
 # Seconds-long plots run where the workflow runs, not as cluster jobs of their own.
 localrules:
     luminosity_function,
     detection_map,
+    cmd,
 
 
 rule luminosity_function:
     input:
-        catalog="results/catalogs/{cluster}/{filter}.ecsv",
+        catalog=paths.CATALOG,
     output:
         report(
-            "results/plots/{cluster}/lf_{filter}.png",
+            paths.LUMINOSITY_FUNCTION,
             caption="../report/luminosity_function.rst",
             category="Luminosity functions",
             subcategory="{cluster}",
@@ -37,10 +39,10 @@ rule luminosity_function:
 rule detection_map:
     input:
         image=frame_image,
-        catalog="results/catalogs/{cluster}/{filter}.ecsv",
+        catalog=paths.CATALOG,
     output:
         report(
-            "results/plots/{cluster}/detections_{filter}.png",
+            paths.DETECTION_MAP,
             caption="../report/detections.rst",
             category="Detections",
             subcategory="{cluster}",
@@ -63,3 +65,29 @@ rule detection_map:
         crop=config["plots"]["detection_crop"],
     script:
         "../scripts/detection_map.py"
+
+
+rule cmd:
+    input:
+        paths.MATCHED,
+    output:
+        report(
+            paths.CMD,
+            caption="../report/cmd.rst",
+            category="Colour-magnitude diagrams",
+            subcategory="{cluster}",
+            labels={"cluster": "{cluster}", "colour": "{blue}-{red}", "figure": "CMD"},
+        ),
+    log:
+        "logs/cmd/{cluster}/{blue}-{red}.log",
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
+    params:
+        band=lambda wc: cmd_band(config, wc.blue, wc.red),
+        quality=config["catalogs"]["quality"],
+    script:
+        "../scripts/cmd.py"

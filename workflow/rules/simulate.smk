@@ -4,10 +4,13 @@
 rule simulate:
     output:
         frames=expand(
-            "results/demo/{{cluster}}/{filter}.fits", filter=config["demo"]["filters"]
+            paths.DEMO_FRAME,
+            cluster="{cluster}",
+            filter=config["demo"]["filters"],
         ),
         truths=expand(
-            "results/demo/{{cluster}}/{filter}_truth.ecsv",
+            paths.DEMO_TRUTH,
+            cluster="{cluster}",
             filter=config["demo"]["filters"],
         ),
     log:
@@ -23,7 +26,6 @@ rule simulate:
         * (500 + config["demo"]["shape"][0] * config["demo"]["shape"][1] * 40 // 2**20),
         runtime=lambda wc, attempt: attempt * 10,
     params:
-        outdir=lambda wc: f"results/demo/{wc.cluster}",
         cluster=lambda wc: config["demo"]["clusters"][wc.cluster],
         filters=config["demo"]["filters"],
         shape=config["demo"]["shape"],

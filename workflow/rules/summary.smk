@@ -8,10 +8,10 @@ localrules:
 
 rule summary:
     input:
-        unpack(cluster_catalogs),
+        catalogs=cluster_catalogs,
     output:
         report(
-            "results/summary/{cluster}.tsv",
+            paths.SUMMARY,
             caption="../report/summary.rst",
             category="Summaries",
             labels={"cluster": "{cluster}", "figure": "summary"},
@@ -24,5 +24,7 @@ rule summary:
     resources:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
+    params:
+        filters=cluster_filters,
     script:
         "../scripts/summary.py"

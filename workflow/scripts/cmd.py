@@ -3,7 +3,7 @@
 from astropy.table import Table
 
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.multiband import QualityCuts, cmd_arrays
+from clusterphot.quality import QualityCuts, cmd_arrays
 from clusterphot.plots import plot_cmd
 
 log_to(snakemake.log[0])

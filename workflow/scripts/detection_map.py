@@ -2,7 +2,7 @@
 
 from astropy.table import Table
 
-from clusterphot.catalog import FrameSettings
+from clusterphot.config import FrameSettings
 from clusterphot.frames import bad_pixel_mask, read_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import plot_detections

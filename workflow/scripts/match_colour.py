@@ -1,12 +1,12 @@
 """Snakemake adapter: stars matched one-to-one between two filters, with their colour."""
 
-from clusterphot.catalog import write_table
+from clusterphot.crossmatch import matched_pair, read_catalogs, read_registration
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.multiband import matched_pair, read_catalogs, read_registration
+from clusterphot.outputs import write_table
 
 log_to(snakemake.log[0])
 with clean_failure():
-    catalogs = read_catalogs(snakemake.input, exclude=("registration",))
+    catalogs = read_catalogs(snakemake.params.filters, snakemake.input.catalogs)
     reference, transforms = read_registration(snakemake.input.registration)
     table = matched_pair(
         catalogs,

@@ -1,12 +1,12 @@
 """Snakemake adapter: the cluster's multi-band catalogue on the reference frame's grid."""
 
-from clusterphot.catalog import write_table
+from clusterphot.crossmatch import merged_catalog, read_catalogs, read_registration
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.multiband import merged_catalog, read_catalogs, read_registration
+from clusterphot.outputs import write_table
 
 log_to(snakemake.log[0])
 with clean_failure():
-    catalogs = read_catalogs(snakemake.input, exclude=("registration",))
+    catalogs = read_catalogs(snakemake.params.filters, snakemake.input.catalogs)
     reference, transforms = read_registration(snakemake.input.registration)
     table = merged_catalog(
         catalogs,

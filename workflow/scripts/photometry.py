@@ -1,7 +1,9 @@
 """Snakemake adapter: measure one frame and write its calibrated catalogue."""
 
-from clusterphot.catalog import FrameSettings, catalog_for_frame, write_table
+from clusterphot.catalog import catalog_for_frame
+from clusterphot.config import FrameSettings
 from clusterphot.logs import clean_failure, log_to
+from clusterphot.outputs import write_table
 from clusterphot.photometry import PhotometryParameters
 
 log_to(snakemake.log[0])

@@ -1,11 +1,11 @@
 """Snakemake adapter: solve each frame's transform onto the cluster's reference frame."""
 
+from clusterphot.crossmatch import read_catalogs, reference_filter, register_catalogs, write_registration
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.multiband import read_catalogs, reference_filter, register_catalogs, write_registration
 
 log_to(snakemake.log[0])
 with clean_failure():
-    catalogs = read_catalogs(snakemake.input, exclude=())
+    catalogs = read_catalogs(snakemake.params.filters, snakemake.input.catalogs)
     reference = reference_filter(catalogs)
     transforms = register_catalogs(
         catalogs,

@@ -1,11 +1,12 @@
-# Per cluster: register the frames onto a reference frame, match one-to-one, merge, draw CMDs.
+# Per cluster: register the frames onto a reference frame, match stars one-to-one between two
+# filters, and merge all filters into one catalogue.
 
 
 rule register:
     input:
-        unpack(cluster_catalogs),
+        catalogs=cluster_catalogs,
     output:
-        "results/matched/{cluster}/registration.yaml",
+        paths.REGISTRATION,
     log:
         "logs/register/{cluster}.log",
     benchmark:
@@ -17,6 +18,7 @@ rule register:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 20 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 10),
     params:
+        filters=cluster_filters,
         max_shift=config["catalogs"]["max_shift"],
         tolerance=config["catalogs"]["match_radius"],
         model=config["catalogs"]["transform"],
@@ -26,10 +28,10 @@ rule register:
 
 rule match_colour:
     input:
-        unpack(cluster_catalogs),
-        registration="results/matched/{cluster}/registration.yaml",
+        catalogs=cluster_catalogs,
+        registration=paths.REGISTRATION,
     output:
-        "results/matched/{cluster}/{blue}-{red}.ecsv",
+        paths.MATCHED,
     log:
         "logs/match_colour/{cluster}/{blue}-{red}.log",
     benchmark:
@@ -41,6 +43,7 @@ rule match_colour:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 20 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 10),
     params:
+        filters=cluster_filters,
         radius=config["catalogs"]["match_radius"],
     script:
         "../scripts/match_colour.py"
@@ -48,10 +51,10 @@ rule match_colour:
 
 rule merge:
     input:
-        unpack(cluster_catalogs),
-        registration="results/matched/{cluster}/registration.yaml",
+        catalogs=cluster_catalogs,
+        registration=paths.REGISTRATION,
     output:
-        "results/catalogs/{cluster}/merged.ecsv",
+        paths.MERGED_CATALOG,
     log:
         "logs/merge/{cluster}.log",
     benchmark:
@@ -63,38 +66,8 @@ rule merge:
         mem_mb=lambda wc, input, attempt: attempt * int(500 + 20 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 10),
     params:
+        filters=cluster_filters,
         radius=config["catalogs"]["match_radius"],
         min_filters=config["catalogs"]["min_filters"],
     script:
         "../scripts/merge.py"
-
-
-# A seconds-long plot: run where the workflow runs, not as a cluster job.
-localrules:
-    cmd,
-
-
-rule cmd:
-    input:
-        "results/matched/{cluster}/{blue}-{red}.ecsv",
-    output:
-        report(
-            "results/plots/{cluster}/cmd_{blue}-{red}.png",
-            caption="../report/cmd.rst",
-            category="Colour-magnitude diagrams",
-            subcategory="{cluster}",
-            labels={"cluster": "{cluster}", "colour": "{blue}-{red}", "figure": "CMD"},
-        ),
-    log:
-        "logs/cmd/{cluster}/{blue}-{red}.log",
-    conda:
-        "../envs/clusterphot.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wc, input, attempt: attempt * int(500 + 5 * input.size_mb),
-        runtime=lambda wc, input, attempt: attempt * int(2 + input.size_mb / 50),
-    params:
-        band=lambda wc: cmd_band(config, wc.blue, wc.red),
-        quality=config["catalogs"]["quality"],
-    script:
-        "../scripts/cmd.py"

@@ -1,9 +1,9 @@
-"""Several filters of one cluster: registration onto a reference frame, one-to-one matched
-colour catalogues, the merged multi-band catalogue, and the quality cuts of a clean CMD."""
+"""Cross-matching the catalogues of one cluster's filters: each frame registered onto a
+reference frame, stars matched one-to-one into colour catalogues, and the merged multi-band
+catalogue."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -14,36 +14,21 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 from astropy.wcs import WCS
 
-from .catalog import float_column, write_yaml
-from .filters import pivot_wavelength as nominal_pivot_wavelength
+from .errors import ClusterphotError, RegistrationError
+from .filters import pivot_wavelength
 from .frames import celestial_wcs
 from .matching import match_one_to_one, merge_positions
-from .photometry import FLAG_BAD_SKY, FLAG_EDGE, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED
+from .outputs import write_yaml
 from .registration import Transform, solve_transform, wcs_transform
-
-@dataclass(frozen=True)
-class QualityCuts:
-    """Which stars make a clean CMD; the rest stay in the tables with their flags."""
-
-    max_mag_err: float = 0.1
-    sharpness_range: tuple[float, float] = (0.2, 1.0)
-    exclude_flags: int = FLAG_SATURATED | FLAG_EDGE | FLAG_NONPOSITIVE_FLUX | FLAG_BAD_SKY
-
-    def passes(self, table: Table, suffix: str = "") -> np.ndarray:
-        """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
-        mag_err = float_column(table[f"mag_err{suffix}"])
-        sharpness = float_column(table[f"sharpness{suffix}"])
-        flags = np.ma.filled(np.ma.asarray(table[f"flags{suffix}"], dtype=np.int64), self.exclude_flags)
-        with np.errstate(invalid="ignore"):  # NaN never passes a comparison
-            return ((mag_err <= self.max_mag_err) & (sharpness >= self.sharpness_range[0])
-                    & (sharpness <= self.sharpness_range[1]) & ((flags & self.exclude_flags) == 0))
 
 
 def catalog_pivot(table: Table, filter_name: str) -> float:
-    """Pivot wavelength of a catalogue's filter (metadata, else the nominal HST value)."""
-    value = table.meta.get("pivot_wavelength") or nominal_pivot_wavelength(filter_name)
+    """Pivot wavelength of a catalogue's filter: as its metadata records it (worked out by
+    :func:`clusterphot.filters.pivot_wavelength`), else by that function from the name."""
+    value = table.meta.get("pivot_wavelength") or pivot_wavelength(filter_name)
     if value is None:
-        raise ValueError(f"filter {filter_name}: no pivot wavelength (set 'pivot_wavelength' in the config)")
+        raise ClusterphotError(f"{table.meta.get('image', filter_name)}: no pivot wavelength for {filter_name} "
+                               "(set 'pivot_wavelength' for this filter in the config)")
     return float(value)
 
 
@@ -76,11 +61,17 @@ def register_catalogs(catalogs: Mapping[str, Table], reference: str, max_shift: 
         initial = None
         if frame_wcs is not None and ref_wcs is not None:
             initial = wcs_transform(frame_wcs, ref_wcs, tuple(table.meta["shape"]))
-        transforms[name] = solve_transform(
-            np.asarray(table["x"], float), np.asarray(table["y"], float), np.asarray(table["mag"], float),
-            np.asarray(ref["x"], float), np.asarray(ref["y"], float), np.asarray(ref["mag"], float),
-            initial=initial, model=model, max_shift=max_shift, tolerance=tolerance,
-        )
+        try:
+            transforms[name] = solve_transform(
+                np.asarray(table["x"], float), np.asarray(table["y"], float), np.asarray(table["mag"], float),
+                np.asarray(ref["x"], float), np.asarray(ref["y"], float), np.asarray(ref["mag"], float),
+                initial=initial, model=model, max_shift=max_shift, tolerance=tolerance,
+            )
+        except RegistrationError as error:
+            raise RegistrationError(
+                f"cluster {table.meta.get('cluster', '?')}: {name} ({table.meta.get('image', 'frame unknown')}) "
+                f"cannot be registered onto {reference} ({ref.meta.get('image', 'frame unknown')}): {error}"
+            ) from None
     return transforms
 
 
@@ -187,10 +178,11 @@ def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Trans
     return table
 
 
-def read_catalogs(named_paths, exclude: Sequence[str]) -> dict[str, Table]:
-    """Filter -> catalogue from Snakemake's named inputs (or any name -> path mapping)."""
-    return {name: Table.read(path, format="ascii.ecsv") for name, path in named_paths.items()
-            if name not in exclude}
+def read_catalogs(filters: Sequence[str], catalog_paths: Sequence[str | Path]) -> dict[str, Table]:
+    """Filter -> catalogue, from the filters and their catalogues' paths in the same order."""
+    if len(filters) != len(catalog_paths):
+        raise ValueError(f"{len(filters)} filters but {len(catalog_paths)} catalogues")
+    return {name: Table.read(path, format="ascii.ecsv") for name, path in zip(filters, catalog_paths)}
 
 
 def write_registration(transforms: Mapping[str, Transform], reference: str, path) -> None:
@@ -203,13 +195,3 @@ def read_registration(path) -> tuple[str, dict[str, Transform]]:
     meta = yaml.safe_load(Path(path).read_text())
     transforms = {f: Transform.from_meta(m) for f, m in meta["transforms"].items()}
     return meta["reference_filter"], transforms
-
-
-def cmd_arrays(table: Table, blue: str, red: str, band: str, cuts: QualityCuts):
-    """Colour, magnitude and their errors of the stars that pass the cuts in both filters."""
-    clean = cuts.passes(table, f"_{blue}") & cuts.passes(table, f"_{red}")
-    colour = np.asarray(table["colour"], float)[clean]
-    colour_err = np.asarray(table["colour_err"], float)[clean]
-    mag = np.asarray(table[f"mag_{band}"], float)[clean]
-    mag_err = np.asarray(table[f"mag_err_{band}"], float)[clean]
-    return colour, mag, colour_err, mag_err

@@ -1,0 +1,34 @@
+"""Where every output goes: the path patterns that the rules, ``all_outputs`` and the tests use.
+
+Wildcards: ``{cluster}``, ``{filter}``, and ``{blue}``-``{red}`` for a colour. The README's
+output table documents each (with the rule that makes it); change a path here and nowhere else.
+"""
+
+# per frame
+CATALOG = "results/catalogs/{cluster}/{filter}.ecsv"
+LUMINOSITY_FUNCTION = "results/plots/{cluster}/lf_{filter}.png"
+DETECTION_MAP = "results/plots/{cluster}/detections_{filter}.png"
+
+# per cluster
+REGISTRATION = "results/matched/{cluster}/registration.yaml"
+MATCHED = "results/matched/{cluster}/{blue}-{red}.ecsv"
+CMD = "results/plots/{cluster}/cmd_{blue}-{red}.png"
+# beside the per-filter catalogues: hence no filter may be called "merged"
+MERGED_CATALOG = "results/catalogs/{cluster}/merged.ecsv"
+SUMMARY = "results/summary/{cluster}.tsv"
+LUPTON_RGB = "results/rgb/{cluster}_lupton.png"
+WEIGHTED_RGB = "results/rgb/{cluster}_weighted.png"
+LUPTON_PREVIEW = "results/rgb/{cluster}_lupton_preview.png"
+WEIGHTED_PREVIEW = "results/rgb/{cluster}_weighted_preview.png"
+COMPOSITE_PROVENANCE = "results/rgb/{cluster}_composite.yaml"
+
+# inputs the workflow makes or keeps
+DEMO_FRAME = "results/demo/{cluster}/{filter}.fits"
+DEMO_TRUTH = "results/demo/{cluster}/{filter}_truth.ecsv"
+FETCHED_FRAME = "resources/frames/{cluster}/{filter}.fits"  # a frame given by URL, kept
+
+PER_FRAME = (CATALOG, LUMINOSITY_FUNCTION, DETECTION_MAP)
+PER_COLOUR = (MATCHED, CMD)
+COMPOSITES = (LUPTON_RGB, WEIGHTED_RGB, LUPTON_PREVIEW, WEIGHTED_PREVIEW, COMPOSITE_PROVENANCE)
+# words a filter may not be called: its per-frame outputs would land on a per-cluster one
+RESERVED_FILTER_NAMES = ("merged",)

@@ -1,0 +1,65 @@
+"""Helpers the tests share: running the workflow with Snakemake itself, and reading composites back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from .conftest import REPO
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    configfile = workdir / "test-config.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfile.write_text(yaml.safe_dump(config))
+    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def jobs_a_change_would_run(workdir: Path, config: dict) -> dict[str, int]:
+    """Rule -> number of jobs a dry run with ``config`` lists."""
+    result = snakemake(workdir, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = output[output.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def pillow_rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=float)
+
+
+def at_fits_position(image: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The RGB a FITS viewer (origin lower left) shows at 0-based pixel (x, y): a 3x3 mean."""
+    row = image.shape[0] - 1 - int(round(y))
+    col = int(round(x))
+    return image[row - 1 : row + 2, col - 1 : col + 2].reshape(-1, 3).mean(axis=0)
+
+
+def channel_centroids(image: np.ndarray, x: float, y: float, radius: float = 4.0) -> np.ndarray:
+    """Flux-weighted (x, y) of each channel around a star, in FITS pixel coordinates."""
+    ny = image.shape[0]
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    fits_y = ny - 1 - rows
+    near = np.hypot(cols - x, fits_y - y) <= radius
+    centroids = []
+    for k in range(3):
+        w = np.where(near, image[..., k], 0.0)
+        centroids.append((np.sum(w * cols) / w.sum(), np.sum(w * fits_y) / w.sum()))
+    return np.array(centroids)
