@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from PIL import Image
 
 from .conftest import REPO
+from .synthetic import gaussian_stars, grid_of_stars
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
@@ -63,3 +65,23 @@ def channel_centroids(image: np.ndarray, x: float, y: float, radius: float = 4.0
         w = np.where(near, image[..., k], 0.0)
         centroids.append((np.sum(w * cols) / w.sum(), np.sum(w * fits_y) / w.sum()))
     return np.array(centroids)
+
+
+def warnings_from(caplog, logger: str) -> list[str]:
+    """The messages of the WARNING records ``logger`` left in pytest's caplog."""
+    return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno == logging.WARNING]
+
+
+def tan_wcs_header(crpix: float = 80.0, **changes) -> dict:
+    """A TAN WCS of 0.05"/px near NGC 1261, as header cards; ``changes`` break it on purpose."""
+    header = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 48.07, "CRVAL2": -55.22, "CRPIX1": crpix,
+              "CRPIX2": crpix, "CD1_1": -1.4e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 1.4e-5}
+    header.update(changes)
+    return header
+
+
+def star_field(shape=(160, 160), seed: int = 11) -> np.ndarray:
+    """Electrons over 100 s: isolated stars on a sky, with noise."""
+    rng = np.random.default_rng(seed)
+    x, y = grid_of_stars(shape, spacing=25, margin=18, rng=rng)
+    return gaussian_stars(shape, x, y, rng.uniform(3e4, 2e5, x.size), sigma=1.2, sky=30.0, read_noise=4.0, rng=rng)

@@ -3,121 +3,191 @@ bad frame; valid but unusual frames measured right; outputs written atomically."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
+from clusterphot import paths
 from clusterphot.composite import write_png
 from clusterphot.outputs import write_table, write_yaml
 
-from .synthetic import gaussian_stars, grid_of_stars, write_frame
-from .helpers import snakemake
+from .helpers import snakemake, star_field, tan_wcs_header
+from .synthetic import write_frame
 
 pytestmark = pytest.mark.workflow
 SHAPE = (160, 160)
 EXPTIME = 100.0
 
 
-def star_field() -> np.ndarray:
-    """Electrons over EXPTIME: isolated stars on a sky, with noise."""
-    rng = np.random.default_rng(11)
-    x, y = grid_of_stars(SHAPE, spacing=25, margin=18, rng=rng)
-    return gaussian_stars(SHAPE, x, y, rng.uniform(3e4, 2e5, x.size), sigma=1.2, sky=30.0, read_noise=4.0, rng=rng)
+# --- bad frames: each stops its job with one line naming the file; frames that can be measured
+# but look wrong are measured, with a warning in their log ------------------------------------
 
 
-def a_wcs() -> fits.Header:
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [48.07, -55.22]
-    wcs.wcs.crpix = [80, 80]
-    wcs.wcs.cdelt = [-0.05 / 3600, 0.05 / 3600]
-    return wcs.to_header()
-
-
-# --- bad frames: each stops its job with one line naming the file ----------------------------
-
-
-def write_bad_frames(folder) -> dict[str, tuple[str, str]]:
-    """cluster -> (frame path, the words its error must contain)."""
+def write_bad_frames(folder) -> tuple[dict, dict, dict]:
+    """The clusters' config entries, and for the frames that cannot be measured and for those
+    that can but look wrong: cluster -> (filter, frame path, the words its error or warning holds)."""
     folder.mkdir()
     data = star_field()
-    bad = {}
+    entries, errors, warned = {}, {}, {}
+
+    def bad(cluster, path, words, **options):
+        entries[cluster] = {"filters": {"F606W": {"image": str(path), **options} if options else str(path)}}
+        errors[cluster] = ("F606W", path, words)
 
     path = write_frame(folder / "whole.fits", data)
     truncated = folder / "truncated.fits"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    bad["truncated"] = (truncated, "truncated or corrupt FITS data")
+    bad("truncated", truncated, "truncated or corrupt FITS data")
 
     (folder / "notfits.fits").write_text("SIMPLE? no: a text file someone named .fits\n")
-    bad["notfits"] = (folder / "notfits.fits", "not a readable FITS file")
+    bad("notfits", folder / "notfits.fits", "not a readable FITS file")
 
     table = fits.BinTableHDU(Table({"x": [1.0, 2.0]}))
     fits.HDUList([fits.PrimaryHDU(), table]).writeto(folder / "table.fits")
-    bad["noimage"] = (folder / "table.fits", "no image data in any HDU")
+    bad("noimage", folder / "table.fits", "no image data in any HDU")
 
     fits.PrimaryHDU(np.stack([data, data])).writeto(folder / "cube.fits")
-    bad["cube"] = (folder / "cube.fits", "3-D cube of shape (2, 160, 160); set 'plane' (0..1)")
+    bad("cube", folder / "cube.fits", "3-D cube of shape (2, 160, 160); set 'plane' (0..1)")
+    bad("planeout", folder / "cube.fits",
+        "plane 5 does not exist: the cube has 2 planes (0..1); set 'plane' for this filter in the config", plane=5)
 
-    bad["allnan"] = (write_frame(folder / "nan.fits", np.full(SHAPE, np.nan, np.float32)),
-                     "no valid pixels (all NaN or all zero)")
-    bad["allzero"] = (write_frame(folder / "zero.fits", np.zeros(SHAPE, np.float32)),
-                      "no valid pixels (all NaN or all zero)")
-    bad["noexptime"] = (write_frame(folder / "noexp.fits", data, exptime=None),
-                        "no EXPTIME keyword; set 'exptime' for this filter in the config")
-    bad["negexptime"] = (write_frame(folder / "negexp.fits", data, exptime=-5.0), "EXPTIME is -5.0; it must be positive")
-    bad["nophotflam"] = (write_frame(folder / "nophotflam.fits", data, photflam=None),
-                         "no AB zero point for F606W: the header has no positive PHOTFLAM; set 'zeropoint'")
-    return bad
+    bad("allnan", write_frame(folder / "nan.fits", np.full(SHAPE, np.nan, np.float32)),
+        "no valid pixels (all NaN or all zero)")
+    bad("allzero", write_frame(folder / "zero.fits", np.zeros(SHAPE, np.float32)),
+        "no valid pixels (all NaN or all zero)")
+    bad("thin", write_frame(folder / "thin.fits", data[80:81, :].copy()),  # one row of a frame
+        "image is 1 x 160 pixels (rows x columns); a frame must be at least 16 pixels along each axis")
+    bad("noexptime", write_frame(folder / "noexp.fits", data, exptime=None),
+        "no EXPTIME keyword; set 'exptime' for this filter in the config")
+    bad("negexptime", write_frame(folder / "negexp.fits", data, exptime=-5.0), "EXPTIME is -5.0; it must be positive")
+    bad("nophotflam", write_frame(folder / "nophotflam.fits", data, photflam=None),
+        "no AB zero point for F606W: the header has no positive PHOTFLAM; set 'zeropoint'")
+
+    good = write_frame(folder / "good.fits", data, extra_sci=tan_wcs_header())
+    bad("offregion", good, "photometry region [500, 600, 500, 600] (x0, x1, y0, y1) does not overlap the frame "
+                           "of 160 x 160 pixels")
+    entries["offregion"]["photometry"] = {"region": [500, 600, 500, 600]}
+    holes = data.copy()
+    holes[:, :80] = np.nan  # no data on the left half
+    bad("emptyregion", write_frame(folder / "holes.fits", holes), "no valid pixels to estimate the sky")
+    entries["emptyregion"]["photometry"] = {"region": [0, 60, 0, 160]}
+
+    def looks_wrong(cluster, filter_name, path, words, **options):
+        entries[cluster] = {"filters": {filter_name: {"image": str(path), **options} if options else str(path)}}
+        warned[cluster] = (filter_name, path, words)
+
+    # the header says F606W (write_frame's FILTER1)
+    looks_wrong("otherfilter", "F814W", good, "the header says FILTER1='F606W' but the config calls this frame F814W")
+    looks_wrong("longexposure", "F606W", good, "exposure time 1e+30 s (the config's 'exptime')", exptime=1.0e30)
+    singular = write_frame(folder / "singular.fits", data, extra_sci=tan_wcs_header(CD1_1=0.0, CD2_2=0.0))
+    looks_wrong("singularwcs", "F606W", singular, "the WCS cannot be used (SingularMatrixError")
+    unknown = write_frame(folder / "unknown.fits", data, extra_sci=tan_wcs_header(CTYPE1="RA---XXX", CTYPE2="DEC--XXX"))
+    looks_wrong("unknownprojection", "F606W", unknown, "Unrecognized projection code")
+    return entries, errors, warned
 
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    bad = write_bad_frames(root / "frames")
-    config = {"clusters": {name: {"filters": {"F606W": str(path)}} for name, (path, _) in bad.items()}}
-    result = snakemake(root / "run", config)
-    return root / "run", bad, result
+    entries, errors, warned = write_bad_frames(root / "frames")
+    result = snakemake(root / "run", {"clusters": entries})
+    return root / "run", errors, warned, result
 
 
 def test_every_bad_frame_stops_with_one_line_naming_it(bad_run):
-    run, bad, result = bad_run
-    assert result.returncode != 0
+    run, errors, _, result = bad_run
+    assert result.returncode != 0  # keep-going: the other jobs ran, the run failed
     messages = [line for line in result.stderr.splitlines() if line.startswith("clusterphot: error: ")]
-    for cluster, (path, words) in bad.items():
-        mine = [line for line in messages if str(path) in line]
-        assert len(mine) == 1, (cluster, mine)
-        assert words in mine[0], (cluster, mine[0])
-        log = (run / f"logs/photometry/{cluster}/F606W.log").read_text()
-        assert words in log and "Traceback" not in log
+    assert len(messages) == len(errors), messages
+    for cluster, (filter_name, path, words) in errors.items():
+        mine = [line for line in messages if line.startswith(f"clusterphot: error: {path}: ") and words in line]
+        assert len(mine) == 1, (cluster, messages)
+        log = (run / f"logs/photometry/{cluster}/{filter_name}.log").read_text()
+        assert words in log and "Traceback" not in log, (cluster, log)
     assert "Traceback" not in result.stderr
 
 
 def test_bad_frames_leave_no_output(bad_run):
-    run, bad, _ = bad_run
-    for cluster in bad:
-        for path in (f"results/catalogs/{cluster}/F606W.ecsv", f"results/summary/{cluster}.tsv",
-                     f"results/plots/{cluster}/lf_F606W.png", f"results/rgb/{cluster}_lupton.png",
-                     f"results/rgb/{cluster}_weighted.png"):
+    run, errors, _, _ = bad_run
+    for cluster, (filter_name, _, _) in errors.items():
+        for pattern in (paths.CATALOG, paths.SUMMARY, paths.LUMINOSITY_FUNCTION, paths.LUPTON_RGB, paths.WEIGHTED_RGB):
+            path = pattern.format(cluster=cluster, filter=filter_name)
             assert not (run / path).exists(), path
     # nor temporary files of the writers (".name.tmpPID")
     assert not list(run.rglob(".*.tmp*"))
 
 
+def test_a_region_off_the_frame_names_the_config_key(bad_run):
+    run, *_ = bad_run
+    log = (run / "logs/photometry/offregion/F606W.log").read_text()
+    assert "set 'photometry.region'" in log
+    log = (run / "logs/photometry/emptyregion/F606W.log").read_text()
+    assert "'photometry.region' is [0, 60, 0, 160]" in log
+
+
+def test_a_frame_that_looks_wrong_is_measured_with_a_warning_in_its_log(bad_run):
+    run, _, warned, _ = bad_run
+    for cluster, (filter_name, path, words) in warned.items():
+        table = Table.read(run / paths.CATALOG.format(cluster=cluster, filter=filter_name))
+        assert len(table) > 20, cluster
+        log = (run / f"logs/photometry/{cluster}/{filter_name}.log").read_text()
+        warnings = [line for line in log.splitlines() if " WARNING " in line and f"{path}: " in line]
+        assert any(words in line for line in warnings), (cluster, log)
+        assert "Traceback" not in log and " ERROR " not in log, (cluster, log)
+
+
+def test_an_absurd_exposure_time_also_warns_about_the_median_magnitude(bad_run):
+    run, *_ = bad_run
+    table = Table.read(run / paths.CATALOG.format(cluster="longexposure", filter="F606W"))
+    assert np.nanmedian(table["mag"]) > 80
+    log = (run / "logs/photometry/longexposure/F606W.log").read_text()
+    assert "magnitudes will be off" in log
+    [median] = [line for line in log.splitlines() if "median magnitude" in line]
+    assert " WARNING " in median and "outside 0..40" in median and "exposure time (1e+30 s)" in median
+
+
+def test_a_broken_wcs_gives_nan_sky_positions(bad_run):
+    run, *_ = bad_run
+    for cluster in ("singularwcs", "unknownprojection"):
+        table = Table.read(run / paths.CATALOG.format(cluster=cluster, filter="F606W"))
+        assert np.isnan(np.asarray(table["ra"])).all() and table.meta["wcs"] is None
+        log = (run / f"logs/photometry/{cluster}/F606W.log").read_text()
+        assert "ra and dec will be NaN" in log
+    # the same frame with a good WCS (measured as F814W) has them, and its log has no WCS warning
+    table = Table.read(run / paths.CATALOG.format(cluster="otherfilter", filter="F814W"))
+    assert np.isfinite(np.asarray(table["ra"])).all()
+    assert "WCS" not in (run / "logs/photometry/otherfilter/F814W.log").read_text()
+
+
 @pytest.mark.parametrize(("config", "expected"), [
     ({"clusters": {"../up": {"filters": {"F606W": "x.fits"}}}}, "config key 'clusters': '../up' does not match"),
     ({"clusters": {"ngc1": {"filters": {"F606W/x": "x.fits"}}}}, "config key 'clusters.ngc1.filters': 'F606W/x'"),
-    ({"clusters": {"ngc1": {"filters": {"F606W-F814W": "x.fits"}}}}, "'F606W-F814W' does not match"),
+    ({"clusters": {"ngc1": {"filters": {"F606W-F814W": "x.fits"}}}},
+     "config key 'clusters.ngc1.filters': 'F606W-F814W' does not match"),
     ({"clusters": {"ngc1": {"filters": {"F606W": {"image": "x.fits", "exptime": 0}}}}},
      "config key 'clusters.ngc1.filters.F606W.exptime': 0 is less than or equal to the minimum of 0"),
     ({"magnitude_system": "Johnson"}, "config key 'magnitude_system': 'Johnson' is not one of"),
+    # what the schema cannot say
+    ({"clusters": {"c": {"filters": {"F606W": "a.fits", "merged": "b.fits"}}}},
+     "config key 'clusters.c.filters.merged': 'merged' cannot name a filter"),
+    ({"clusters": {"c": {"filters": {"F606W": {"image": "a.fits", "exptime": math.nan}}}}},
+     "config key 'clusters.c.filters.F606W.exptime': nan is not a finite number"),
+    ({"clusters": {"c": {"filters": {"F606W": "a.fits"}}}, "photometry": {"region": [100, 10, 0, 50]}},
+     "config key 'photometry.region': [100, 10, 0, 50] holds no pixels"),
+    ({"clusters": {"c": {"filters": {"F606W": "a.fits", "F814W": "b.fits"}}},
+      "catalogs": {"colour_pairs": [["F336W", "F814W"]]}},
+     "config key 'catalogs.colour_pairs.0': no cluster has filter F336W"),
+    ({"demo": {"filters": ["F555W", "F814W"]}}, "config key 'demo.filters.0': the demo simulates"),
 ])
 def test_names_that_would_break_a_path_and_bad_values_are_config_errors(tmp_path, config, expected):
     result = snakemake(tmp_path, config)
     assert result.returncode != 0
-    assert expected in result.stderr, result.stderr[-1500:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("clusterphot: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"clusterphot: {expected}"), result.stderr[-1500:]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
 
@@ -129,7 +199,7 @@ def write_unusual_frames(folder) -> dict[str, dict]:
     """cluster -> its F606W config entry; every frame holds the same stars."""
     folder.mkdir()
     electrons = star_field()
-    header = a_wcs()
+    header = tan_wcs_header()
     frames = {}
     frames["electrons"] = write_frame(folder / "electrons.fits", electrons, extra_sci=header)
     frames["rate"] = write_frame(folder / "rate.fits", electrons / EXPTIME, bunit="ELECTRONS/S", extra_sci=header)
@@ -166,7 +236,7 @@ def unusual_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("unusual")
     entries = write_unusual_frames(root / "frames")
     config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()}}
-    targets = [f"results/catalogs/{name}/F606W.ecsv" for name in entries]
+    targets = [paths.CATALOG.format(cluster=name, filter="F606W") for name in entries]
     result = snakemake(root / "run", config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     return {name: Table.read(root / "run" / target) for name, target in zip(entries, targets)}

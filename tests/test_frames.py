@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from astropy.io import fits
 
 from clusterphot.frames import (
+    MIN_FRAME_PIXELS,
     FrameError,
+    celestial_wcs,
     exposure_time,
     gain,
     image_unit,
@@ -16,11 +20,12 @@ from clusterphot.frames import (
 )
 
 from .conftest import shared_path
+from .helpers import tan_wcs_header, warnings_from
 from .synthetic import write_frame
 
 
 def test_reads_the_first_image_extension_as_float32_with_merged_keywords(tmp_path):
-    data = np.arange(100, dtype=np.float32).reshape(10, 10) + 1
+    data = np.arange(400, dtype=np.float32).reshape(20, 20) + 1
     frame = read_frame(write_frame(tmp_path / "a.fits", data, exptime=370.0))
     assert frame.data.dtype == np.float32
     assert frame.hdu_index == 1
@@ -55,17 +60,93 @@ def test_unreadable_files_name_the_file(tmp_path, content, message):
 
 
 def test_cube_needs_a_plane_and_blank_images_are_refused(tmp_path):
-    cube = np.ones((3, 8, 8), np.float32)
+    cube = np.ones((3, 20, 20), np.float32)
     fits.PrimaryHDU(cube).writeto(tmp_path / "cube.fits")
     with pytest.raises(FrameError, match="3-D cube.*plane"):
         read_frame(tmp_path / "cube.fits")
-    assert read_frame(tmp_path / "cube.fits", plane=2).data.shape == (8, 8)
-    fits.PrimaryHDU(np.full((8, 8), np.nan, np.float32)).writeto(tmp_path / "nan.fits")
+    assert read_frame(tmp_path / "cube.fits", plane=2).data.shape == (20, 20)
+    fits.PrimaryHDU(np.full((20, 20), np.nan, np.float32)).writeto(tmp_path / "nan.fits")
     with pytest.raises(FrameError, match="no valid pixels"):
         read_frame(tmp_path / "nan.fits")
-    fits.PrimaryHDU(np.zeros((8, 8), np.float32)).writeto(tmp_path / "zero.fits")
+    fits.PrimaryHDU(np.zeros((20, 20), np.float32)).writeto(tmp_path / "zero.fits")
     with pytest.raises(FrameError, match="no valid pixels"):
         read_frame(tmp_path / "zero.fits")
+
+
+@pytest.mark.parametrize("plane", [5, 2, -1])
+def test_a_plane_outside_the_cube_names_the_file_and_the_planes_it_has(tmp_path, plane):
+    path = tmp_path / "cube.fits"
+    fits.PrimaryHDU(np.ones((2, 20, 20), np.float32)).writeto(path)
+    with pytest.raises(FrameError) as error:
+        read_frame(path, plane=plane)
+    assert str(error.value) == (f"{path}: plane {plane} does not exist: the cube has 2 planes (0..1); "
+                                "set 'plane' for this filter in the config")
+    assert read_frame(path, plane=1).shape == (20, 20)
+
+
+@pytest.mark.parametrize("shape", [(1, 300), (300, 1), (MIN_FRAME_PIXELS - 1, 200), (1, 1)])
+def test_an_image_too_small_to_hold_a_star_is_refused(tmp_path, shape):
+    path = write_frame(tmp_path / "thin.fits", np.ones(shape, np.float32))
+    with pytest.raises(FrameError) as error:
+        read_frame(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: image is {shape[0]} x {shape[1]} pixels")
+    assert f"at least {MIN_FRAME_PIXELS} pixels along each axis" in message
+
+
+def test_an_image_of_the_smallest_size_is_read(tmp_path):
+    shape = (MIN_FRAME_PIXELS, MIN_FRAME_PIXELS)
+    assert read_frame(write_frame(tmp_path / "small.fits", np.ones(shape, np.float32))).shape == shape
+
+
+def test_an_implausibly_long_exposure_time_is_warned_about(tmp_path, caplog):
+    path = tmp_path / "f.fits"
+    with caplog.at_level(logging.WARNING, logger="clusterphot.frames"):
+        assert exposure_time(fits.Header({"EXPTIME": 1e30}), path) == 1e30
+        assert exposure_time(fits.Header({"EXPTIME": 100.0}), path, override=2e6) == 2e6
+    header_warning, config_warning = warnings_from(caplog, "clusterphot.frames")
+    assert header_warning.startswith(f"{path}: exposure time 1e+30 s (EXPTIME in the header)")
+    assert "magnitudes will be off" in header_warning
+    assert config_warning.startswith(f"{path}: exposure time 2e+06 s (the config's 'exptime')")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="clusterphot.frames"):
+        exposure_time(fits.Header({"EXPTIME": 1e6}), path)  # a very deep stack, but possible
+        exposure_time(fits.Header({"EXPTIME": 0.5}), path)
+    assert warnings_from(caplog, "clusterphot.frames") == []
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"CD1_1": 0.0, "CD2_2": 0.0}, "singular"),  # a CD matrix of zeros
+    ({"CTYPE1": "RA---XXX", "CTYPE2": "DEC--XXX"}, "Unrecognized projection code"),
+])
+def test_a_broken_wcs_is_dropped_with_a_warning_naming_the_file(tmp_path, caplog, changes, words):
+    path = write_frame(tmp_path / "broken.fits", np.ones((20, 20), np.float32), extra_sci=tan_wcs_header(10.0, **changes))
+    with caplog.at_level(logging.WARNING, logger="clusterphot.frames"):
+        frame = read_frame(path)
+    assert frame.wcs is None
+    [warning] = warnings_from(caplog, "clusterphot.frames")
+    assert warning.startswith(f"{path}: the WCS cannot be used (")
+    assert words in warning and "ra and dec will be NaN" in warning
+    assert "\n" not in warning  # WCSLIB's several lines made one
+
+
+def test_a_header_without_a_wcs_or_with_a_good_one_reads_without_a_warning(tmp_path, caplog):
+    data = np.ones((20, 20), np.float32)
+    with caplog.at_level(logging.WARNING, logger="clusterphot.frames"):
+        assert read_frame(write_frame(tmp_path / "nowcs.fits", data)).wcs is None
+        assert read_frame(write_frame(tmp_path / "wcs.fits", data, extra_sci=tan_wcs_header(10.0))).wcs.has_celestial
+        assert celestial_wcs(fits.Header()) is None
+    assert warnings_from(caplog, "clusterphot.frames") == []
+
+
+def test_celestial_wcs_names_its_source_or_the_header(caplog):
+    broken = fits.Header(tan_wcs_header(10.0, CTYPE1="RA---XXX", CTYPE2="DEC--XXX"))
+    with caplog.at_level(logging.WARNING, logger="clusterphot.frames"):
+        assert celestial_wcs(broken) is None
+        assert celestial_wcs(broken, source="a.fits") is None
+    first, second = warnings_from(caplog, "clusterphot.frames")
+    assert first.startswith("header: the WCS cannot be used")
+    assert second.startswith("a.fits: the WCS cannot be used")
 
 
 def test_exposure_time_must_exist_and_be_positive(tmp_path):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from scipy import ndimage
 from photutils.aperture import CircularAperture, aperture_photometry
 
-from clusterphot.catalog import catalog_for_frame
+from clusterphot.catalog import catalog_for_frame, header_filters
 from clusterphot.config import FrameSettings
+from clusterphot.errors import FrameError
 from clusterphot.frames import bad_pixel_mask
 from clusterphot.photometry import (
     FLAG_EDGE,
@@ -23,9 +26,12 @@ from clusterphot.photometry import (
     magnitudes,
     measure_frame,
     plateau_labels,
+    region_mask,
+    region_overlaps,
 )
 from clusterphot.zeropoints import ab_zeropoint
 
+from .helpers import warnings_from
 from .synthetic import gaussian_stars, grid_of_stars, write_frame
 
 SIGMA = 0.9  # PSF sigma, pixels (FWHM 2.1)
@@ -227,3 +233,115 @@ def test_plateau_labels_group_pixels_as_ndimage_label_does():
     # the same partition of the pixels into groups, whatever the numbering
     pairs = set(zip(labels.tolist(), expected[rows, cols].tolist()))
     assert len(pairs) == len(set(labels.tolist())) == len(set(expected[rows, cols].tolist()))
+
+
+# --- frames that can be measured but look wrong, and regions that cannot be --------------------------
+
+
+@pytest.fixture(scope="module")
+def small_field():
+    """A 100 x 100 frame (electrons over 100 s) of isolated stars, AB magnitudes about 22."""
+    rng = np.random.default_rng(8)
+    shape = (100, 100)
+    x, y = grid_of_stars(shape, spacing=25, margin=18, rng=rng)
+    return gaussian_stars(shape, x, y, rng.uniform(2e4, 1e5, x.size), SIGMA, sky=30.0, read_noise=4.0, rng=rng)
+
+
+@pytest.mark.parametrize(("header", "named"), [
+    ({"FILTER": "F814W"}, {"FILTER": "F814W"}),  # WFC3, ground
+    ({"FILTER1": "F606W", "FILTER2": "CLEAR2L"}, {"FILTER1": "F606W"}),  # ACS: the other wheel empty
+    ({"FILTER1": "CLEAR1L", "FILTER2": "F814W"}, {"FILTER2": "F814W"}),
+    ({"FILTNAM1": "F555W", "FILTNAM2": ""}, {"FILTNAM1": "F555W"}),  # WFPC2: the other wheel blank
+    ({"FILTER1": "CLEAR1L", "FILTER2": "CLEAR2L"}, {}),
+    ({"INSTRUME": "ACS"}, {}),
+])
+def test_header_filters_are_read_from_the_keywords_of_each_instrument(header, named):
+    assert header_filters(fits.Header(header)) == named
+
+
+@pytest.mark.parametrize(("configured", "primary", "warned"), [
+    ("F814W", {}, True),  # write_frame's header says FILTER1 = F606W
+    ("f606w", {}, False),  # the same filter in lower case
+    ("F606W", {"FILTER1": "CLEAR1L", "FILTER2": "F814W"}, True),
+    ("F814W", {"FILTER1": "CLEAR1L", "FILTER2": "F814W"}, False),
+    ("R", {"FILTER1": "CLEAR1L"}, False),  # the header names no filter: nothing to compare
+])
+def test_a_header_filter_other_than_the_configured_one_is_warned_about(tmp_path, caplog, small_field, configured,
+                                                                       primary, warned):
+    path = write_frame(tmp_path / "f.fits", small_field, extra_primary=primary)
+    with caplog.at_level(logging.WARNING, logger="clusterphot.catalog"):
+        table = catalog_for_frame(path, FrameSettings(configured, zeropoint=25.0), PARAMS)
+    assert len(table) > 0  # a warning, not an error
+    about_filter = [m for m in warnings_from(caplog, "clusterphot.catalog") if "the header says" in m]
+    assert bool(about_filter) == warned
+    if warned:
+        keyword = "FILTER1='F606W'" if not primary else "FILTER2='F814W'"
+        assert about_filter[0].startswith(f"{path}: the header says {keyword} but the config calls this frame "
+                                          f"{configured}")
+
+
+def test_an_absurd_exposure_time_warns_that_the_magnitudes_are_off(tmp_path, caplog, small_field):
+    path = write_frame(tmp_path / "f.fits", small_field)
+    with caplog.at_level(logging.WARNING, logger="clusterphot"):
+        good = catalog_for_frame(path, FrameSettings("F606W"), PARAMS)
+    assert warnings_from(caplog, "clusterphot.catalog") == [] and warnings_from(caplog, "clusterphot.frames") == []
+    assert 15 < np.nanmedian(good["mag"]) < 30
+    with caplog.at_level(logging.WARNING, logger="clusterphot"):
+        table = catalog_for_frame(path, FrameSettings("F606W", exptime=1e30), PARAMS)
+    assert np.nanmedian(table["mag"]) > 40  # written all the same: a warning, not an error
+    [exposure] = warnings_from(caplog, "clusterphot.frames")
+    assert exposure.startswith(f"{path}: exposure time 1e+30 s (the config's 'exptime')")
+    [median] = warnings_from(caplog, "clusterphot.catalog")
+    zeropoint = table.meta["zeropoint"]["value"]
+    assert median.startswith(f"{path}: the median magnitude is {np.nanmedian(table['mag']):.1f}, outside 0..40")
+    assert f"zero point (AB {zeropoint:.4f} from PHOTFLAM" in median and "exposure time (1e+30 s)" in median
+
+
+def test_a_wrong_zero_point_alone_also_warns_about_the_median_magnitude(tmp_path, caplog, small_field):
+    path = write_frame(tmp_path / "f.fits", small_field)
+    with caplog.at_level(logging.WARNING, logger="clusterphot.catalog"):
+        catalog_for_frame(path, FrameSettings("F606W", zeropoint=-25.0), PARAMS)
+    [median] = warnings_from(caplog, "clusterphot.catalog")
+    assert "outside 0..40" in median and "zero point (AB -25.0000 from config)" in median
+
+
+@pytest.mark.parametrize(("region", "overlaps"), [
+    ((0, 100, 0, 100), True), ((-50, 1, -50, 1), True), ((99, 500, 99, 500), True),
+    ((100, 200, 0, 100), False), ((0, 100, 100, 120), False), ((-20, 0, 0, 100), False),
+    (None, True),
+])
+def test_region_overlaps_the_frame_as_region_mask_counts_pixels(region, overlaps):
+    assert region_overlaps((100, 100), region) is overlaps
+    if region is not None:
+        assert (~region_mask((100, 100), region)).any() == overlaps
+
+
+def test_a_region_off_the_frame_is_a_frame_error_naming_the_file_and_the_key(tmp_path, small_field):
+    path = write_frame(tmp_path / "f.fits", small_field)
+    params = PhotometryParameters(**{**PARAMS.__dict__, "region": (500, 600, 10, 90)})
+    with pytest.raises(FrameError) as error:
+        catalog_for_frame(path, FrameSettings("F606W"), params)
+    message = str(error.value)
+    assert message.startswith(f"{path}: photometry region [500, 600, 10, 90] (x0, x1, y0, y1) does not overlap "
+                              "the frame of 100 x 100 pixels")
+    assert "'photometry.region'" in message
+
+
+def test_a_region_with_no_valid_pixels_is_a_frame_error_naming_the_file(tmp_path, small_field):
+    image = small_field.copy()
+    image[:, :50] = np.nan  # the left half has no data
+    path = write_frame(tmp_path / "f.fits", image)
+    params = PhotometryParameters(**{**PARAMS.__dict__, "region": (0, 40, 0, 100)})
+    with pytest.raises(FrameError) as error:
+        catalog_for_frame(path, FrameSettings("F606W"), params)
+    message = str(error.value)
+    assert message.startswith(f"{path}: no valid pixels to estimate the sky")
+    assert "'photometry.region' is [0, 40, 0, 100]" in message
+    right_half = PhotometryParameters(**{**PARAMS.__dict__, "region": (50, 100, 0, 100)})
+    assert len(catalog_for_frame(path, FrameSettings("F606W"), right_half)) > 0
+
+
+def test_frame_sky_statistics_of_a_fully_masked_frame_is_a_frame_error():
+    data = np.ones((40, 40), np.float32)
+    with pytest.raises(FrameError, match="^no valid pixels to estimate the sky"):
+        frame_sky_statistics(data, np.ones(data.shape, bool))

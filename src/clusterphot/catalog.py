@@ -8,6 +8,7 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table
 
 from . import __version__
@@ -15,10 +16,17 @@ from .config import FrameSettings
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
-from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame
-from .zeropoints import resolve_zeropoint
+from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame, region_overlaps
+from .zeropoints import Zeropoint, resolve_zeropoint
 
 log = logging.getLogger(__name__)
+
+# Keywords that name a frame's filter: WFC3 and most ground-based headers (FILTER), ACS's two
+# wheels (FILTER1/2, the unused one CLEAR...) and WFPC2's (FILTNAM1/2, the unused one blank).
+FILTER_KEYWORDS = ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "FILTNAM2")
+# Median magnitudes of real stars, whatever the telescope: outside, the zero point or the
+# exposure time is wrong.
+PLAUSIBLE_MAGNITUDES = (0.0, 40.0)
 
 CATALOG_COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "sky", "mag", "mag_err",
                    "sharpness", "roundness", "flags")
@@ -45,12 +53,58 @@ def flux_unit(unit: str, is_rate: bool) -> u.UnitBase:
     return base / u.s if is_rate else base
 
 
+def header_filters(header: fits.Header) -> dict[str, str]:
+    """Keyword -> filter name of the filters a header names (empty wheels left out)."""
+    named = {}
+    for name in FILTER_KEYWORDS:
+        value = header.get(name)
+        if not isinstance(value, str) or not value.strip() or value.strip().upper().startswith("CLEAR"):
+            continue
+        named[name] = value.strip()
+    return named
+
+
+def check_header_filter(header: fits.Header, filter_name: str, path: Path) -> None:
+    """Warn when the header names filters and the configured name is none of them (nor one of
+    them with a suffix, as F606W_short): the wrong frame, or the wrong name (whose pivot
+    wavelength would then be used)."""
+    named = header_filters(header)
+    if named and not any(filter_name.upper().startswith(value.upper()) for value in named.values()):
+        found = ", ".join(f"{key}={value!r}" for key, value in named.items())
+        log.warning("%s: the header says %s but the config calls this frame %s; check that the right "
+                    "image is configured for %s", path, found, filter_name, filter_name)
+
+
+def check_magnitudes(mag: np.ndarray, path: Path, zeropoint: Zeropoint, exptime: float) -> None:
+    """Warn when the median magnitude is not one of real stars (a wrong zero point or exposure time)."""
+    finite = mag[np.isfinite(mag)]
+    if finite.size == 0:
+        return
+    median = float(np.median(finite))
+    low, high = PLAUSIBLE_MAGNITUDES
+    if not low <= median <= high:
+        log.warning("%s: the median magnitude is %.1f, outside %g..%g: check the zero point (%s %.4f from %s) "
+                    "and the exposure time (%g s) used", path, median, low, high, zeropoint.system,
+                    zeropoint.value, zeropoint.source, exptime)
+
+
+def check_region(shape: tuple[int, int], params: PhotometryParameters, path: Path) -> None:
+    """A photometry region must hold some of the frame's pixels."""
+    if not region_overlaps(shape, params.region):
+        ny, nx = shape
+        raise FrameError(f"{path}: photometry region {list(params.region)} (x0, x1, y0, y1) does not overlap "
+                         f"the frame of {ny} x {nx} pixels (rows x columns; x 0..{nx - 1}, y 0..{ny - 1}); "
+                         "set 'photometry.region' (or the cluster's own) to pixels on the frame")
+
+
 def catalog_for_frame(path: str | Path, settings: FrameSettings, params: PhotometryParameters,
                       system: str = "AB", zeropoint_cache: Path | None = None,
                       zeropoint_service: str | None = None) -> Table:
     """Measure every star of one frame and return the calibrated catalogue."""
     frame = read_frame(path, hdu=settings.hdu, plane=settings.plane)
     header = frame.header
+    check_header_filter(header, settings.filter_name, frame.path)
+    check_region(frame.shape, params, frame.path)
     exptime = exposure_time(header, frame.path, settings.exptime)
     unit, is_rate = image_unit(header, frame.path)
     frame_gain = gain(header, unit, settings.gain)
@@ -76,8 +130,14 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         raise FrameError(f"{frame.path}: {error}") from None
 
     bad = bad_pixel_mask(frame.data)
-    stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)
+    try:
+        stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)
+    except FrameError as error:  # raised without the file's name
+        hint = ("" if params.region is None else
+                f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
+        raise FrameError(f"{frame.path}: {error}{hint}") from None
     mag, mag_err = magnitudes(stars.flux, stars.flux_err, zeropoint.value, exptime, is_rate)
+    check_magnitudes(mag, frame.path, zeropoint, exptime)
 
     funit = flux_unit(unit, is_rate)
     mag_unit = {"AB": u.ABmag, "ST": u.STmag}.get(zeropoint.system, u.mag)
@@ -124,8 +184,11 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "image_unit": funit.to_string(),
         "gain": frame_gain,
         "saturation_level": saturation,
+        # the wavelength that orders the colours (config, nominal HST value, PHOTPLAM); an AB zero
+        # point from the header used the header's own PHOTPLAM, recorded beside it
         "pivot_wavelength": pivot_wavelength(settings.filter_name, settings.pivot_wavelength,
                                              keyword(header, "PHOTPLAM")),
+        "photplam": keyword(header, "PHOTPLAM"),
         "zeropoint": zeropoint.as_meta(),
         "magnitude_system": zeropoint.system,
         "aperture_correction": stars.aperture_correction.as_meta(),

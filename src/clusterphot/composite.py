@@ -86,7 +86,10 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
     image = read_frame(frame.path, hdu=frame.hdu, plane=frame.plane)
     data = image.data
     bad = bad_pixel_mask(data)
-    sky, scale = normalisation(data, bad, percentile)
+    try:
+        sky, scale = normalisation(data, bad, percentile)
+    except FrameError as error:  # raised without the file's name
+        raise FrameError(f"{frame.path}: {error}") from None
     if not (np.isfinite(scale) and scale > 0):
         raise FrameError(f"{frame.path}: the {percentile} percentile of the valid pixels is not above the sky "
                          f"({sky:.4g}); the frame has no signal to show (raise rgb.percentile)")

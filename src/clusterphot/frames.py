@@ -6,6 +6,7 @@ workflow can stop with one line a user can act on instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,14 @@ from scipy import ndimage
 from .errors import FrameError
 from .filters import detector_for
 
+log = logging.getLogger(__name__)
+
+# Smaller than this along either axis, an image cannot hold a star with its aperture and sky
+# annulus: it is a wrong HDU or a collapsed axis, not a frame.
+MIN_FRAME_PIXELS = 16
+# No exposure or stack, from HST or the ground, is this long (11.6 days): a larger EXPTIME
+# is a wrong keyword or a typo, and every magnitude would be off by 2.5 log10 of the error.
+MAX_PLAUSIBLE_EXPTIME = 1e6  # s
 
 # Units a frame can be in, by BUNIT. `per_second` frames are count rates; the rest are
 # totals over EXPTIME. COUNTS are A/D units (DN): electrons = DN * gain.
@@ -74,15 +83,28 @@ def merged_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
     return header
 
 
-def celestial_wcs(header: fits.Header) -> WCS | None:
-    """The celestial WCS of a header, or None when it has none usable."""
+def wcs_error_text(error: Exception) -> str:
+    """An astropy/WCSLIB error as one line: its type and WCSLIB's explanation, not its C source lines."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    detail = " ".join(line for line in lines if line and not line.startswith("ERROR "))
+    return f"{type(error).__name__}: {detail or ' '.join(lines)}"
+
+
+def celestial_wcs(header: fits.Header, source: str = "header") -> WCS | None:
+    """The celestial WCS of a header, or None when it has none usable.
+
+    A header without CTYPE1 has no WCS, which is fine; a WCS that cannot be set up is dropped
+    with a warning naming ``source`` (the file), since its stars get no ra/dec.
+    """
     if "CTYPE1" not in header:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             wcs = WCS(header, naxis=2)
-        except Exception:  # a broken WCS is the same as none for photometry
+        except Exception as error:  # a broken WCS is the same as none for photometry
+            log.warning("%s: the WCS cannot be used (%s); ra and dec will be NaN",
+                        source, wcs_error_text(error))
             return None
     return wcs if wcs.has_celestial else None
 
@@ -123,12 +145,22 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
                     f"{path}: image is a 3-D cube of shape {shape}; "
                     f"set 'plane' (0..{shape[0] - 1}) for this filter in the config"
                 )
+            if not 0 <= plane < shape[0]:
+                raise FrameError(
+                    f"{path}: plane {plane} does not exist: the cube has {shape[0]} planes "
+                    f"(0..{shape[0] - 1}); set 'plane' for this filter in the config"
+                )
             leading = (plane,)
         elif len(shape) == 2:
             leading = ()
         else:
             raise FrameError(f"{path}: image has {len(shape)} dimensions; expected 2")
         ny, nx = shape[-2:]
+        if min(ny, nx) < MIN_FRAME_PIXELS:
+            raise FrameError(
+                f"{path}: image is {ny} x {nx} pixels (rows x columns); a frame must be at least "
+                f"{MIN_FRAME_PIXELS} pixels along each axis to hold a star"
+            )
         data = np.empty((ny, nx), dtype=np.float32)
         rows = max(1, block_pixels // nx)
         has_valid = False  # any finite, non-zero pixel
@@ -143,7 +175,8 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
         header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
     if not has_valid:
         raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
-    return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header), hdu_index=index)
+    return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header, str(path)),
+                 hdu_index=index)
 
 
 def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:
@@ -182,7 +215,8 @@ def keyword(header: fits.Header, *names: str, default=None):
 
 
 def exposure_time(header: fits.Header, path: Path, override: float | None = None) -> float:
-    """EXPTIME in seconds (the config's value wins); it must be positive."""
+    """EXPTIME in seconds (the config's value wins); it must be positive, and an implausibly
+    long one is warned about."""
     value = override if override is not None else keyword(header, "EXPTIME", "TEXPTIME")
     if value is None:
         raise FrameError(f"{path}: no EXPTIME keyword; set 'exptime' for this filter in the config")
@@ -192,6 +226,11 @@ def exposure_time(header: fits.Header, path: Path, override: float | None = None
         raise FrameError(f"{path}: EXPTIME {value!r} is not a number") from None
     if not np.isfinite(value) or value <= 0:
         raise FrameError(f"{path}: EXPTIME is {value}; it must be positive")
+    if value > MAX_PLAUSIBLE_EXPTIME:
+        origin = "the config's 'exptime'" if override is not None else "EXPTIME in the header"
+        log.warning("%s: exposure time %g s (%s) is longer than any real exposure (%g s); "
+                    "the magnitudes will be off by 2.5 log10 of the error", path, value, origin,
+                    MAX_PLAUSIBLE_EXPTIME)
     return value
 
 

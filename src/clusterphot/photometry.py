@@ -22,6 +22,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .errors import FrameError
+
 # Quality flags (bit values); a star can carry several.
 FLAG_SATURATED = 1  # peak pixel at or above the saturation level
 FLAG_EDGE = 2  # aperture touches a masked pixel or the frame's edge
@@ -123,7 +125,7 @@ class Measurements:
 
 def frame_sky_statistics(data: np.ndarray, bad: np.ndarray, sigma: float = 3.0,
                          max_samples: int = 1_000_000) -> SkyStatistics:
-    """Sigma-clipped mean/median/std of the valid pixels.
+    """Sigma-clipped mean/median/std of the valid pixels (FrameError, without the file's name, if none).
 
     Large frames are sampled on a regular grid (every k-th pixel): the statistics of
     a million pixels are as good as those of 100 million, at a fraction of the time and memory.
@@ -132,7 +134,9 @@ def frame_sky_statistics(data: np.ndarray, bad: np.ndarray, sigma: float = 3.0,
     sample = data[::step, ::step]
     valid = sample[~bad[::step, ::step]]
     if valid.size == 0:
-        raise ValueError("no valid pixels to estimate the sky")
+        # the caller, who knows the file, puts its name in front
+        raise FrameError("no valid pixels to estimate the sky: every pixel is masked (NaN, zero-filled "
+                         "or outside the region measured)")
     mean, median, std = sigma_clipped_stats(valid, sigma=sigma, maxiters=10)
     return SkyStatistics(float(mean), float(median), float(std))
 
@@ -356,6 +360,15 @@ def region_mask(shape: tuple[int, int], region: tuple[int, int, int, int] | None
     outside = np.ones(shape, bool)
     outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
     return outside
+
+
+def region_overlaps(shape: tuple[int, int], region: tuple[int, int, int, int] | None) -> bool:
+    """Whether an optional x0, x1, y0, y1 region (as :func:`region_mask`) holds any pixel of the frame."""
+    if region is None:
+        return True
+    x0, x1, y0, y1 = region
+    ny, nx = shape
+    return max(x0, 0) < min(x1, nx) and max(y0, 0) < min(y1, ny)
 
 
 def plateau_labels(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
