@@ -14,6 +14,7 @@ import yaml
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from clusterphot import paths
 from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
@@ -36,6 +37,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_writes_every_output_of_the_contract(demo_run):
+    # the paths as the README documents them, spelled out: a change to clusterphot.paths must fail here
     for f in FILTERS:
         for path in (f"results/catalogs/tiny/{f}.ecsv", f"results/plots/tiny/lf_{f}.png",
                      f"results/plots/tiny/detections_{f}.png", f"results/demo/tiny/{f}.fits",
@@ -53,8 +55,8 @@ def test_demo_writes_every_output_of_the_contract(demo_run):
 
 def test_catalogues_are_calibrated_and_agree_with_the_truth(demo_run):
     for f in FILTERS:
-        catalog = Table.read(demo_run / f"results/catalogs/tiny/{f}.ecsv")
-        truth = Table.read(demo_run / f"results/demo/tiny/{f}_truth.ecsv")
+        catalog = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=f))
+        truth = Table.read(demo_run / paths.DEMO_TRUTH.format(cluster="tiny", filter=f))
         assert catalog.meta["zeropoint"]["system"] == "AB"
         assert catalog.meta["zeropoint"]["source"].startswith("PHOTFLAM")
         assert catalog.meta["cluster"] == "tiny" and catalog.meta["filter"] == f
@@ -72,10 +74,10 @@ def test_catalogues_are_calibrated_and_agree_with_the_truth(demo_run):
 
 
 def test_summary_counts_the_catalogues(demo_run):
-    summary = Table.read(demo_run / "results/summary/tiny.tsv", format="ascii.tab")
+    summary = Table.read(demo_run / paths.SUMMARY.format(cluster="tiny"), format="ascii.tab")
     assert list(summary["filter"]) == FILTERS
     for row in summary:
-        catalog = Table.read(demo_run / f"results/catalogs/tiny/{row['filter']}.ecsv")
+        catalog = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=row["filter"]))
         assert row["n_stars"] == len(catalog)
         assert row["mag_max"] == pytest.approx(np.nanmax(catalog["mag"]), abs=1e-4)
 
@@ -116,7 +118,7 @@ def test_a_run_killed_hard_is_finished_by_the_same_command_and_equals_an_uninter
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (workdir / "results/catalogs/tiny/merged.ecsv").exists()  # killed in the middle
+    assert not (workdir / paths.MERGED_CATALOG.format(cluster="tiny")).exists()  # killed in the middle
 
     result = snakemake(workdir, TINY)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,7 +140,7 @@ def test_users_config_gives_exactly_its_clusters(tmp_path):
     listing = snakemake(tmp_path / "run", config, "--list-target-rules")
     assert listing.returncode == 0
     dry = snakemake(tmp_path / "run", config, "--dry-run")
-    assert "results/catalogs/ngc0001/F606W.ecsv" in dry.stdout
+    assert paths.CATALOG.format(cluster="ngc0001", filter="F606W") in dry.stdout
     assert "demo1" not in dry.stdout and "demo2" not in dry.stdout
 
 
@@ -158,8 +160,8 @@ def test_bad_config_stops_before_any_job_with_one_message(tmp_path, config, expe
 
 def test_demo_matched_colours_agree_with_the_true_colours(demo_run):
     blue, red = FILTERS
-    matched = Table.read(demo_run / f"results/matched/tiny/{blue}-{red}.ecsv")
-    truth = {f: Table.read(demo_run / f"results/demo/tiny/{f}_truth.ecsv") for f in FILTERS}
+    matched = Table.read(demo_run / paths.MATCHED.format(cluster="tiny", blue=blue, red=red))
+    truth = {f: Table.read(demo_run / paths.DEMO_TRUTH.format(cluster="tiny", filter=f)) for f in FILTERS}
     assert matched.meta["n_matched"] == len(matched) > 50
     for f in FILTERS:
         ids = np.asarray(matched[f"id_{f}"])
@@ -182,11 +184,11 @@ def test_demo_matched_colours_agree_with_the_true_colours(demo_run):
     true_colour = np.array([by_id[blue][i] - by_id[red][i] for i in true_ids[0][bright]])
     offset = np.asarray(matched["colour"])[bright] - true_colour
     assert abs(np.median(offset)) < 0.05
-    assert (demo_run / f"results/plots/tiny/cmd_{blue}-{red}.png").stat().st_size > 0
+    assert (demo_run / paths.CMD.format(cluster="tiny", blue=blue, red=red)).stat().st_size > 0
 
 
 def test_demo_merged_catalogue_has_every_filter_side_by_side(demo_run):
-    merged = Table.read(demo_run / "results/catalogs/tiny/merged.ecsv")
+    merged = Table.read(demo_run / paths.MERGED_CATALOG.format(cluster="tiny"))
     assert merged.meta["reference_filter"] in FILTERS
     assert (np.asarray(merged["n_filters"]) >= 2).all()
     for f in FILTERS:
@@ -201,10 +203,10 @@ def test_ngc1261_real_frames(tmp_path):
     config = yaml.safe_load((REPO / "config/examples/ngc1261.yaml").read_text())
     for name, image in config["clusters"]["ngc1261"]["filters"].items():
         config["clusters"]["ngc1261"]["filters"][name] = str((REPO / image).resolve())
-    result = snakemake(tmp_path, config, "results/matched/ngc1261/F336W-F555W.ecsv",
-                       "results/plots/ngc1261/cmd_F336W-F555W.png")
+    colour = {"cluster": "ngc1261", "blue": "F336W", "red": "F555W"}
+    result = snakemake(tmp_path, config, paths.MATCHED.format(**colour), paths.CMD.format(**colour))
     assert result.returncode == 0, result.stderr[-3000:]
-    matched = Table.read(tmp_path / "results/matched/ngc1261/F336W-F555W.ecsv")
+    matched = Table.read(tmp_path / paths.MATCHED.format(**colour))
     assert len(matched) >= 1500
     for f in ("F336W", "F555W"):
         assert len(np.unique(matched[f"id_{f}"])) == len(matched)
@@ -228,8 +230,8 @@ def test_ngc1261_real_frames(tmp_path):
 
 
 def test_demo_composites_cover_the_reference_frame(demo_run):
-    registration = yaml.safe_load((demo_run / "results/matched/tiny/registration.yaml").read_text())
-    provenance = yaml.safe_load((demo_run / "results/rgb/tiny_composite.yaml").read_text())
+    registration = yaml.safe_load((demo_run / paths.REGISTRATION.format(cluster="tiny")).read_text())
+    provenance = yaml.safe_load((demo_run / paths.COMPOSITE_PROVENANCE.format(cluster="tiny")).read_text())
     assert provenance["reference_filter"] == registration["reference_filter"]
     assert provenance["channels"]["red"] == {"F814W": 1.0} and provenance["channels"]["blue"] == {"F438W": 1.0}
     for kind in ("lupton", "weighted"):

@@ -21,7 +21,7 @@ import yaml
 from . import paths
 from .channels import channel_weights
 from .errors import ConfigError
-from .filters import CLASSIC_PAIR, pivot_wavelength
+from .filters import CLASSIC_PAIR, HUGS_FILTERS, pivot_wavelength
 
 
 URL_PATTERN = re.compile(r"^https?://", re.IGNORECASE)
@@ -118,6 +118,8 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                         " cluster names may also hold -)")
         raise ConfigError(f"config key '{_key_path(error.absolute_path)}': {message}")
     check_filter_names(config)
+    if not config.get("clusters"):
+        check_demo_filters(config["demo"]["filters"])
     check_photometry(config["photometry"], "photometry")
     for cluster, entry in (config.get("clusters") or {}).items():
         check_photometry(entry.get("photometry") or {}, f"clusters.{cluster}.photometry")
@@ -145,6 +147,14 @@ def check_filter_names(config: dict) -> None:
         if name.lower() in paths.RESERVED_FILTER_NAMES:
             raise ConfigError(f"config key '{key}': '{name}' cannot name a filter ({paths.MERGED_CATALOG} is the "
                               "cluster's merged catalogue); call the filter something else")
+
+
+def check_demo_filters(filters: list[str]) -> None:
+    """The demo simulates HST frames in the HUGS bands only (their cameras and sensitivities)."""
+    for index, name in enumerate(filters):
+        if name not in HUGS_FILTERS:
+            raise ConfigError(f"config key 'demo.filters.{index}': the demo simulates the HUGS bands "
+                              f"({', '.join(HUGS_FILTERS)}), not {name}")
 
 
 def check_photometry(values: dict, key: str) -> None:

@@ -7,6 +7,7 @@ Values are the instruments' published nominal ones, to a few Angstrom / per cent
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # The HUGS survey's five bands, blue to red, and its classic colour-magnitude diagram.
@@ -96,7 +97,7 @@ def pivot_wavelength(filter_name: str, configured: float | None = None, photplam
         photplam = float(photplam)
     except (TypeError, ValueError):
         return None
-    return photplam if photplam > 0 and photplam < float("inf") else None
+    return photplam if math.isfinite(photplam) and photplam > 0 else None
 
 
 def detector_for(instrument: str | None, detector: str | None) -> Detector | None:

@@ -37,8 +37,9 @@ def tell_terminal(message: str) -> None:
 @contextmanager
 def clean_failure() -> Iterator[None]:
     """Input the user can fix (a :class:`ClusterphotError`) becomes one logged line and exit
-    status 1, without a traceback. Anything else is a bug: its traceback goes to the log, and
-    the terminal gets one line saying where that log is."""
+    status 1, without a traceback. Anything else keeps its traceback in the log, and the
+    terminal gets one line saying where that log is: an OSError is the machine's (a full disk,
+    a permission), any other exception a bug in clusterphot."""
     try:
         yield
     except ClusterphotError as error:
@@ -48,7 +49,11 @@ def clean_failure() -> Iterator[None]:
     except Exception as error:
         if _log_path is None:  # the log is the terminal: the usual traceback says it all
             raise
-        log.exception("unexpected error, a bug in clusterphot (please report it with this log)")
-        tell_terminal(f"clusterphot: internal error ({type(error).__name__}: {error}); "
-                      f"the traceback is in {_log_path}")
+        if isinstance(error, OSError):
+            log.exception("the system refused (disk, permissions, memory?)")
+            tell_terminal(f"clusterphot: error: {error}; the traceback is in {_log_path}")
+        else:
+            log.exception("unexpected error, a bug in clusterphot (please report it with this log)")
+            tell_terminal(f"clusterphot: internal error ({type(error).__name__}: {error}); "
+                          f"the traceback is in {_log_path}")
         raise SystemExit(1) from None

@@ -746,13 +746,17 @@ def write_simulated_cluster(
     Returns the written paths (FITS and truth, filter by filter). Keywords go to simulate_cluster.
     """
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for filter_name, (hdul, truth) in simulate_cluster(name, seed, filters, **kwargs).items():
         fits_path, truth_path = outdir / f"{filter_name}.fits", outdir / f"{filter_name}_truth.ecsv"
-        with atomic_output(fits_path) as tmp:
-            hdul.writeto(tmp, overwrite=True, checksum=True)
-        with atomic_output(truth_path) as tmp:
-            truth.write(tmp, format="ascii.ecsv", overwrite=True)
+        write_simulated_frame(hdul, truth, fits_path, truth_path)
         paths += [fits_path, truth_path]
     return paths
+
+
+def write_simulated_frame(hdul: fits.HDUList, truth: Table, fits_path: Path | str, truth_path: Path | str) -> None:
+    """Write one filter's simulated frame (with checksums) and its true star list, atomically."""
+    with atomic_output(fits_path) as tmp:
+        hdul.writeto(tmp, overwrite=True, checksum=True)
+    with atomic_output(truth_path) as tmp:
+        truth.write(tmp, format="ascii.ecsv", overwrite=True)

@@ -5,6 +5,7 @@ import os
 import re
 import sys
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
 try:
@@ -26,7 +27,8 @@ try:
 except ImportError as error:
     sys.exit(
         f"clusterphot: the clusterphot package cannot be imported ({error}); run `make` "
-        "(it installs the package into .venv) and use .venv/bin/snakemake"
+        "(it installs the package into .venv) and use .venv/bin/snakemake, or install it into "
+        "the environment that runs snakemake with `pip install --no-deps -e .`"
     )
 
 # The conda environment (--sdm conda) installs this repository's package by this path.
@@ -52,17 +54,9 @@ try:
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
 
-for warning in frame_warnings(CLUSTERS):
-    print(f"clusterphot: warning: {warning}", file=sys.stderr)
-
-# A content hash of each frame on disk that the workflow neither makes nor fetches: a frame
-# replaced by another with an older date still reruns its photometry (see fingerprint.py).
-FINGERPRINTS = file_fingerprints(
-    entry.image
-    for frames in CLUSTERS.values()
-    for entry in frames.values()
-    if not (DEMO or entry.is_url)
-)
+if workflow.is_main_process:  # once, not again in every cluster job's log
+    for warning in frame_warnings(CLUSTERS):
+        print(f"clusterphot: warning: {warning}", file=sys.stderr)
 
 
 wildcard_constraints:
@@ -92,8 +86,20 @@ def frame_url(wildcards):
     return entry.image if entry.is_url else None
 
 
+@cache
+def content_fingerprint(image):
+    return file_fingerprints([image]).get(image)
+
+
 def frame_fingerprint(wildcards):
-    return FINGERPRINTS.get(frame_entry(wildcards).image)
+    """The content hash of a frame on disk that the workflow neither makes nor fetches: a
+    frame replaced by another with an older date still reruns its photometry (see
+    fingerprint.py). Worked out only for the jobs in the graph (on a cluster node: its own).
+    """
+    entry = frame_entry(wildcards)
+    if DEMO or entry.is_url:
+        return None
+    return content_fingerprint(entry.image)
 
 
 def cluster_filters(wildcards):

@@ -9,7 +9,7 @@ log_to(snakemake.log[0])
 with clean_failure():
     frames = [
         FrameInput(f, path, **snakemake.params.frames[f])
-        for f, path in zip(snakemake.params.frames, snakemake.input.frames)
+        for f, path in zip(snakemake.params.frames, snakemake.input.frames, strict=True)
     ]
     reference, transforms = read_registration(snakemake.input.registration)
     out = snakemake.output

@@ -1,0 +1,55 @@
+"""What a failure shows: input a user can fix is one line; a bug keeps its traceback in the log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import sys
+from clusterphot.errors import FrameError
+from clusterphot.logs import clean_failure, log_to
+
+log_to(sys.argv[1] if sys.argv[1] != "-" else None)
+with clean_failure():
+    if sys.argv[2] == "user":
+        raise FrameError("frame.fits: EXPTIME is -5.0; it must be positive")
+    {}["a key that is not there"]  # a bug
+"""
+
+
+def run(log: str, kind: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, log, kind], capture_output=True, text=True, timeout=60)
+
+
+def test_an_error_the_user_can_fix_is_one_line_without_a_traceback(tmp_path):
+    log = tmp_path / "job.log"
+    result = run(str(log), "user")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "clusterphot: error: frame.fits: EXPTIME is -5.0; it must be positive"
+    text = log.read_text()
+    assert "EXPTIME is -5.0" in text and "Traceback" not in text
+
+
+def test_a_bug_keeps_its_traceback_in_the_log_and_the_terminal_says_where(tmp_path):
+    log = tmp_path / "job.log"
+    result = run(str(log), "bug")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("clusterphot: internal error (KeyError: ")
+    assert f"the traceback is in {log}" in lines[0]
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'a key that is not there'" in text
+
+
+@pytest.mark.parametrize("kind, expected, unexpected", [
+    ("user", "ERROR clusterphot: frame.fits: EXPTIME", "Traceback"),
+    ("bug", "Traceback (most recent call last)", "internal error"),
+])
+def test_without_a_log_file_the_terminal_is_the_log(kind, expected, unexpected):
+    result = run("-", kind)
+    assert result.returncode == 1
+    assert expected in result.stderr and unexpected not in result.stderr
