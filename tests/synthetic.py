@@ -81,3 +81,40 @@ def field_frames(folder, filters, to_reference, own_sources, shape, n_stars=25, 
                               read_noise=3.0, rng=rng)
         paths[name] = write_frame(folder / f"{name}.fits", data, bunit="ELECTRONS")
     return paths, xs, ys
+
+
+def moffat_epsf(fwhm: float, oversampling: int = 4):
+    """The exact effective PSF of the simulator's Moffat stars, as an EPSF grid: each node is the
+    fraction of a star's flux in a pixel at that offset, from the simulator's own pixel-integrated
+    stamps at sub-pixel phases."""
+    from clusterphot.psf import EPSF
+    from clusterphot.simulate import moffat_phase_stamps
+
+    stamps = moffat_phase_stamps(fwhm, n_phase=oversampling)
+    r = stamps.shape[-1] // 2
+    size = 2 * (r - 1) * oversampling + 1
+    centre = size // 2
+    grid = np.zeros((size, size))
+    rows, cols = np.mgrid[0 : 2 * r + 1, 0 : 2 * r + 1]
+    for py in range(oversampling):
+        for px in range(oversampling):
+            # stamp pixel (row, col) lies (col - r - px/os, row - r - py/os) from the star
+            u = centre + (cols - r) * oversampling - px
+            v = centre + (rows - r) * oversampling - py
+            inside = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+            grid[v[inside], u[inside]] = stamps[py, px][inside]
+    return EPSF(grid, oversampling)
+
+
+def moffat_field(shape, x, y, flux, fwhm: float, sky: float = 50.0, read_noise: float = 4.0, rng=None):
+    """Electrons (float32) of Moffat stars (the simulator's PSF) on a sky, with Poisson and read noise."""
+    from clusterphot.simulate import add_stars, moffat_phase_stamps
+
+    pad = 16
+    canvas = np.zeros((shape[0] + 2 * pad, shape[1] + 2 * pad), np.float32)
+    add_stars(canvas, np.asarray(x, float) + pad, np.asarray(y, float) + pad, np.asarray(flux, float),
+              moffat_phase_stamps(fwhm))
+    image = canvas[pad:-pad, pad:-pad].astype(np.float64) + sky
+    if rng is not None:
+        image = rng.poisson(image).astype(np.float64) + rng.normal(0.0, read_noise, shape)
+    return image.astype(np.float32)

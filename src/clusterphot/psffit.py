@@ -1,0 +1,251 @@
+"""Fitting every star of a frame together with its PSF: one weighted sparse linear least-squares
+solve per iteration, as DAOPHOT's ALLSTAR and crowdsource do.
+
+The model of the frame is ``sum_k flux_k * psf(x - x_k, y - y_k) + sky``, with the sky a
+constant per cell of ``sky_cell`` pixels. Linearised in small position corrections
+(d_k = shift), the model of a pixel is
+
+    flux_k * psf  -  (flux_k dx_k) * dpsf/dx  -  (flux_k dy_k) * dpsf/dy  + sky_cell
+
+which is linear in (flux_k, flux_k dx_k, flux_k dy_k, sky_cell): one sparse design matrix with
+a row per pixel near a star and three columns per star (one for stars too faint to move), solved
+in one go with the noise model's weights. Nothing loops over stars in Python: pixels, offsets and
+PSF values of all stars are arrays, and scipy.sparse builds and solves the system.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import spsolve
+
+from .photometry import disk_offsets
+from .psf import EPSF
+
+
+@dataclass
+class StarFit:
+    """Per-star results of one simultaneous fit (image units, pixels)."""
+
+    flux: np.ndarray
+    flux_err: np.ndarray
+    shift_x: np.ndarray  # position corrections (0 for stars whose position was held)
+    shift_y: np.ndarray
+    position_err: np.ndarray  # rms of the x and y errors, px (NaN where held)
+    qfit: np.ndarray  # reduced chi^2 of the star's fitting pixels
+    crowding: np.ndarray  # mag: how much brighter the star would seem were its neighbours not fitted
+    n_pixels: np.ndarray  # fitting pixels used
+    sky: np.ndarray  # the fitted sky at the star (image units per pixel)
+    sky_image: np.ndarray  # the fitted sky of every pixel (0 where no star is near), float32
+
+
+def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: float,
+                     square: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat pixel indices within ``radius`` of each star's nearest pixel (a disk, or with
+    ``square`` the square the PSF is tabulated on), -1 off the frame, and those pixels' offsets
+    (dx, dy) from the star. Shapes (n_stars, n_offsets)."""
+    ny, nx = shape
+    if square:
+        r = int(math.floor(radius))
+        oy, ox = (a.ravel() for a in np.mgrid[-r : r + 1, -r : r + 1])
+    else:
+        oy, ox = disk_offsets(radius)
+    xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
+    px, py = xi[:, None] + ox[None, :], yi[:, None] + oy[None, :]
+    flat = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), py * nx + px, -1)
+    return flat, px - x[:, None], py - y[:, None]
+
+
+def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
+              psf: EPSF, fit_radius: float, move: np.ndarray, sky_cell: int = 32,
+              n_neighbours: int = 6, sky_prior_pixels: float = 50.0) -> StarFit:
+    """Fluxes, position corrections and a cellular sky of all stars at once.
+
+    ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
+    False where a pixel must not enter the fit (masked, saturated). Pixels within
+    ``fit_radius`` of a star are fitted; each star's PSF covers its whole radius, so the wings
+    of bright stars are part of their neighbours' model. ``move``: stars whose position is
+    fitted (the rest keep theirs: too faint to centre).
+    """
+    ny, nx = image.shape
+    n = len(x)
+    # the fitted pixels: near a star, and usable
+    fit_flat, _, _ = pixel_footprints(image.shape, x, y, fit_radius)
+    is_fitted = np.zeros(ny * nx, bool)
+    is_fitted[fit_flat[fit_flat >= 0]] = True
+    is_fitted &= usable.ravel()
+    pixels = np.flatnonzero(is_fitted)
+    row_of = np.full(ny * nx, -1, np.int64)
+    row_of[pixels] = np.arange(pixels.size)
+
+    # every star's PSF on the fitted pixels within its radius
+    flat, dx, dy = pixel_footprints(image.shape, x, y, psf.radius, square=True)
+    rows = np.where(flat >= 0, row_of[np.maximum(flat, 0)], -1)
+    keep = rows >= 0
+    star = np.broadcast_to(np.arange(n)[:, None], rows.shape)[keep]
+    rows, dx, dy = rows[keep], dx[keep], dy[keep]
+    p = psf.evaluate(dx, dy)
+    gx, gy = psf.gradient(dx, dy)
+
+    # columns: flux of every star, then the shifts of the stars that move, then the sky cells
+    shift_column = np.full(n, -1, np.int64)
+    shift_column[move] = n + 2 * np.arange(int(np.count_nonzero(move)))
+    cell = (pixels // nx) // sky_cell * ((nx + sky_cell - 1) // sky_cell) + (pixels % nx) // sky_cell
+    cells, cell_column = np.unique(cell, return_inverse=True)
+    n_columns = n + 2 * int(np.count_nonzero(move)) + cells.size
+    sky_column = n + 2 * int(np.count_nonzero(move)) + cell_column
+
+    moving = shift_column[star] >= 0
+    entry_rows = np.concatenate([rows, rows[moving], rows[moving], np.arange(pixels.size)])
+    entry_columns = np.concatenate([star, shift_column[star][moving], shift_column[star][moving] + 1, sky_column])
+    entry_values = np.concatenate([p, -gx[moving], -gy[moving], np.ones(pixels.size)])
+    design = sparse.csr_matrix((entry_values, (entry_rows, entry_columns)), shape=(pixels.size, n_columns))
+
+    weight = 1.0 / variance.ravel()[pixels]
+    data = image.ravel()[pixels].astype(np.float64)
+    weighted = sparse.diags(weight) @ design
+    normal = (design.T @ weighted).tocsc()
+    # a whisper of ridge: a star with no usable pixel, or two on one spot, leaves the system
+    # singular; this keeps it solvable without moving any well-determined value
+    normal = normal + sparse.diags(1e-9 * normal.diagonal() + 1e-30)
+    rhs = design.T @ (weight * data)
+    # A prior on each sky cell: 0 (the frame's sky was subtracted), as sure as ``sky_prior_pixels``
+    # pixels of sky would make it. A cell that holds only the edges of a few stars' footprints
+    # would otherwise trade its sky for their fluxes freely; a cell full of fitted pixels is
+    # hardly moved by it.
+    prior = np.zeros(n_columns)
+    prior[n_columns - cells.size :] = sky_prior_pixels * weight.max()  # the sky-only pixels weight
+    normal = normal + sparse.diags(prior)
+    solution = spsolve(normal.tocsc(), rhs)
+    flux = solution[:n]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift_x = np.where(move & (flux > 0), solution[np.maximum(shift_column, 0)] / flux, 0.0)
+        shift_y = np.where(move & (flux > 0), solution[np.maximum(shift_column, 0) + 1] / flux, 0.0)
+    model = design @ solution
+    residual = data - model
+
+    # Errors: the covariance of each star's flux and shifts with its neighbours' fluxes taken
+    # into account (a blended pair's fluxes are anti-correlated, and each is less certain than
+    # alone), from the inverse of the normal matrix restricted to the star and its neighbours.
+    w = weight[rows]
+    # every star's own columns: its flux and, if it moves, its two shifts (-1: none)
+    own = np.stack([np.arange(n), np.where(move, shift_column, -1), np.where(move, shift_column + 1, -1)], 1)
+    neighbours = strongest_neighbours(normal, n, n_neighbours)
+    of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
+    # and the sky of the cell the star is in (a fitted sky trades light with the stars on it)
+    centre = pixel_footprints(image.shape, x, y, 0.0)[0][:, 0]
+    centre_row = np.where(centre >= 0, row_of[np.maximum(centre, 0)], -1)
+    star_sky = np.where(centre_row >= 0, sky_column[np.maximum(centre_row, 0)], -1)
+    index = np.concatenate([own, of_neighbours.reshape(n, -1), star_sky[:, None]], axis=1)
+    covariance = np.linalg.inv(dense_blocks(normal, index))
+    flux_err = np.sqrt(np.maximum(covariance[:, 0, 0], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        position_err = np.where(move, np.sqrt(np.maximum(covariance[:, 1, 1] + covariance[:, 2, 2], 0.0) / 2)
+                                / np.abs(flux), np.nan)
+
+    # per-star fit quality on its fitting pixels, and the light of its neighbours there
+    fitting = (dx**2 + dy**2) <= fit_radius**2
+    chi2 = np.bincount(star[fitting], weights=(w * residual[rows] ** 2)[fitting], minlength=n)
+    n_pixels = np.bincount(star[fitting], minlength=n)
+    own = flux[star] * p
+    others = model[rows] - own - solution[sky_column[rows]]
+    # neighbours' light in the star's own flux units (PSF-weighted, as the fit sees it)
+    contamination = (np.bincount(star, weights=w * p * others, minlength=n)
+                     / np.maximum(np.bincount(star, weights=w * p * p, minlength=n), 1e-300))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qfit = chi2 / np.maximum(n_pixels - 1, 1)
+        crowding = np.where(flux > 0, 2.5 * np.log10(1.0 + np.maximum(contamination, 0.0) / flux), np.nan)
+    sky_at_star = np.where(star_sky >= 0, solution[np.maximum(star_sky, 0)], np.nan)
+    # the sky of every pixel: its cell's value where the cell was fitted
+    n_cells_x = (nx + sky_cell - 1) // sky_cell
+    cell_values = np.zeros(((ny + sky_cell - 1) // sky_cell) * n_cells_x)
+    cell_values[cells] = solution[n_columns - cells.size :]
+    sky_image = np.repeat(np.repeat(cell_values.reshape(-1, n_cells_x), sky_cell, 0), sky_cell, 1)[:ny, :nx]
+    return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
+                   sky_image.astype(np.float32))
+
+
+def strongest_neighbours(normal: sparse.spmatrix, n: int, k: int) -> np.ndarray:
+    """For each of the first ``n`` columns (the stars' fluxes), the ``k`` other flux columns most
+    coupled to it in the normal matrix (-1 where a star has fewer neighbours), shape (n, k)."""
+    fluxes = sparse.coo_matrix(normal.tocsr()[:n, :n])
+    off = fluxes.row != fluxes.col
+    row, col, value = fluxes.row[off], fluxes.col[off], fluxes.data[off]
+    diagonal = np.maximum(normal.diagonal()[:n], 1e-300)
+    coupling = np.abs(value) / np.sqrt(diagonal[row] * diagonal[col])
+    order = np.lexsort((-coupling, row))
+    row, col = row[order], col[order]
+    rank = np.arange(row.size) - np.searchsorted(row, row)  # position within its row
+    chosen = rank < k
+    neighbours = np.full((n, k), -1, np.int64)
+    neighbours[row[chosen], rank[chosen]] = col[chosen]
+    return neighbours
+
+
+def dense_blocks(normal: sparse.spmatrix, index: np.ndarray) -> np.ndarray:
+    """The (n, p, p) dense sub-matrices of ``normal`` on each row's columns ``index`` (n, p);
+    an index of -1 stands for a dummy parameter (1 on the diagonal, 0 elsewhere)."""
+    matrix = normal.tocsr()
+    matrix.sort_indices()
+    n_columns = matrix.shape[1]
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_columns
+    keys += matrix.indices
+    a, b = index[:, :, None], index[:, None, :]
+    wanted = np.where((a >= 0) & (b >= 0), a * n_columns + b, -1)
+    position = np.clip(np.searchsorted(keys, wanted), 0, keys.size - 1)
+    blocks = np.where((wanted >= 0) & (keys[position] == wanted), matrix.data[position], 0.0)
+    dummy = index < 0
+    blocks[:, np.arange(index.shape[1]), np.arange(index.shape[1])] += dummy
+    return blocks
+
+
+def render(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
+           chunk: int = 20000) -> np.ndarray:
+    """The frame's stars as ``psf`` draws them (float32), for residual images."""
+    model = np.zeros(shape[0] * shape[1], np.float64)
+    for start in range(0, len(x), chunk):
+        part = slice(start, start + chunk)
+        flat, dx, dy = pixel_footprints(shape, x[part], y[part], psf.radius, square=True)
+        on = flat >= 0
+        values = flux[part, None] * psf.evaluate(dx, dy)
+        model += np.bincount(flat[on], weights=values[on], minlength=model.size)
+    return model.reshape(shape).astype(np.float32)
+
+
+def merge_close_pairs(x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                      separation: float) -> np.ndarray:
+    """Indices of the stars to keep when two lie closer than ``separation``: the brighter of each
+    pair (its flux becomes the pair's). Such pairs are one star fitted twice (ALLSTAR's rule)."""
+    from scipy.spatial import cKDTree
+
+    keep = np.ones(len(x), bool)
+    if len(x) < 2:
+        return np.flatnonzero(keep)
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(separation, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.flatnonzero(keep)
+    # the fainter of each pair goes (pairs are few: a loop over them, not over stars, is fine)
+    fainter = np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    brighter = np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 1], pairs[:, 0])
+    keep[fainter] = False
+    np.add.at(flux, brighter, np.where(keep[brighter], flux[fainter], 0.0))
+    return np.flatnonzero(keep)
+
+
+def photon_variance(model: np.ndarray, sky_variance: float, electrons_per_unit: float) -> np.ndarray:
+    """Noise variance per pixel (image units^2): the sky's (photons and read noise, as measured)
+    plus the Poisson noise of the stars' light, through the gain."""
+    return sky_variance + np.maximum(model, 0.0) / electrons_per_unit
+
+
+def snr(flux: np.ndarray, flux_err: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flux_err > 0, flux / flux_err, 0.0)
+
+
+def fit_radius_for(fwhm: float) -> float:
+    """DAOPHOT's choice, about one FWHM, and never under 1.5 px (an undersampled HST PSF)."""
+    return max(1.5, 1.0 * fwhm) if math.isfinite(fwhm) else 1.5

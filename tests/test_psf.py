@@ -1,0 +1,101 @@
+"""PSF photometry's parts: the effective PSF learned from stars, and all stars fitted together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clusterphot.photometry import PhotometryParameters, frame_sky_statistics
+from clusterphot.psf import build_epsf
+from clusterphot.psffit import fit_stars, photon_variance, render
+from clusterphot.psfphot import PSFParameters, psf_photometry
+
+from .synthetic import moffat_epsf, moffat_field
+
+FWHM = 2.2
+SKY, READ_NOISE = 50.0, 4.0
+
+
+def isolated_grid(shape, spacing, rng, margin=20):
+    ys, xs = np.mgrid[margin : shape[0] - margin : spacing, margin : shape[1] - margin : spacing]
+    return xs.ravel() + rng.uniform(-0.5, 0.5, xs.size), ys.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+
+
+def test_the_epsf_learned_from_stars_is_the_true_psf():
+    rng = np.random.default_rng(1)
+    shape = (500, 500)
+    x, y = isolated_grid(shape, 40, rng)
+    flux = rng.uniform(5e4, 3e5, x.size)
+    image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng) - SKY
+    psf, x_fit, y_fit = build_epsf(image, np.zeros(shape, bool), x + rng.normal(0, 0.2, x.size),
+                                   y + rng.normal(0, 0.2, x.size), FWHM)
+    true = moffat_epsf(FWHM)
+    offsets = np.arange(-6, 7, dtype=float)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    peak = float(true.evaluate(0.0, 0.0))
+    for phase in (0.0, 0.25, 0.5):  # a star on a pixel centre, a quarter and half a pixel off
+        difference = psf.evaluate(dx - phase, dy - phase) - true.evaluate(dx - phase, dy - phase)
+        assert np.abs(difference).max() < 0.02 * peak, phase
+    assert psf.n_stars == x.size
+    # the stars' positions come out to a few hundredths of a pixel (they went in 0.2 px off)
+    assert np.std(x_fit - x) < 0.03 and np.std(y_fit - y) < 0.03
+    assert abs(np.mean(x_fit - x)) < 0.01 and abs(np.mean(y_fit - y)) < 0.01
+
+
+def test_two_stars_one_fwhm_apart_are_recovered_within_their_errors():
+    """30 noise realisations of a pair 1 FWHM apart, fitted together from positions 0.3 px off:
+    the fluxes scatter as their errors say (pulls near 1) and are unbiased."""
+    psf = moffat_epsf(FWHM)
+    shape = (40, 40)
+    x, y, flux = np.array([18.3, 18.3 + FWHM]), np.array([20.6, 20.6]), np.array([20000.0, 8000.0])
+    pulls, position_pulls = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng) - SKY  # the sky subtracted
+        # the noise model's variance, from the model (as the pipeline has it after its first fit)
+        variance = photon_variance(moffat_field(shape, x, y, flux, FWHM, 0.0), READ_NOISE**2 + SKY, 1.0)
+        fx, fy = x + np.array([0.3, -0.3]), y + np.array([-0.3, 0.3])
+        for _ in range(4):
+            fit = fit_stars(image, variance, np.ones(shape, bool), fx, fy, psf, 2.2, np.ones(2, bool), sky_cell=64)
+            fx, fy = fx + fit.shift_x, fy + fit.shift_y
+        pulls.append((fit.flux - flux) / fit.flux_err)
+        position_pulls.append((fx - x) / fit.position_err)
+    pulls, position_pulls = np.array(pulls), np.array(position_pulls)
+    assert np.abs(pulls.mean(axis=0)).max() < 0.6, pulls.mean(axis=0)
+    assert 0.75 < pulls.std() < 1.3, pulls.std()
+    assert np.abs(position_pulls).max() < 5 and 0.7 < position_pulls.std() < 1.4, position_pulls.std()
+
+
+def test_the_model_of_the_frame_holds_every_stars_flux():
+    psf = moffat_epsf(FWHM)
+    x, y, flux = np.array([25.2, 35.7]), np.array([27.4, 33.1]), np.array([1000.0, 3000.0])
+    model = render((60, 60), x, y, flux, psf)
+    # what the PSF holds within its radius (all but 0.3 per cent: the wings beyond 12 px)
+    offsets = np.arange(-12, 13, dtype=float)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    held = float(psf.evaluate(dx - 0.2, dy - 0.4).sum())
+    assert 0.995 < held < 1.0
+    assert model.sum() == pytest.approx(flux.sum() * held, rel=1e-3)
+
+
+def test_a_faint_star_in_a_bright_stars_wing_is_found_by_a_residual_pass():
+    rng = np.random.default_rng(5)
+    shape = (260, 260)
+    x, y = isolated_grid(shape, 40, rng)
+    flux = rng.uniform(5e4, 2e5, x.size)
+    bright = (130.4, 131.2)
+    faint = (bright[0] + 2.5, bright[1] + 1.5)  # 1.3 FWHM off, in the bright star's wing
+    keep = np.hypot(x - bright[0], y - bright[1]) > 25
+    x, y, flux = np.r_[x[keep], bright[0], faint[0]], np.r_[y[keep], bright[1], faint[1]], np.r_[flux[keep], 2e5, 6e3]
+    image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng)
+    bad = np.zeros(shape, bool)
+    params = PhotometryParameters(fwhm=FWHM)
+    sky = frame_sky_statistics(image, bad)
+    image -= np.float32(sky.median)
+    result = psf_photometry(image, bad, sky, params, PSFParameters(min_psf_stars=10), 1.0, None)
+    distance = np.hypot(result.x - faint[0], result.y - faint[1])
+    found = np.argmin(distance)
+    assert distance[found] < 0.5
+    assert result.found_in_pass[found] >= 1  # not by DAOFIND on the frame: by a residual pass
+    assert result.fit.flux[found] == pytest.approx(6e3, abs=4 * result.fit.flux_err[found])
+    assert len(result.x) == len(x)  # and nothing else: no spurious detection
