@@ -72,8 +72,17 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
     if saturated_above is not None:
         bright &= peak < 0.8 * saturated_above  # and clear of non-linearity
     isolated = nearest_neighbour_distance(x, y) > params.isolation * fwhm
+    # and no detected neighbour within the PSF's radius brighter than 2 per cent of the star:
+    # in a cluster's core every star has some, and their wings would become the PSF's
+    tree = cKDTree(np.column_stack([x, y]))
+    pairs = tree.query_pairs(radius, output_type="ndarray")
+    brightest_neighbour = np.zeros(len(x))
+    if len(pairs):
+        np.maximum.at(brightest_neighbour, pairs[:, 0], peak[pairs[:, 1]])
+        np.maximum.at(brightest_neighbour, pairs[:, 1], peak[pairs[:, 0]])
+    clean = brightest_neighbour < 0.02 * peak
     inside = (x > radius + 1) & (x < nx - radius - 2) & (y > radius + 1) & (y < ny - radius - 2)
-    chosen = np.flatnonzero(bright & isolated & inside)
+    chosen = np.flatnonzero(bright & isolated & clean & inside)
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
 
 
