@@ -235,10 +235,14 @@ def merge_close_pairs(x: np.ndarray, y: np.ndarray, flux: np.ndarray,
     return np.flatnonzero(keep)
 
 
-def photon_variance(model: np.ndarray, sky_variance: float, electrons_per_unit: float) -> np.ndarray:
+def photon_variance(model: np.ndarray, sky_variance: float, electrons_per_unit: float,
+                    psf_error: float = 0.0) -> np.ndarray:
     """Noise variance per pixel (image units^2): the sky's (photons and read noise, as measured)
-    plus the Poisson noise of the stars' light, through the gain."""
-    return sky_variance + np.maximum(model, 0.0) / electrons_per_unit
+    plus the Poisson noise of the stars' light, through the gain, plus ``psf_error`` (a fraction)
+    of the stars' light for what a learned PSF gets wrong: near a bright star that, not the
+    photons, limits how well the model fits."""
+    light = np.maximum(model, 0.0)
+    return sky_variance + light / electrons_per_unit + (psf_error * light) ** 2
 
 
 def snr(flux: np.ndarray, flux_err: np.ndarray) -> np.ndarray:

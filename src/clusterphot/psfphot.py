@@ -43,6 +43,7 @@ class PSFParameters:
     sky_cell: int = 32  # the fitted sky is constant over cells of this size
     max_shift: float = 3.0  # a star moved further than this from where it was found is dropped
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
+    psf_error: float = 0.01  # fraction of a star's light its learned PSF may get wrong, added to the noise
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -155,13 +156,17 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius_for(fwhm), np.zeros(len(x), bool),
                         psf_params.sky_cell)
         model = render(data.shape, x, y, fit.flux, psf)
-        variance = photon_variance(model, sky.std**2, electrons_per_unit)
+        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
         passes.append({"stars": int(len(x)), "new": int((origin == k).sum())})
         if k == psf_params.residual_passes:
             break
         if learn and k < psf_params.psf_rebuilds:
             psf = rebuilt_psf(data, bad, x, y, fit, model, psf, fwhm, sky, saturated_above, psf_params)
+            # the fluxes and sky of the new PSF, before anything is looked for in the residual
+            fit = fit_stars(data, variance, usable, x, y, psf, fit_radius_for(fwhm), np.zeros(len(x), bool),
+                            psf_params.sky_cell)
             model = render(data.shape, x, y, fit.flux, psf)
+            variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
         # subtracted light is many times the sky's, and DAOFIND's threshold (in sky sigma) would
         # take its ripples for stars.
