@@ -10,6 +10,7 @@ The science lives in small modules:
 - ``zeropoints``  AB/ST/VEGA zero points with their provenance
 - ``photometry``  detection, aperture photometry, aperture correction, magnitudes
 - ``catalog``     one frame's calibrated catalogue, with units and metadata
+- ``psf``, ``psffit``, ``psfphot``  PSF photometry (in progress, not yet used by the workflow)
 - ``registration``, ``matching``, ``crossmatch``  frames registered, stars matched, colours
   and the merged catalogue of a cluster
 - ``quality``     the cuts of a clean colour-magnitude diagram

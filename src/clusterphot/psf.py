@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 from scipy.signal import savgol_filter
+from scipy.spatial import cKDTree
 
 from .errors import FrameError
+from .photometry import gather
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,6 @@ def psf_stamps(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     Shapes (n_stars, n_pixels). The offsets are those of the pixels' centres from the star's
     position, so a star exactly on a pixel centre has offsets that are whole numbers.
     """
-    from .photometry import gather
-
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
     oy, ox = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     oy, ox = oy.ravel(), ox.ravel()
@@ -146,8 +146,6 @@ def neighbour_pixels(dx: np.ndarray, dy: np.ndarray, x: np.ndarray, y: np.ndarra
                      others_x: np.ndarray, others_y: np.ndarray, radius: float) -> np.ndarray:
     """True for stamp pixels within ``radius`` of another detected star: their light is not the
     star's own, so they stay out of the PSF."""
-    from scipy.spatial import cKDTree
-
     px, py = (x[:, None] + dx).ravel(), (y[:, None] + dy).ravel()
     tree = cKDTree(np.column_stack([others_x, others_y]))
     # the star itself is among the detections: a pixel is a neighbour's when a detection other

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import spsolve
+from scipy.spatial import cKDTree
 
 from .photometry import disk_offsets
 from .psf import EPSF
@@ -219,8 +220,6 @@ def merge_close_pairs(x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                       separation: float) -> np.ndarray:
     """Indices of the stars to keep when two lie closer than ``separation``: the brighter of each
     pair (its flux becomes the pair's). Such pairs are one star fitted twice (ALLSTAR's rule)."""
-    from scipy.spatial import cKDTree
-
     keep = np.ones(len(x), bool)
     if len(x) < 2:
         return np.flatnonzero(keep)
