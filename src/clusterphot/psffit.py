@@ -216,21 +216,16 @@ def render(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarra
     return model.reshape(shape).astype(np.float32)
 
 
-def merge_close_pairs(x: np.ndarray, y: np.ndarray, flux: np.ndarray,
-                      separation: float) -> np.ndarray:
+def merge_close_pairs(x: np.ndarray, y: np.ndarray, flux: np.ndarray, separation: float) -> np.ndarray:
     """Indices of the stars to keep when two lie closer than ``separation``: the brighter of each
-    pair (its flux becomes the pair's). Such pairs are one star fitted twice (ALLSTAR's rule)."""
+    pair (ALLSTAR's rule: such a pair is one star fitted twice; the next fit gives it the pair's flux)."""
     keep = np.ones(len(x), bool)
     if len(x) < 2:
         return np.flatnonzero(keep)
     pairs = cKDTree(np.column_stack([x, y])).query_pairs(separation, output_type="ndarray")
     if len(pairs) == 0:
         return np.flatnonzero(keep)
-    # the fainter of each pair goes (pairs are few: a loop over them, not over stars, is fine)
-    fainter = np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
-    brighter = np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 1], pairs[:, 0])
-    keep[fainter] = False
-    np.add.at(flux, brighter, np.where(keep[brighter], flux[fainter], 0.0))
+    keep[np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 0], pairs[:, 1])] = False  # the fainter
     return np.flatnonzero(keep)
 
 

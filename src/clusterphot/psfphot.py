@@ -89,19 +89,18 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
 
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            found_at: tuple[np.ndarray, np.ndarray], origin: np.ndarray, psf: EPSF, fwhm: float,
-           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, StarFit]:
+           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each. Returns the
-    kept stars' x, y, where they were found, their origin pass, and the last fit."""
+    kept stars' x, y, where they were found (x, y) and their origin pass."""
     fit_radius = fit_radius_for(fwhm)
     fx, fy = found_at
-    fit = None
     for _ in range(params.n_iter):
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.ones(len(x), bool), params.sky_cell)
         x = x + np.clip(fit.shift_x, -0.5, 0.5)
         y = y + np.clip(fit.shift_y, -0.5, 0.5)
         keep = (snr(fit.flux, fit.flux_err) >= params.min_snr) & (np.hypot(x - fx, y - fy) <= params.max_shift)
         index = np.flatnonzero(keep)
-        index = index[merge_close_pairs(x[index], y[index], fit.flux[index].copy(), params.merge_separation * fwhm)]
+        index = index[merge_close_pairs(x[index], y[index], fit.flux[index], params.merge_separation * fwhm)]
         x, y, fx, fy, origin = x[index], y[index], fx[index], fy[index], origin[index]
     return x, y, fx, fy, origin
 
