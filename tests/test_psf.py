@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clusterphot.photometry import PhotometryParameters, frame_sky_statistics
-from clusterphot.psf import build_epsf
+from clusterphot.psf import EPSF, build_epsf, core_normalised, normalisation_radius
 from clusterphot.psffit import fit_stars, photon_variance, render
 from clusterphot.psfphot import PSFParameters, psf_photometry
 
@@ -29,7 +29,9 @@ def test_the_epsf_learned_from_stars_is_the_true_psf():
     image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng) - SKY
     psf, x_fit, y_fit = build_epsf(image, np.zeros(shape, bool), x + rng.normal(0, 0.2, x.size),
                                    y + rng.normal(0, 0.2, x.size), FWHM)
+    # a learned PSF holds unit flux within its normalisation radius: the true one, put the same way
     true = moffat_epsf(FWHM)
+    true = EPSF(core_normalised(true.data, true.oversampling, normalisation_radius(FWHM)), true.oversampling)
     offsets = np.arange(-6, 7, dtype=float)
     dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
     peak = float(true.evaluate(0.0, 0.0))

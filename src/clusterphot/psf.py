@@ -42,7 +42,7 @@ from .photometry import gather
 class EPSF:
     """An effective PSF on a grid of ``oversampling`` nodes per pixel, the star at the central node."""
 
-    data: np.ndarray  # (n, n), n = 2 * radius * oversampling + 1; sums to oversampling**2
+    data: np.ndarray  # (n, n), n = 2 * radius * oversampling + 1; see core_normalised
     oversampling: int
     n_stars: int = 0  # stars it was built from (0: given, not built)
     _splines: tuple = field(init=False, repr=False, compare=False)
@@ -80,6 +80,19 @@ class EPSF:
         values = ndimage.map_coordinates(self._splines[which], self._nodes(dx.ravel(), dy.ravel()), order=3,
                                          mode="constant", cval=0.0, prefilter=False)
         return values.reshape(dx.shape)
+
+    def envelope(self, radius: np.ndarray) -> np.ndarray:
+        """The PSF's largest absolute value at or beyond each radius (px): decreasing, so a
+        star's light is below a level everywhere beyond the radius where this falls below it."""
+        size = self.data.shape[0]
+        v, u = np.mgrid[:size, :size] - size // 2
+        node_radius = np.hypot(u, v) / self.oversampling
+        order = np.argsort(node_radius.ravel())[::-1]
+        outer_max = np.maximum.accumulate(np.abs(self.data.ravel()[order]))[::-1]  # max at >= radius
+        radii_sorted = node_radius.ravel()[order][::-1]
+        # the PSF is evaluated on pixels up to 0.5*sqrt(2) px from the footprint's radius
+        at = np.searchsorted(radii_sorted, np.maximum(np.asarray(radius, float) - 0.71, 0.0))
+        return outer_max[np.minimum(at, outer_max.size - 1)]
 
     @property
     def fwhm(self) -> float:
@@ -211,6 +224,77 @@ def recentred(grid: np.ndarray, oversampling: int, fwhm: float) -> np.ndarray:
     return ndimage.shift(grid, (-cv, -cu), order=3, mode="constant", cval=0.0)
 
 
+# FWHM: the tabulated PSF holds out to WING_INNER, the fitted power law from WING_OUTER on
+WING_INNER = 1.5
+WING_OUTER = 2.5
+
+
+def normalisation_radius(fwhm: float) -> float:
+    """Radius (px) within which a learned PSF holds unit flux: 2 FWHM, at least 3 px."""
+    return max(3.0, 2.0 * fwhm)
+
+
+def core_normalised(grid: np.ndarray, oversampling: int, radius: float) -> np.ndarray:
+    """The grid scaled so that the light within ``radius`` of the star is 1.
+
+    Not the whole grid: in a crowd the stamps' outer parts hold a pedestal of unresolved light
+    and of neighbours' wings, and 0.1 per cent of the peak over a 29x29-px grid is 10 per cent of
+    the flux; a whole-grid normalisation would take it out of the core (the PSF grows broader
+    at every iteration). The fluxes are then "within ``radius``", and the correction to total
+    (measured on the PSF stars with their neighbours subtracted) takes them to total.
+    """
+    size = grid.shape[0]
+    v, u = np.mgrid[:size, :size] - size // 2
+    core = np.hypot(u, v) <= radius * oversampling
+    return grid * (oversampling**2 / grid[core].sum())
+
+
+def wing_power_law(normalised: np.ndarray, dx: np.ndarray, dy: np.ndarray, inner: float,
+                   outer: float) -> tuple[float, float]:
+    """Amplitude and slope of ``A r**-slope`` fitted to the stars' normalised samples between
+    ``inner`` and ``outer`` px: the median of each half-pixel ring (robust against the faint
+    neighbours every wing holds in a crowd), fitted in log-log space weighted by the samples
+    per ring. Returns (nan, nan) when fewer than three rings have a positive median."""
+    r = np.hypot(dx, dy)
+    use = np.isfinite(normalised) & (r >= inner) & (r < outer)
+    ring = np.floor((r[use] - inner) / 0.5).astype(np.intp)
+    order = np.argsort(ring, kind="stable")
+    ring, sample, radius = ring[order], normalised[use][order], r[use][order]
+    starts = np.flatnonzero(np.r_[True, np.diff(ring) > 0])
+    counts = np.diff(np.r_[starts, ring.size])
+    # per-ring medians: sort samples within each ring (rings are contiguous after the sort)
+    by_ring = np.lexsort((sample, ring))
+    medians = sample[by_ring][starts + counts // 2]
+    centres = np.add.reduceat(radius, starts) / counts
+    positive = medians > 0
+    if positive.sum() < 3:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log(centres[positive]), np.log(medians[positive]), 1,
+                                  w=np.sqrt(counts[positive]))
+    return float(np.exp(intercept)), float(-slope)
+
+
+def with_model_wings(grid: np.ndarray, oversampling: int, amplitude: float, slope: float, inner: float,
+                     outer: float) -> np.ndarray:
+    """The grid with its wings beyond ``inner`` px replaced by ``amplitude r**-slope``, blended
+    linearly from the tabulated values at ``inner`` to the model at ``outer``.
+
+    Why: a few dozen stars measure the core well, but beyond about 2 FWHM their pixels hold
+    less of their own light than of the sky's noise and their neighbours'; a per-node average
+    there is noise (even negative), and it is what neighbours' subtraction and the residual
+    passes see around every bright star. The azimuthal profile of all samples is far better
+    determined than any single node. What is lost: non-azimuthal structure in the far wings
+    (diffraction spikes)."""
+    if not (np.isfinite(amplitude) and np.isfinite(slope)) or slope <= 0:
+        return grid
+    size = grid.shape[0]
+    v, u = np.mgrid[:size, :size] - size // 2
+    r = np.hypot(u, v) / oversampling
+    model = amplitude * np.maximum(r, inner) ** -slope
+    blend = np.clip((r - inner) / (outer - inner), 0.0, 1.0)
+    return (1.0 - blend) * grid + blend * model
+
+
 def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float,
                oversampling: int = 4, radius: int | None = None, n_iter: int = 4, min_stars: int = 10,
                neighbours: tuple[np.ndarray, np.ndarray] | None = None,
@@ -258,8 +342,10 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
                                           size, oversampling)
             grid = psf.data + np.nan_to_num(correction)
         grid = fill_and_smooth(grid, window)
+        amplitude, slope = wing_power_law(normalised, dx[good], dy[good], WING_INNER * fwhm, radius)
+        grid = with_model_wings(grid, oversampling, amplitude, slope, WING_INNER * fwhm, WING_OUTER * fwhm)
         grid = recentred(grid, oversampling, fwhm)
-        grid *= oversampling**2 / grid.sum()  # every pixel phase sums to about 1
+        grid = core_normalised(grid, oversampling, normalisation_radius(fwhm))
         psf = EPSF(grid, oversampling, n_stars=int(good.sum()))
         flux, shift_x, shift_y = fit_stamps(psf, values, dx, dy, sky, fit_radius)
         x, y = x + shift_x, y + shift_y

@@ -21,10 +21,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
-from .photometry import (PhotometryParameters, SkyStatistics, detect_stars, nearest_neighbour_distance,
-                         peak_values)
+from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
+                         Measurements, PhotometryParameters, SkyStatistics, aperture_sums, detect_stars,
+                         frame_sky_statistics, merge_saturated_detections, nearest_neighbour_distance,
+                         peak_values, region_mask, touches_mask)
 from .psf import EPSF, build_epsf
-from .psffit import StarFit, fit_radius_for, fit_stars, merge_close_pairs, photon_variance, render, snr
+from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, photon_variance,
+                     position_corrections, render, snr)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class PSFParameters:
     max_shift: float = 3.0  # a star moved further than this from where it was found is dropped
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
     psf_error: float = 0.01  # fraction of a star's light its learned PSF may get wrong, added to the noise
+    footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
+    max_qfit: float = 5.0  # a star whose fit's reduced chi^2 is above this is flagged
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -59,6 +64,10 @@ class PSFPhotometry:
     psf: EPSF
     found_in_pass: np.ndarray  # 0: first detection; k: the k-th residual pass
     peak: np.ndarray
+    sharpness: np.ndarray  # DAOFIND's, where the star was detected
+    roundness: np.ndarray
+    n_iter: np.ndarray  # fits the star took part in
+    psf_stars: np.ndarray  # indices of the stars the PSF was (last) learned from
     passes: list  # per pass: stars fitted, new stars found
 
 
@@ -88,35 +97,67 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
 
 
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
-           found_at: tuple[np.ndarray, np.ndarray], origin: np.ndarray, psf: EPSF, fwhm: float,
-           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each. Returns the
-    kept stars' x, y, where they were found (x, y) and their origin pass."""
+           flux: np.ndarray, found_x: np.ndarray, found_y: np.ndarray, psf: EPSF, fwhm: float, level: float,
+           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
+    ``min_snr``, moved further than ``max_shift`` from where they were found, or merged into a
+    brighter one closer than ``merge_separation`` FWHM are dropped. ``flux``: a first guess,
+    for the stars' footprints; ``level``: where a footprint ends (image units). Returns the new
+    x, y, the last fit's fluxes and the indices (into the input) of the stars kept."""
     fit_radius = fit_radius_for(fwhm)
-    fx, fy = found_at
+    index = np.arange(len(x))
     for _ in range(params.n_iter):
-        fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.ones(len(x), bool), params.sky_cell)
-        x = x + np.clip(fit.shift_x, -0.5, 0.5)
-        y = y + np.clip(fit.shift_y, -0.5, 0.5)
-        keep = (snr(fit.flux, fit.flux_err) >= params.min_snr) & (np.hypot(x - fx, y - fy) <= params.max_shift)
-        index = np.flatnonzero(keep)
-        index = index[merge_close_pairs(x[index], y[index], fit.flux[index], params.merge_separation * fwhm)]
-        x, y, fx, fy, origin = x[index], y[index], fx[index], fy[index], origin[index]
-    return x, y, fx, fy, origin
+        radii = footprint_radii(psf, flux, level, fit_radius + 1)
+        fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
+                        radii=radii)
+        residual = data - render(data.shape, x, y, fit.flux, psf, radii) - fit.sky_image
+        step_x, step_y = position_corrections(residual, variance, usable, x, y, fit.flux, psf, fit_radius)
+        x, y = x + step_x, y + step_y
+        keep = ((snr(fit.flux, fit.flux_err) >= params.min_snr)
+                & (np.hypot(x - found_x[index], y - found_y[index]) <= params.max_shift))
+        kept = np.flatnonzero(keep)
+        kept = kept[merge_close_pairs(x[kept], y[kept], fit.flux[kept], params.merge_separation * fwhm)]
+        x, y, index, flux = x[kept], y[kept], index[kept], fit.flux[kept]
+    return x, y, flux, index
 
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
-                model: np.ndarray, psf: EPSF, fwhm: float, sky: SkyStatistics, saturated_above: float | None,
-                params: PSFParameters) -> EPSF:
+                model: np.ndarray, radii: np.ndarray, psf: EPSF, fwhm: float, sky: SkyStatistics, saturated_above: float | None,
+                params: PSFParameters) -> tuple[EPSF, np.ndarray]:
     """The PSF learned again, from the frame with every other star and the sky subtracted: the
-    PSF stars' stamps then hold their own light only (DAOPHOT's way to a clean PSF in a crowd)."""
+    PSF stars' stamps then hold their own light only (DAOPHOT's way to a clean PSF in a crowd).
+    Returns the PSF and the indices of the stars it was learned from."""
     peak = peak_values(data, x, y)
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params)
-    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf)
-    cleaned = data - model + own - fit.sky_image
+    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf, radii[chosen])
+    # The sky from each stamp's outer ring, not the fitted cellular sky: that one has taken up
+    # whatever wing light the current PSF lacks, and subtracting it would make every rebuilt
+    # PSF's wings fainter than the last.
+    cleaned = data - model + own
     rebuilt, _, _ = build_epsf(cleaned, bad, x[chosen], y[chosen], fwhm, params.oversampling,
                                radius=int(np.ceil(params.psf_radius * fwhm)))
-    return rebuilt
+    return rebuilt, chosen
+
+
+def detections(image: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
+               saturated_above: float | None) -> dict[str, np.ndarray]:
+    """DAOFIND's stars on ``image`` as arrays (x, y, peak, sharpness, roundness), one detection
+    per saturated star, only those centred on the frame; empty arrays when there are none."""
+    names = ("x", "y", "peak", "sharpness", "roundness")
+    found = detect_stars(image, sky, params)
+    if found is None or len(found) == 0:
+        return {name: np.zeros(0) for name in names}
+    stars = {name: np.asarray(found[column], dtype=np.float64) for name, column in
+             zip(names, ("x_centroid", "y_centroid", "peak", "sharpness", "roundness1"))}
+    ny, nx = image.shape
+    keep = (stars["x"] > -0.5) & (stars["x"] < nx - 0.5) & (stars["y"] > -0.5) & (stars["y"] < ny - 0.5)
+    stars = {name: value[keep] for name, value in stars.items()}
+    if saturated_above is not None and len(stars["x"]):
+        keep, x, y = merge_saturated_detections(image, stars["x"], stars["y"], stars["peak"], saturated_above,
+                                                grow=params.fwhm + 1.0)
+        stars = {name: value[keep] for name, value in stars.items()}
+        stars["x"], stars["y"] = x, y
+    return stars
 
 
 def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
@@ -125,59 +166,160 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
     from the frame unless one is given (benchmarks give every method the true PSF)."""
     fwhm = params.fwhm
-    found = detect_stars(data, sky, params)
-    if found is None:
+    found = detections(data, sky, params, saturated_above)
+    if len(found["x"]) == 0:
         raise FrameError("no stars detected")
-    x = np.asarray(found["x_centroid"], dtype=np.float64)
-    y = np.asarray(found["y_centroid"], dtype=np.float64)
-    peak = np.asarray(found["peak"], dtype=np.float64)
+    # per-star arrays, kept in step as stars are dropped and added
+    stars = dict(found, found_x=found["x"].copy(), found_y=found["y"].copy(),
+                 found_in_pass=np.zeros(len(found["x"]), np.int32), n_iter=np.zeros(len(found["x"]), np.int32))
     learn = psf is None
-    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, psf_params)
+    chosen = select_psf_stars(found["x"], found["y"], found["peak"], data.shape, sky, saturated_above, fwhm,
+                              psf_params)
     if learn and len(chosen) < psf_params.min_psf_stars:
         raise FrameError(
             f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF from (at least "
             f"{psf_params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
             "photometry.psf.isolation, or use photometry.method: aperture")
     if learn:
-        psf, _, _ = build_epsf(data, bad, x[chosen], y[chosen], fwhm, psf_params.oversampling,
-                               radius=int(np.ceil(psf_params.psf_radius * fwhm)), neighbours=(x, y))
+        psf, _, _ = build_epsf(data, bad, found["x"][chosen], found["y"][chosen], fwhm, psf_params.oversampling,
+                               radius=int(np.ceil(psf_params.psf_radius * fwhm)),
+                               neighbours=(found["x"], found["y"]))
 
     usable = ~bad
     if saturated_above is not None:
         usable &= data < saturated_above
     variance = photon_variance(data, sky.std**2, electrons_per_unit)
-    origin = np.zeros(len(x), np.int32)
-    found_at = (x.copy(), y.copy())
+    level = psf_params.footprint_level * sky.std
+    fit_radius = fit_radius_for(fwhm)
+    stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
     passes = []
     for k in range(psf_params.residual_passes + 1):
-        x, y, fx, fy, origin = refine(data, variance, usable, x, y, found_at, origin, psf, fwhm, psf_params)
-        found_at = (fx, fy)
-        fit = fit_stars(data, variance, usable, x, y, psf, fit_radius_for(fwhm), np.zeros(len(x), bool),
-                        psf_params.sky_cell)
-        model = render(data.shape, x, y, fit.flux, psf)
+        x, y, flux, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["found_x"],
+                                  stars["found_y"], psf, fwhm, level, psf_params)
+        stars = {name: value[kept] for name, value in stars.items()}
+        stars["x"], stars["y"] = x, y
+        stars["n_iter"] += psf_params.n_iter
+        radii = footprint_radii(psf, flux, level, fit_radius + 1)
+        fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
+                        radii=radii)
+        stars["flux"] = fit.flux
+        model = render(data.shape, x, y, fit.flux, psf, radii)
         variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
-        passes.append({"stars": int(len(x)), "new": int((origin == k).sum())})
+        passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if k == psf_params.residual_passes:
             break
         if learn and k < psf_params.psf_rebuilds:
-            psf = rebuilt_psf(data, bad, x, y, fit, model, psf, fwhm, sky, saturated_above, psf_params)
+            psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
-            fit = fit_stars(data, variance, usable, x, y, psf, fit_radius_for(fwhm), np.zeros(len(x), bool),
-                            psf_params.sky_cell)
-            model = render(data.shape, x, y, fit.flux, psf)
+            radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
+            fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
+                            psf_params.sky_cell, radii=radii)
+            stars["flux"] = fit.flux
+            model = render(data.shape, x, y, fit.flux, psf, radii)
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
         # subtracted light is many times the sky's, and DAOFIND's threshold (in sky sigma) would
         # take its ripples for stars.
-        residual = (data - model - fit.sky_image) * (sky.std / np.sqrt(variance))
+        light = data - model - fit.sky_image
+        residual = light * (sky.std / np.sqrt(variance))
         residual[bad] = 0.0
-        new = detect_stars(residual, sky, params)
-        if new is None:
+        new = detections(residual, sky, params, None)
+        if len(new["x"]) == 0:
             break
-        nx_, ny_ = np.asarray(new["x_centroid"], float), np.asarray(new["y_centroid"], float)
-        distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([nx_, ny_]))
+        distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([new["x"], new["y"]]))
         fresh = distance > psf_params.merge_separation * 2 * fwhm
-        x, y = np.r_[x, nx_[fresh]], np.r_[y, ny_[fresh]]
-        found_at = (np.r_[found_at[0], nx_[fresh]], np.r_[found_at[1], ny_[fresh]])
-        origin = np.r_[origin, np.full(int(fresh.sum()), k + 1, np.int32)]
-    return PSFPhotometry(x, y, fit, psf, origin, peak_values(data, x, y), passes)
+        n_new = int(fresh.sum())
+        new = {name: value[fresh] for name, value in new.items()}
+        new["peak"] = peak_values(data, new["x"], new["y"])  # of the frame, not of the residual
+        new["flux"] = np.maximum(peak_values(light, new["x"], new["y"]), 0.0) / float(psf.evaluate(0.0, 0.0))
+        new.update(found_x=new["x"].copy(), found_y=new["y"].copy(),
+                   found_in_pass=np.full(n_new, k + 1, np.int32), n_iter=np.zeros(n_new, np.int32))
+        stars = {name: np.r_[stars[name], new[name]] for name in stars}
+    x, y = stars["x"], stars["y"]
+    stars["n_iter"] += 1  # the last fit, positions held
+    # the PSF stars among the final stars (for the correction to total flux and the QA figure)
+    chosen = select_psf_stars(x, y, peak_values(data, x, y), data.shape, sky, saturated_above, fwhm,
+                              psf_params)
+    return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak_values(data, x, y), stars["sharpness"],
+                         stars["roundness"], stars["n_iter"], chosen, passes)
+
+
+# Flags only the PSF path sets (the aperture path's bits keep their meaning).
+FLAG_POOR_FIT = 32  # qfit above PSFParameters.max_qfit: the PSF does not describe the star
+FLAG_RESIDUAL_DETECTION = 64  # found on the residual image, in a brighter star's wing
+PSF_FLAG_DESCRIPTIONS = {
+    FLAG_POOR_FIT: "poor PSF fit (qfit above photometry.psf.max_qfit)",
+    FLAG_RESIDUAL_DETECTION: "found on the residual image (in a neighbour's wing)",
+}
+
+
+def psf_aperture_correction(cleaned: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
+                            flux: np.ndarray, params: PhotometryParameters) -> ApertureCorrection:
+    """Total over PSF flux for the PSF stars: the light within ``aperture_correction_radius`` of
+    each star on a frame holding only its own light (neighbours and sky subtracted), over its
+    PSF flux. The learned PSF is normalised within its own radius; this puts the fluxes on the
+    same "total" scale as the aperture path's."""
+    r_big = params.aperture_correction_radius
+    clear = ~touches_mask(bad, x, y, r_big) & (flux > 0)
+    if clear.sum() < params.aperture_correction_min_stars:
+        return ApertureCorrection(1.0, float("nan"), int(clear.sum()), r_big, False,
+                                  f"only {int(clear.sum())} PSF stars clear of the mask; no correction applied")
+    big = aperture_sums(cleaned, bad, x[clear], y[clear], r_big, near_mask=np.zeros(int(clear.sum()), bool))
+    ratio = big / flux[clear]
+    median = float(np.median(ratio))
+    spread = 1.4826 * float(np.median(np.abs(ratio - median)))
+    n = int(clear.sum())
+    return ApertureCorrection(median, 1.2533 * spread / np.sqrt(n), n, r_big, True, "PSF flux to total")
+
+
+def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
+                      psf_params: PSFParameters, electrons_per_unit: float,
+                      saturation: float | None) -> Measurements:
+    """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
+    to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
+
+    ``data`` is used in place: it leaves sky-subtracted, masked pixels 0. ``extra`` holds the
+    per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
+    ``psf`` (EPSF), ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky,
+    float32, the frame's shape: ``data - model`` is the residual image).
+    Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
+    """
+    outside = region_mask(data.shape, params.region)
+    if outside is not None:
+        bad = bad | outside
+    sky_stats = frame_sky_statistics(data, bad)
+    sky_level = np.float32(sky_stats.median)
+    data -= sky_level
+    data[bad] = 0.0
+    saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
+    result = psf_photometry(data, bad, sky_stats, params, psf_params, electrons_per_unit, saturated_above)
+    fit, x, y = result.fit, result.x, result.y
+    n = len(x)
+    flags = np.zeros(n, np.int32)
+    if saturated_above is not None:
+        flags[result.peak >= saturated_above] |= FLAG_SATURATED
+    flags[touches_mask(bad, x, y, fit_radius_for(params.fwhm))] |= FLAG_EDGE
+    flags[fit.flux <= 0] |= FLAG_NONPOSITIVE_FLUX
+    flags[nearest_neighbour_distance(x, y) < 2 * fit_radius_for(params.fwhm)] |= FLAG_NEIGHBOUR
+    flags[fit.qfit > psf_params.max_qfit] |= FLAG_POOR_FIT
+    flags[result.found_in_pass > 0] |= FLAG_RESIDUAL_DETECTION
+
+    model = render(data.shape, x, y, fit.flux, result.psf) + fit.sky_image
+    chosen = result.psf_stars
+    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], result.psf)
+    correction = psf_aperture_correction(data - model + own, bad, x[chosen], y[chosen], fit.flux[chosen], params)
+    return Measurements(
+        x=x, y=y,
+        flux=fit.flux * correction.factor,
+        flux_err=fit.flux_err * correction.factor,
+        sky=fit.sky + sky_level,
+        sharpness=result.sharpness,
+        roundness=result.roundness,
+        peak=result.peak,
+        flags=flags,
+        aperture_correction=correction,
+        sky_statistics=sky_stats,
+        extra={"qfit": fit.qfit, "crowding": fit.crowding, "n_iter": result.n_iter,
+               "found_in_pass": result.found_in_pass, "psf": result.psf, "passes": result.passes,
+               "model": model},
+    )
