@@ -101,3 +101,29 @@ def test_a_faint_star_in_a_bright_stars_wing_is_found_by_a_residual_pass():
     assert result.found_in_pass[found] >= 1  # not by DAOFIND on the frame: by a residual pass
     assert result.fit.flux[found] == pytest.approx(6e3, abs=4 * result.fit.flux_err[found])
     assert len(result.x) == len(x)  # and nothing else: no spurious detection
+
+
+def test_a_saturated_star_is_fitted_on_its_wings_and_flagged():
+    """A star flat-topped at the full well: its saturated pixels stay out of the fit, its flux
+    comes from the unsaturated wings within a few per cent, and the catalogue flags it."""
+    from clusterphot.psfphot import measure_frame_psf
+    from clusterphot.photometry import FLAG_SATURATED
+
+    rng = np.random.default_rng(7)
+    shape = (300, 300)
+    x, y = isolated_grid(shape, 30, rng)
+    flux = rng.uniform(3e4, 2e5, x.size)
+    bright = np.argmin(np.hypot(x - 150, y - 150))
+    flux[bright] = 3e6  # peak ~3.4e5 electrons
+    full_well = 1.2e5
+    image = np.minimum(moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng), full_well).astype(np.float32)
+    stars = measure_frame_psf(image, np.zeros(shape, bool), PhotometryParameters(fwhm=FWHM),
+                              PSFParameters(min_psf_stars=10), 1.0, full_well)
+    found = np.argmin(np.hypot(stars.x - x[bright], stars.y - y[bright]))
+    assert np.hypot(stars.x[found] - x[bright], stars.y[found] - y[bright]) < 0.3
+    assert stars.flags[found] & FLAG_SATURATED
+    # the PSF flux corrected to total against the true total (the Moffat beyond 9 px: ~1 per cent)
+    assert stars.flux[found] == pytest.approx(3e6, rel=0.05)
+    others = np.ones(len(stars), bool)
+    others[found] = False
+    assert not (stars.flags[others] & FLAG_SATURATED).any()

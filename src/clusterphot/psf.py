@@ -128,6 +128,10 @@ def fit_stamps(psf: EPSF, values: np.ndarray, dx: np.ndarray, dy: np.ndarray, sk
     Returns flux, shift_x, shift_y; the new position is the old one plus the shift."""
     n = values.shape[0]
     shift_x, shift_y = np.zeros(n), np.zeros(n)
+    # only the stamp's columns that can come within the fit radius (the stars move < 1 px):
+    # evaluating the PSF on the whole stamp would cost 20 times as much for nothing
+    reach = np.hypot(dx, dy).min(axis=0) <= fit_radius + 1.5
+    values, dx, dy = values[:, reach], dx[:, reach], dy[:, reach]
     pixels = values - sky[:, None]
     flux = np.zeros(n)
     for _ in range(n_iter):
@@ -159,14 +163,21 @@ def neighbour_pixels(dx: np.ndarray, dy: np.ndarray, x: np.ndarray, y: np.ndarra
                      others_x: np.ndarray, others_y: np.ndarray, radius: float) -> np.ndarray:
     """True for stamp pixels within ``radius`` of another detected star: their light is not the
     star's own, so they stay out of the PSF."""
-    px, py = (x[:, None] + dx).ravel(), (y[:, None] + dy).ravel()
-    tree = cKDTree(np.column_stack([others_x, others_y]))
-    # the star itself is among the detections: a pixel is a neighbour's when a detection other
-    # than the star lies within the radius
-    own = np.repeat(np.arange(len(x)), dx.shape[1])
-    near = tree.query_ball_point(np.column_stack([px, py]), radius, return_length=True)
-    self_close = (px - x[own]) ** 2 + (py - y[own]) ** 2 <= radius**2
-    return (near - self_close.astype(int) > 0).reshape(dx.shape)
+    stamp_reach = np.sqrt(np.max(dx**2 + dy**2)) + radius
+    # (star, neighbour) pairs close enough to touch the star's stamp; the star's own detection
+    # (within a pixel of it: PSF stars have no neighbour within several FWHM) is not a neighbour
+    pairs = cKDTree(np.column_stack([x, y])).sparse_distance_matrix(
+        cKDTree(np.column_stack([others_x, others_y])), stamp_reach, output_type="coo_matrix")
+    not_self = pairs.data > 1.0
+    star, other = pairs.row[not_self], pairs.col[not_self]
+    near = np.zeros(dx.shape, bool)
+    # pixel offsets from each neighbour: (pixel - star) - (neighbour - star)
+    ox = dx[star] - (others_x[other] - x[star])[:, None]
+    oy = dy[star] - (others_y[other] - y[star])[:, None]
+    hit = ox**2 + oy**2 <= radius**2
+    pair, pixel = np.nonzero(hit)
+    near[star[pair], pixel] = True
+    return near
 
 
 def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int, oversampling: int,
@@ -249,35 +260,39 @@ def core_normalised(grid: np.ndarray, oversampling: int, radius: float) -> np.nd
     return grid * (oversampling**2 / grid[core].sum())
 
 
-def wing_power_law(normalised: np.ndarray, dx: np.ndarray, dy: np.ndarray, inner: float,
-                   outer: float) -> tuple[float, float]:
-    """Amplitude and slope of ``A r**-slope`` fitted to the stars' normalised samples between
-    ``inner`` and ``outer`` px: the median of each half-pixel ring (robust against the faint
-    neighbours every wing holds in a crowd), fitted in log-log space weighted by the samples
-    per ring. Returns (nan, nan) when fewer than three rings have a positive median."""
+def wing_profile(normalised: np.ndarray, dx: np.ndarray, dy: np.ndarray, inner: float,
+                 outer: float) -> np.ndarray | None:
+    """The azimuthal profile of the wings between ``inner`` and ``outer`` px, as the coefficients
+    of ``ln psf = c2 (ln r)**2 + c1 ln r + c0`` (a power law whose slope may steepen outwards, as
+    a Moffat's and a real HST PSF's do), fitted to the median of each half-pixel ring of the
+    stars' normalised samples (robust against the faint neighbours every wing holds in a crowd),
+    weighted by the samples per ring. A straight power law when the curved one would turn up;
+    None when fewer than four rings have a positive median."""
     r = np.hypot(dx, dy)
     use = np.isfinite(normalised) & (r >= inner) & (r < outer)
     ring = np.floor((r[use] - inner) / 0.5).astype(np.intp)
-    order = np.argsort(ring, kind="stable")
-    ring, sample, radius = ring[order], normalised[use][order], r[use][order]
+    sample, radius = normalised[use], r[use]
+    by_ring = np.lexsort((sample, ring))  # rings contiguous, samples sorted within each
+    ring, sample, radius = ring[by_ring], sample[by_ring], radius[by_ring]
     starts = np.flatnonzero(np.r_[True, np.diff(ring) > 0])
     counts = np.diff(np.r_[starts, ring.size])
-    # per-ring medians: sort samples within each ring (rings are contiguous after the sort)
-    by_ring = np.lexsort((sample, ring))
-    medians = sample[by_ring][starts + counts // 2]
+    medians = sample[starts + counts // 2]
     centres = np.add.reduceat(radius, starts) / counts
     positive = medians > 0
-    if positive.sum() < 3:
-        return float("nan"), float("nan")
-    slope, intercept = np.polyfit(np.log(centres[positive]), np.log(medians[positive]), 1,
-                                  w=np.sqrt(counts[positive]))
-    return float(np.exp(intercept)), float(-slope)
+    if positive.sum() < 4:
+        return None
+    log_r, log_psf, weight = np.log(centres[positive]), np.log(medians[positive]), np.sqrt(counts[positive])
+    coefficients = np.polyfit(log_r, log_psf, 2, w=weight)
+    if coefficients[0] > 0:  # turning up at large radii: not a PSF's wing
+        coefficients = np.r_[0.0, np.polyfit(log_r, log_psf, 1, w=weight)]
+    return coefficients
 
 
-def with_model_wings(grid: np.ndarray, oversampling: int, amplitude: float, slope: float, inner: float,
+def with_model_wings(grid: np.ndarray, oversampling: int, profile: np.ndarray | None, inner: float,
                      outer: float) -> np.ndarray:
-    """The grid with its wings beyond ``inner`` px replaced by ``amplitude r**-slope``, blended
-    linearly from the tabulated values at ``inner`` to the model at ``outer``.
+    """The grid with its wings beyond ``inner`` px replaced by the fitted ``profile``
+    (:func:`wing_profile`), blended linearly from the tabulated values at ``inner`` to the model
+    at ``outer``.
 
     Why: a few dozen stars measure the core well, but beyond about 2 FWHM their pixels hold
     less of their own light than of the sky's noise and their neighbours'; a per-node average
@@ -285,12 +300,12 @@ def with_model_wings(grid: np.ndarray, oversampling: int, amplitude: float, slop
     passes see around every bright star. The azimuthal profile of all samples is far better
     determined than any single node. What is lost: non-azimuthal structure in the far wings
     (diffraction spikes)."""
-    if not (np.isfinite(amplitude) and np.isfinite(slope)) or slope <= 0:
+    if profile is None or not np.all(np.isfinite(profile)):
         return grid
     size = grid.shape[0]
     v, u = np.mgrid[:size, :size] - size // 2
     r = np.hypot(u, v) / oversampling
-    model = amplitude * np.maximum(r, inner) ** -slope
+    model = np.exp(np.polyval(profile, np.log(np.maximum(r, inner))))
     blend = np.clip((r - inner) / (outer - inner), 0.0, 1.0)
     return (1.0 - blend) * grid + blend * model
 
@@ -342,8 +357,8 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
                                           size, oversampling)
             grid = psf.data + np.nan_to_num(correction)
         grid = fill_and_smooth(grid, window)
-        amplitude, slope = wing_power_law(normalised, dx[good], dy[good], WING_INNER * fwhm, radius)
-        grid = with_model_wings(grid, oversampling, amplitude, slope, WING_INNER * fwhm, WING_OUTER * fwhm)
+        profile = wing_profile(normalised, dx[good], dy[good], WING_INNER * fwhm, radius)
+        grid = with_model_wings(grid, oversampling, profile, WING_INNER * fwhm, WING_OUTER * fwhm)
         grid = recentred(grid, oversampling, fwhm)
         grid = core_normalised(grid, oversampling, normalisation_radius(fwhm))
         psf = EPSF(grid, oversampling, n_stars=int(good.sum()))

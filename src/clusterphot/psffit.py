@@ -8,9 +8,12 @@ constant per cell of ``sky_cell`` pixels. Linearised in small position correctio
     flux_k * psf  -  (flux_k dx_k) * dpsf/dx  -  (flux_k dy_k) * dpsf/dy  + sky_cell
 
 which is linear in (flux_k, flux_k dx_k, flux_k dy_k, sky_cell): one sparse design matrix with
-a row per pixel near a star and three columns per star (one for stars too faint to move), solved
-in one go with the noise model's weights. Nothing loops over stars in Python: pixels, offsets and
-PSF values of all stars are arrays, and scipy.sparse builds and solves the system.
+a row per pixel near a star and three columns per star (one for stars held in place), solved in
+one go with the noise model's weights. The PSF path holds every star in place in this solve and
+moves them with :func:`position_corrections` (batched local fits to the residual): the shift
+columns make the sparse LU fill in as a crowd gets denser. Nothing loops over stars in Python:
+pixels, offsets and PSF values of all stars are arrays, and scipy.sparse builds and solves the
+system.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class StarFit:
     n_pixels: np.ndarray  # fitting pixels used
     sky: np.ndarray  # the fitted sky at the star (image units per pixel)
     sky_image: np.ndarray  # the fitted sky of every pixel (0 where no star is near), float32
+    star_image: np.ndarray  # every star's fitted light on the frame (their whole footprints), float32
 
 
 def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: float,
@@ -60,7 +64,7 @@ def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radiu
     return flat, px - x[:, None], py - y[:, None]
 
 
-def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: float) -> np.ndarray:
+def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: float | np.ndarray) -> np.ndarray:
     """Each star's PSF footprint radius (whole px): out to where its light falls below ``level``
     (image units per pixel), at least ``smallest``, at most the PSF's radius. A faint star's
     model then covers a few pixels instead of the bright stars' 29x29: the fit's size, and its
@@ -71,7 +75,7 @@ def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: 
     radius = np.arange(largest + 1)
     envelope = psf.envelope(radius)  # the PSF's largest value at each radius and beyond
     reach = np.searchsorted(-envelope, -level / np.maximum(np.abs(flux), 1e-30), side="right")
-    return np.clip(reach, int(math.ceil(smallest)), largest)
+    return np.clip(reach, np.ceil(smallest).astype(np.intp), largest)
 
 
 def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
@@ -91,13 +95,14 @@ def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
 
 
 def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
-              psf: EPSF, fit_radius: float, move: np.ndarray, sky_cell: int = 32,
+              psf: EPSF, fit_radius: float | np.ndarray, move: np.ndarray, sky_cell: int = 32,
               n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
     False where a pixel must not enter the fit (masked, saturated). Pixels within
-    ``fit_radius`` of a star are fitted; each star's PSF covers its whole radius, so the wings
+    ``fit_radius`` (one for all, or per star) of a star are fitted; each star's PSF covers its
+    whole footprint, so the wings
     of bright stars are part of their neighbours' model. ``move``: stars whose position is
     fitted (the rest keep theirs: too faint to centre). ``radii``: each star's footprint
     (:func:`footprint_radii`; default the PSF's whole radius).
@@ -105,9 +110,11 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     ny, nx = image.shape
     n = len(x)
     # the fitted pixels: near a star, and usable
-    fit_flat, _, _ = pixel_footprints(image.shape, x, y, fit_radius)
+    fit_radius = np.broadcast_to(np.asarray(fit_radius, dtype=np.float64), (n,))
     is_fitted = np.zeros(ny * nx, bool)
-    is_fitted[fit_flat[fit_flat >= 0]] = True
+    for radius in np.unique(fit_radius):
+        fit_flat, _, _ = pixel_footprints(image.shape, x[fit_radius == radius], y[fit_radius == radius], radius)
+        is_fitted[fit_flat[fit_flat >= 0]] = True
     is_fitted &= usable.ravel()
     pixels = np.flatnonzero(is_fitted)
     row_of = np.full(ny * nx, -1, np.int64)
@@ -119,9 +126,14 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     star, flat, dx, dy = star_footprints(image.shape, x, y, radii)
     rows = row_of[flat]
     keep = rows >= 0
-    star, rows, dx, dy = star[keep], rows[keep], dx[keep], dy[keep]
-    p = psf.evaluate(dx, dy)
-    gx, gy = psf.gradient(dx, dy)
+    # the PSF on the whole footprints (for the stars' image), the fitted pixels' part for the fit
+    p_all = psf.evaluate(dx, dy)
+    all_star, all_flat = star, flat
+    star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
+    moving_entry = move[star]
+    gx, gy = np.zeros(p.size), np.zeros(p.size)
+    if moving_entry.any():  # gradients only where a star moves (none when all are held)
+        gx[moving_entry], gy[moving_entry] = psf.gradient(dx[moving_entry], dy[moving_entry])
 
     # columns: flux of every star, then the shifts of the stars that move, then the sky cells
     shift_column = np.full(n, -1, np.int64)
@@ -180,7 +192,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
                                 / np.abs(flux), np.nan)
 
     # per-star fit quality on its fitting pixels, and the light of its neighbours there
-    fitting = (dx**2 + dy**2) <= fit_radius**2
+    fitting = (dx**2 + dy**2) <= fit_radius[star] ** 2
     chi2 = np.bincount(star[fitting], weights=(w * residual[rows] ** 2)[fitting], minlength=n)
     n_pixels = np.bincount(star[fitting], minlength=n)
     own = flux[star] * p
@@ -197,8 +209,9 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     cell_values = np.zeros(((ny + sky_cell - 1) // sky_cell) * n_cells_x)
     cell_values[cells] = solution[n_columns - cells.size :]
     sky_image = np.repeat(np.repeat(cell_values.reshape(-1, n_cells_x), sky_cell, 0), sky_cell, 1)[:ny, :nx]
+    star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
-                   sky_image.astype(np.float32))
+                   sky_image.astype(np.float32), star_image.astype(np.float32))
 
 
 def position_corrections(residual: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray,

@@ -1,16 +1,21 @@
-"""PSF photometry of a crowded frame (work in progress: not yet a choice of the workflow): a PSF learned from the frame's own stars, every star fitted
-together with it, and passes of detection on the residual image for the stars hidden in their
-neighbours' wings (the DAOPHOT/ALLSTAR scheme, with one sparse solve per iteration).
+"""PSF photometry of a crowded frame (``photometry.method: psf``): a PSF learned from the
+frame's own stars, every star fitted together with it, and passes of detection on the residual
+image for the stars hidden in their neighbours' wings (the DAOPHOT/ALLSTAR scheme, with one
+sparse solve per iteration).
 
 1. detect (DAOFIND, as the aperture path) and pick the PSF stars: bright, unsaturated, with no
-   detected neighbour within ``isolation`` FWHM;
+   detected neighbour within ``isolation`` FWHM nor a brighter-than-2-per-cent one within the
+   PSF's radius;
 2. learn the effective PSF from them (:mod:`clusterphot.psf`);
-3. fit all stars together (:mod:`clusterphot.psffit`), ``n_iter`` times, moving them; after each
-   fit drop stars with a flux below ``min_snr`` sigma and merge pairs closer than
-   ``merge_separation`` FWHM (one star fitted twice);
-4. subtract the model, detect again on the residual, add the new stars and go back to 3,
-   ``residual_passes`` times;
-5. a last fit with the positions held gives the fluxes, their errors and the fit quality.
+3. fit all stars' fluxes and the sky together (:mod:`clusterphot.psffit`, each star's model out
+   to where its light falls below ``footprint_level`` sky sigma), then move every star by a
+   local fit to the residual, ``n_iter`` times; after each fit drop stars below ``min_snr``
+   sigma and merge pairs closer than ``merge_separation`` FWHM (one star fitted twice);
+4. learn the PSF again from the frame with every other star subtracted (``psf_rebuilds``);
+5. subtract the model, detect again on the residual (scaled to the local noise), add the new
+   stars and go back to 3, ``residual_passes`` times;
+6. a last fit with the positions held gives the fluxes, their errors and the fit quality; the
+   PSF stars, their neighbours subtracted, give the correction from PSF flux to total.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ class PSFParameters:
     min_snr: float = 3.0  # a fitted flux below this many sigma is dropped
     merge_separation: float = 0.4  # FWHM: closer stars are one
     sky_cell: int = 32  # the fitted sky is constant over cells of this size
+    move_snr: float = 10.0  # fainter stars keep their detected position
     max_shift: float = 3.0  # a star moved further than this from where it was found is dropped
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
-    psf_error: float = 0.01  # fraction of a star's light its learned PSF may get wrong, added to the noise
+    psf_error: float = 0.03  # fraction of a star's light its learned PSF may get wrong, added to the noise
     footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
     max_qfit: float = 5.0  # a star whose fit's reduced chi^2 is above this is flagged
 
@@ -96,23 +102,37 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
 
 
+def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
+    """Each star's fitting radius: about one FWHM (DAOPHOT's), and 2.5 times that for a
+    saturated star, whose core pixels are left out: its flux and position come from its wings."""
+    return np.where(saturated, 2.5, 1.0) * fit_radius_for(fwhm)
+
+
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
-           flux: np.ndarray, found_x: np.ndarray, found_y: np.ndarray, psf: EPSF, fwhm: float, level: float,
+           flux: np.ndarray, saturated: np.ndarray, found_x: np.ndarray, found_y: np.ndarray, psf: EPSF,
+           fwhm: float, level: float,
            params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, moved further than ``max_shift`` from where they were found, or merged into a
     brighter one closer than ``merge_separation`` FWHM are dropped. ``flux``: a first guess,
     for the stars' footprints; ``level``: where a footprint ends (image units). Returns the new
     x, y, the last fit's fluxes and the indices (into the input) of the stars kept."""
-    fit_radius = fit_radius_for(fwhm)
     index = np.arange(len(x))
     for _ in range(params.n_iter):
+        fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
                         radii=radii)
-        residual = data - render(data.shape, x, y, fit.flux, psf, radii) - fit.sky_image
-        step_x, step_y = position_corrections(residual, variance, usable, x, y, fit.flux, psf, fit_radius)
-        x, y = x + step_x, y + step_y
+        residual = data - fit.star_image - fit.sky_image
+        step_x, step_y = np.zeros(len(x)), np.zeros(len(x))
+        for radius in np.unique(fit_radius):  # the saturated stars, centred on their wings
+            group = fit_radius == radius
+            step_x[group], step_y[group] = position_corrections(residual, variance, usable, x[group], y[group],
+                                                                fit.flux[group], psf, radius)
+        # a faint star's "correction" is mostly noise, and it would wander off over the
+        # iterations: DAOFIND's centroid is as good
+        moves = snr(fit.flux, fit.flux_err) >= params.move_snr
+        x, y = x + np.where(moves, step_x, 0.0), y + np.where(moves, step_y, 0.0)
         keep = ((snr(fit.flux, fit.flux_err) >= params.min_snr)
                 & (np.hypot(x - found_x[index], y - found_y[index]) <= params.max_shift))
         kept = np.flatnonzero(keep)
@@ -190,20 +210,22 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         usable &= data < saturated_above
     variance = photon_variance(data, sky.std**2, electrons_per_unit)
     level = psf_params.footprint_level * sky.std
-    fit_radius = fit_radius_for(fwhm)
+    stars["saturated"] = (np.zeros(len(stars["x"]), bool) if saturated_above is None
+                          else stars["peak"] >= saturated_above)
     stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
     passes = []
     for k in range(psf_params.residual_passes + 1):
-        x, y, flux, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["found_x"],
-                                  stars["found_y"], psf, fwhm, level, psf_params)
+        x, y, flux, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["saturated"],
+                                  stars["found_x"], stars["found_y"], psf, fwhm, level, psf_params)
         stars = {name: value[kept] for name, value in stars.items()}
         stars["x"], stars["y"] = x, y
         stars["n_iter"] += psf_params.n_iter
+        fit_radius = fitting_radii(fwhm, stars["saturated"])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
                         radii=radii)
         stars["flux"] = fit.flux
-        model = render(data.shape, x, y, fit.flux, psf, radii)
+        model = fit.star_image
         variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if k == psf_params.residual_passes:
@@ -215,7 +237,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
                             psf_params.sky_cell, radii=radii)
             stars["flux"] = fit.flux
-            model = render(data.shape, x, y, fit.flux, psf, radii)
+            model = fit.star_image
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
         # subtracted light is many times the sky's, and DAOFIND's threshold (in sky sigma) would
@@ -231,6 +253,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         n_new = int(fresh.sum())
         new = {name: value[fresh] for name, value in new.items()}
         new["peak"] = peak_values(data, new["x"], new["y"])  # of the frame, not of the residual
+        new["saturated"] = np.zeros(n_new, bool)  # found in a wing: not saturated
         new["flux"] = np.maximum(peak_values(light, new["x"], new["y"]), 0.0) / float(psf.evaluate(0.0, 0.0))
         new.update(found_x=new["x"].copy(), found_y=new["y"].copy(),
                    found_in_pass=np.full(n_new, k + 1, np.int32), n_iter=np.zeros(n_new, np.int32))
@@ -304,7 +327,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     flags[fit.qfit > psf_params.max_qfit] |= FLAG_POOR_FIT
     flags[result.found_in_pass > 0] |= FLAG_RESIDUAL_DETECTION
 
-    model = render(data.shape, x, y, fit.flux, result.psf) + fit.sky_image
+    model = fit.star_image + fit.sky_image
     chosen = result.psf_stars
     own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], result.psf)
     correction = psf_aperture_correction(data - model + own, bad, x[chosen], y[chosen], fit.flux[chosen], params)
