@@ -235,7 +235,7 @@ def recentred(grid: np.ndarray, oversampling: int, fwhm: float) -> np.ndarray:
     return ndimage.shift(grid, (-cv, -cu), order=3, mode="constant", cval=0.0)
 
 
-# FWHM: the tabulated PSF holds out to WING_INNER, the fitted power law from WING_OUTER on
+# FWHM: the tabulated PSF holds out to WING_INNER, the fitted wing profile from WING_OUTER on
 WING_INNER = 1.5
 WING_OUTER = 2.5
 
@@ -266,7 +266,7 @@ def wing_profile(normalised: np.ndarray, dx: np.ndarray, dy: np.ndarray, inner: 
     of ``ln psf = c2 (ln r)**2 + c1 ln r + c0`` (a power law whose slope may steepen outwards, as
     a Moffat's and a real HST PSF's do), fitted to the median of each half-pixel ring of the
     stars' normalised samples (robust against the faint neighbours every wing holds in a crowd),
-    weighted by the samples per ring. A straight power law when the curved one would turn up;
+    each weighted by its own precision. A straight power law when the curved one would turn up;
     None when fewer than four rings have a positive median."""
     r = np.hypot(dx, dy)
     use = np.isfinite(normalised) & (r >= inner) & (r < outer)
@@ -277,11 +277,15 @@ def wing_profile(normalised: np.ndarray, dx: np.ndarray, dy: np.ndarray, inner: 
     starts = np.flatnonzero(np.r_[True, np.diff(ring) > 0])
     counts = np.diff(np.r_[starts, ring.size])
     medians = sample[starts + counts // 2]
+    # each ring's spread (interquartile range), for the weight of its median in the fit: the
+    # error of ln(median) is about 1.25 sigma / (median sqrt(n))
+    spread = (sample[starts + (3 * counts) // 4] - sample[starts + counts // 4]) / 1.349
     centres = np.add.reduceat(radius, starts) / counts
-    positive = medians > 0
+    positive = (medians > 0) & (spread > 0) & (counts >= 8)
     if positive.sum() < 4:
         return None
-    log_r, log_psf, weight = np.log(centres[positive]), np.log(medians[positive]), np.sqrt(counts[positive])
+    log_r, log_psf = np.log(centres[positive]), np.log(medians[positive])
+    weight = medians[positive] * np.sqrt(counts[positive]) / (1.25 * spread[positive])
     coefficients = np.polyfit(log_r, log_psf, 2, w=weight)
     if coefficients[0] > 0:  # turning up at large radii: not a PSF's wing
         coefficients = np.r_[0.0, np.polyfit(log_r, log_psf, 1, w=weight)]
