@@ -96,7 +96,8 @@ def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
 
 def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
               psf: EPSF, fit_radius: float | np.ndarray, move: np.ndarray, sky_cell: int = 32,
-              n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None) -> StarFit:
+              n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None,
+              free_positions: np.ndarray | None = None) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
@@ -105,7 +106,10 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     whole footprint, so the wings
     of bright stars are part of their neighbours' model. ``move``: stars whose position is
     fitted (the rest keep theirs: too faint to centre). ``radii``: each star's footprint
-    (:func:`footprint_radii`; default the PSF's whole radius).
+    (:func:`footprint_radii`; default the PSF's whole radius). ``free_positions``: stars held
+    here whose positions were fitted all the same (by :func:`position_corrections`): their flux
+    errors include their positions' uncertainty, as if they had moved in this fit; a blended
+    pair's fluxes trade light through their positions.
     """
     ny, nx = image.shape
     n = len(x)
@@ -130,18 +134,21 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     p_all = psf.evaluate(dx, dy)
     all_star, all_flat = star, flat
     star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
-    moving_entry = move[star]
+    free = move if free_positions is None else (move | free_positions)  # stars with shift columns
+    moving_entry = free[star]
     gx, gy = np.zeros(p.size), np.zeros(p.size)
-    if moving_entry.any():  # gradients only where a star moves (none when all are held)
+    if moving_entry.any():  # gradients only where a position is free (none when all are held)
         gx[moving_entry], gy[moving_entry] = psf.gradient(dx[moving_entry], dy[moving_entry])
 
-    # columns: flux of every star, then the shifts of the stars that move, then the sky cells
+    # columns: flux of every star, then the shifts of the stars whose position is free, then
+    # the sky cells
+    n_free = int(np.count_nonzero(free))
     shift_column = np.full(n, -1, np.int64)
-    shift_column[move] = n + 2 * np.arange(int(np.count_nonzero(move)))
+    shift_column[free] = n + 2 * np.arange(n_free)
     cell = (pixels // nx) // sky_cell * ((nx + sky_cell - 1) // sky_cell) + (pixels % nx) // sky_cell
     cells, cell_column = np.unique(cell, return_inverse=True)
-    n_columns = n + 2 * int(np.count_nonzero(move)) + cells.size
-    sky_column = n + 2 * int(np.count_nonzero(move)) + cell_column
+    n_columns = n + 2 * n_free + cells.size
+    sky_column = n + 2 * n_free + cell_column
 
     moving = shift_column[star] >= 0
     entry_rows = np.concatenate([rows, rows[moving], rows[moving], np.arange(pixels.size)])
@@ -163,8 +170,15 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # hardly moved by it.
     prior = np.zeros(n_columns)
     prior[n_columns - cells.size :] = sky_prior_pixels * weight.max()  # the sky-only pixels weight
-    normal = normal + sparse.diags(prior)
-    solution = spsolve(normal.tocsc(), rhs)
+    normal = (normal + sparse.diags(prior)).tocsc()
+    # the shifts of stars held in this fit stay out of the solve (they are in the errors only)
+    held = np.zeros(n_columns, bool)
+    held_stars = free & ~move
+    held[shift_column[held_stars]] = True
+    held[shift_column[held_stars] + 1] = True
+    solved = np.flatnonzero(~held)
+    solution = np.zeros(n_columns)
+    solution[solved] = spsolve(normal[solved][:, solved].tocsc(), rhs[solved])
     flux = solution[:n]
     with np.errstate(divide="ignore", invalid="ignore"):
         shift_x = np.where(move & (flux > 0), solution[np.maximum(shift_column, 0)] / flux, 0.0)
@@ -177,7 +191,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # alone), from the inverse of the normal matrix restricted to the star and its neighbours.
     w = weight[rows]
     # every star's own columns: its flux and, if it moves, its two shifts (-1: none)
-    own = np.stack([np.arange(n), np.where(move, shift_column, -1), np.where(move, shift_column + 1, -1)], 1)
+    own = np.stack([np.arange(n), np.where(free, shift_column, -1), np.where(free, shift_column + 1, -1)], 1)
     neighbours = strongest_neighbours(normal, n, n_neighbours)
     of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
     # and the sky of the cell the star is in (a fitted sky trades light with the stars on it)
@@ -188,7 +202,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     covariance = np.linalg.inv(dense_blocks(normal, index))
     flux_err = np.sqrt(np.maximum(covariance[:, 0, 0], 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        position_err = np.where(move, np.sqrt(np.maximum(covariance[:, 1, 1] + covariance[:, 2, 2], 0.0) / 2)
+        position_err = np.where(free, np.sqrt(np.maximum(covariance[:, 1, 1] + covariance[:, 2, 2], 0.0) / 2)
                                 / np.abs(flux), np.nan)
 
     # per-star fit quality on its fitting pixels, and the light of its neighbours there
@@ -316,6 +330,27 @@ def photon_variance(model: np.ndarray, sky_variance: float, electrons_per_unit: 
     photons, limits how well the model fits."""
     light = np.maximum(model, 0.0)
     return sky_variance + light / electrons_per_unit + (psf_error * light) ** 2
+
+
+def noise_excess(residual: np.ndarray, variance: np.ndarray, fitted: np.ndarray, cell: int) -> np.ndarray:
+    """Per pixel, how much more the residual scatters than the noise model says: the mean of
+    residual**2 / variance over the fitted pixels of its cell (``cell`` px square), at least 1.
+
+    What it measures in a cluster is the confusion noise of the stars too faint to detect (and
+    what the PSF gets wrong): light the model does not hold, which the photon noise knows nothing
+    about. Scaling the variance by it gives faint stars in a crowd the errors their scatter shows
+    (DAOPHOT and DOLPHOT leave that out)."""
+    ny, nx = residual.shape
+    cells_x = (nx + cell - 1) // cell
+    rows, columns = np.nonzero(fitted)
+    index = (rows // cell) * cells_x + columns // cell
+    n_cells = ((ny + cell - 1) // cell) * cells_x
+    chi2 = np.bincount(index, weights=residual[rows, columns] ** 2 / variance[rows, columns], minlength=n_cells)
+    count = np.bincount(index, minlength=n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.where(count >= 20, chi2 / np.maximum(count, 1), 1.0)
+    excess = np.maximum(excess, 1.0).reshape(-1, cells_x)
+    return np.repeat(np.repeat(excess, cell, 0), cell, 1)[:ny, :nx].astype(np.float32)
 
 
 def snr(flux: np.ndarray, flux_err: np.ndarray) -> np.ndarray:

@@ -31,8 +31,8 @@ from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_
                          frame_sky_statistics, merge_saturated_detections, nearest_neighbour_distance,
                          peak_values, region_mask, touches_mask)
 from .psf import EPSF, build_epsf
-from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, photon_variance,
-                     position_corrections, render, snr)
+from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, noise_excess,
+                     photon_variance, position_corrections, render, snr)
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,13 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            flux: np.ndarray, saturated: np.ndarray, found_x: np.ndarray, found_y: np.ndarray, psf: EPSF,
            fwhm: float, level: float,
-           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, moved further than ``max_shift`` from where they were found, or merged into a
     brighter one closer than ``merge_separation`` FWHM are dropped. ``flux``: a first guess,
     for the stars' footprints; ``level``: where a footprint ends (image units). Returns the new
-    x, y, the last fit's fluxes and the indices (into the input) of the stars kept."""
+    x, y, the last fit's fluxes, whether each star moved in the last step, and the indices (into
+    the input) of the stars kept."""
     index = np.arange(len(x))
     for _ in range(params.n_iter):
         fit_radius = fitting_radii(fwhm, saturated[index])
@@ -137,8 +138,8 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
                 & (np.hypot(x - found_x[index], y - found_y[index]) <= params.max_shift))
         kept = np.flatnonzero(keep)
         kept = kept[merge_close_pairs(x[kept], y[kept], fit.flux[kept], params.merge_separation * fwhm)]
-        x, y, index, flux = x[kept], y[kept], index[kept], fit.flux[kept]
-    return x, y, flux, index
+        x, y, index, flux, moved = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept]
+    return x, y, flux, moved, index
 
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
@@ -180,6 +181,16 @@ def detections(image: np.ndarray, sky: SkyStatistics, params: PhotometryParamete
     return stars
 
 
+def errors_with_confusion(fit: StarFit, excess: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Scale the fit's errors (in place) by the noise excess at each star
+    (:func:`clusterphot.psffit.noise_excess`): as if the fit had weighted its cell's pixels by the
+    variance their residual shows, which moves no flux but widens its covariance."""
+    ny, nx = excess.shape
+    scale = np.sqrt(excess[np.clip(np.rint(y), 0, ny - 1).astype(np.intp), np.clip(np.rint(x), 0, nx - 1).astype(np.intp)])
+    fit.flux_err = fit.flux_err * scale
+    fit.position_err = fit.position_err * scale
+
+
 def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
                    psf_params: PSFParameters, electrons_per_unit: float,
                    saturated_above: float | None, psf: EPSF | None = None) -> PSFPhotometry:
@@ -215,7 +226,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
     passes = []
     for k in range(psf_params.residual_passes + 1):
-        x, y, flux, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["saturated"],
+        x, y, flux, moved, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["saturated"],
                                   stars["found_x"], stars["found_y"], psf, fwhm, level, psf_params)
         stars = {name: value[kept] for name, value in stars.items()}
         stars["x"], stars["y"] = x, y
@@ -223,19 +234,22 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         fit_radius = fitting_radii(fwhm, stars["saturated"])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
-                        radii=radii)
+                        radii=radii, free_positions=moved)
         stars["flux"] = fit.flux
         model = fit.star_image
-        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if k == psf_params.residual_passes:
+            excess = noise_excess(data - model - fit.sky_image, variance, usable & (model > 0), psf_params.sky_cell)
+            errors_with_confusion(fit, excess, x, y)
+            passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
+        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
         if learn and k < psf_params.psf_rebuilds:
             psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
             radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
-                            psf_params.sky_cell, radii=radii)
+                            psf_params.sky_cell, radii=radii, free_positions=moved)
             stars["flux"] = fit.flux
             model = fit.star_image
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
