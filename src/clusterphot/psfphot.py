@@ -54,6 +54,7 @@ class PSFParameters:
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
     psf_error: float = 0.03  # fraction of a star's light its learned PSF may get wrong, added to the noise
     footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
+    residual_psf_error: float = 0.1  # the same, for what the residual passes may take for a star
     max_qfit: float = 5.0  # a star whose fit's reduced chi^2 is above this is flagged
 
     def as_meta(self) -> dict:
@@ -254,10 +255,13 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             model = fit.star_image
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
-        # subtracted light is many times the sky's, and DAOFIND's threshold (in sky sigma) would
-        # take its ripples for stars.
+        # subtracted light is many times the sky's, and what a learned PSF gets wrong (a few per
+        # cent of the star's light, in rings) more still; DAOFIND's threshold (in sky sigma)
+        # would take those ripples for stars.
         light = data - model - fit.sky_image
-        residual = light * (sky.std / np.sqrt(variance))
+        detection_variance = photon_variance(model, sky.std**2, electrons_per_unit,
+                                             psf_params.residual_psf_error if learn else 0.0)
+        residual = light * (sky.std / np.sqrt(detection_variance))
         residual[bad] = 0.0
         new = detections(residual, sky, params, None)
         if len(new["x"]) == 0:
