@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench clean
+.PHONY: demo test test-slurm lint bench bench-psf clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,25 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/photometry_vs_tutorial.py
 	$(BIN)/python bench/composite_vs_tutorial.py
+
+# PSF photometry against its anchors (issue 11): photutils 3.1.1 and crowdsource in .venv-bench, on
+# Python >= 3.12 (the first of python3.12, python3.13 or a pyenv 3.12+ that runs; or BENCH_PYTHON=...).
+# Arguments through BENCH_ARGS, e.g. make bench-psf BENCH_ARGS=--quick
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PYTHON ?= $(firstword $(foreach p,python3.12 python3.13 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
+	$(if $(shell $(p) -c 'import sys; print(sys.version_info >= (3, 12))' 2>/dev/null | grep True),$(p))))
+
+$(BENCH_STAMP): bench/requirements-anchors.txt
+	@test -n "$(BENCH_PYTHON)" || { echo "bench-psf needs Python >= 3.12: set BENCH_PYTHON=/path/to/python3.12"; exit 1; }
+	test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-anchors.txt
+	sed -n 's/^# --no-deps: //p' bench/requirements-anchors.txt | xargs $(BENCH_VENV)/bin/python -m pip install --quiet --no-deps
+	touch $(BENCH_STAMP)
+
+bench-psf: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python bench/psf_vs_anchors.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake logs benchmarks

@@ -13,6 +13,8 @@ import yaml
 
 from clusterphot.composite import CompositeParameters
 from clusterphot.config import (
+    PHOTOMETRY_CHOICES,
+    PSF_WORKFLOW_OPTIONS,
     FrameSettings,
     check_frames_exist,
     cluster_colour_pairs,
@@ -21,13 +23,17 @@ from clusterphot.config import (
     composite_parameters,
     configured_clusters,
     frame_warnings,
+    photometry_method,
     photometry_parameters,
+    psf_settings,
     rgb_channel_weights,
     schema_defaults,
     validate_config,
 )
 from clusterphot.errors import ConfigError
+from clusterphot.catalog import psf_parameters
 from clusterphot.photometry import PhotometryParameters
+from clusterphot.psfphot import PSFParameters
 from clusterphot.quality import QualityCuts
 
 from .conftest import REPO
@@ -88,9 +94,10 @@ def test_an_empty_config_is_filled_in_with_every_default():
 
 def test_the_dataclasses_defaults_are_the_schemas():
     defaults = schema_defaults(SCHEMA)
-    photometry = {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults["photometry"].items()}
+    photometry = {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults["photometry"].items()
+                  if k not in PHOTOMETRY_CHOICES}
     assert asdict(PhotometryParameters()) == photometry
-    assert {f.name for f in fields(PhotometryParameters)} == set(defaults["photometry"])
+    assert {f.name for f in fields(PhotometryParameters)} == set(defaults["photometry"]) - set(PHOTOMETRY_CHOICES)
     assert asdict(CompositeParameters()) == composite_parameters(defaults)
     quality = {k: (tuple(v) if isinstance(v, list) else v) for k, v in defaults["catalogs"]["quality"].items()}
     assert asdict(QualityCuts()) == quality
@@ -98,6 +105,36 @@ def test_the_dataclasses_defaults_are_the_schemas():
     overridden = PhotometryParameters.from_meta(photometry_parameters(
         validated(with_clusters({"c": {"filters": {"F606W": "a.fits"}, "photometry": {"fwhm": 3.1}}})), "c"))
     assert overridden == PhotometryParameters(fwhm=3.1)
+
+
+def test_the_schemas_psf_defaults_are_psfparameters_field_for_field():
+    """photometry.psf holds every PSFParameters field with the dataclass's default, and the
+    workflow's own options; nothing else (the PSF path's parameters may still change)."""
+    defaults = schema_defaults(SCHEMA)["photometry"]["psf"]
+    fields_ = {f.name: f.default for f in fields(PSFParameters)}
+    assert set(defaults) - set(PSF_WORKFLOW_OPTIONS) == set(fields_), "schema photometry.psf != PSFParameters"
+    for name, default in fields_.items():
+        assert defaults[name] == default and type(defaults[name]) is type(default), name
+    assert psf_parameters(defaults) == PSFParameters()
+    assert (defaults["write_residual"], defaults["fallback"]) == (False, "error")
+    assert schema_defaults(SCHEMA)["photometry"]["method"] == "aperture"
+
+
+def test_method_and_psf_settings_per_cluster_override_the_global_ones_key_by_key():
+    config = validated(with_clusters({
+        "a": {"filters": {"F606W": "a.fits"}, "photometry": {"method": "psf", "psf": {"min_psf_stars": 8}}},
+        "b": {"filters": {"F606W": "b.fits"}},
+    }, photometry={**SHIPPED["photometry"], "psf": {"fallback": "aperture"}}))
+    assert photometry_method(config, "a") == "psf" and photometry_method(config, "b") == "aperture"
+    a, b = psf_settings(config, "a"), psf_settings(config, "b")
+    assert a["min_psf_stars"] == 8 and a["fallback"] == "aperture"  # its own, and the global one
+    assert b["min_psf_stars"] == 20 and b["fallback"] == "aperture"
+    assert psf_parameters(a) == PSFParameters(min_psf_stars=8)
+    # the PhotometryParameters of a PSF cluster are the same plain values
+    assert PhotometryParameters.from_meta(photometry_parameters(config, "a")) == PhotometryParameters()
+    assert config["photometry"]["psf"]["min_psf_stars"] == 20  # the override stayed the cluster's
+    with pytest.raises(ValueError, match="not fields of PSFParameters"):
+        psf_parameters({**a, "oversampleing": 2})
 
 
 def test_the_config_readme_explains_every_key():
@@ -133,6 +170,10 @@ def test_the_config_readme_explains_every_key():
      "clusters.ngc1.photometry.region", "holds no pixels"),
     ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"annulus_radii": [15, 10]}}},
      "clusters.ngc1.photometry.annulus_radii", "smaller than the outer"),
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"method": "daophot"}}},
+     "clusters.ngc1.photometry.method", "'daophot' is not one of ['aperture', 'psf']"),
+    ({"ngc1": {"filters": {"F606W": "a.fits"}, "photometry": {"psf": {"oversampling": 0}}}},
+     "clusters.ngc1.photometry.psf.oversampling", "less than the minimum"),
 ])
 def test_bad_config_is_one_message_naming_the_key(clusters, key, words):
     with pytest.raises(ConfigError) as error:
@@ -146,6 +187,8 @@ def test_bad_config_is_one_message_naming_the_key(clusters, key, words):
 @pytest.mark.parametrize("top, key, words", [
     ({"photometri": {"fwhm": 2}}, "(top level)", "photometri"),
     ({"photometry": {"region": [-20, -5, 0, 10]}}, "photometry.region", "holds no pixels"),
+    ({"photometry": {"psf": {"fallback": "skip"}}}, "photometry.psf.fallback", "'skip' is not one of"),
+    ({"photometry": {"psf": {"write_residuals": True}}}, "photometry.psf", "'write_residuals' was unexpected"),
     ({"catalogs": {"colour_pairs": [["F606W", "F999W"]]}}, "catalogs.colour_pairs.0", "no cluster has filter F999W"),
     ({"catalogs": {"colour_pairs": [["F606W", "F606W"]]}}, "catalogs.colour_pairs.0", "two different filters"),
     ({"catalogs": {"cmd_band": {"F606W-F814W": "F336W"}}}, "catalogs.cmd_band.F606W-F814W", "not one of"),

@@ -11,10 +11,13 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from astropy.io import fits
 from astropy.table import Table
+from PIL import Image
 from scipy.spatial import cKDTree
 
 from clusterphot import paths
+from clusterphot.catalog import CATALOG_COLUMNS, PSF_COLUMNS
 from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
@@ -92,6 +95,8 @@ def test_unchanged_rerun_does_no_work(demo_run):
     ({"rgb": {"lupton": {"Q": 3.0}}}, {"composite": 1, "all": 1}),
     ({"plots": {"detection_crop": 100}}, {"detection_map": 2, "all": 1}),
     ({"catalogs": {"quality": {"max_mag_err": 0.2}}}, {"cmd": 1, "all": 1}),
+    # the PSF path's settings, for frames measured with apertures: nothing
+    ({"photometry": {"psf": {"n_iter": 5, "write_residual": True, "fallback": "aperture"}}}, {}),
     # a photometry parameter: every job that reads a catalogue, but not the simulation
     ({"photometry": {"threshold": 5.0}}, {"photometry": 2, "luminosity_function": 2, "detection_map": 2,
                                            "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
@@ -275,3 +280,113 @@ def test_composites_of_users_frames_are_registered_and_coloured(tmp_path):
             red, _, blue = channel_centroids(image, x, y)
             offsets.append(np.hypot(*(red - blue)))
     assert len(offsets) >= 10 and max(offsets) < 0.2, offsets
+
+
+# --- PSF photometry (photometry.method: psf) -------------------------------------------------------
+
+PSF_FILTERS = ["F438W", "F814W"]
+
+
+@pytest.fixture(scope="module")
+def psf_run(tmp_path_factory):
+    """A cluster of two small simulated frames measured with PSFs, residual images asked for."""
+    folder = tmp_path_factory.mktemp("psf")
+    write_simulated_cluster(folder / "frames", name="psf", seed=7, filters=PSF_FILTERS, shape=(256, 256),
+                            n_stars=400, distance_modulus=16.5)
+    frames = {f: str(folder / "frames" / f"{f}.fits") for f in PSF_FILTERS}
+    config = {"clusters": {"psfc": {"filters": frames, "photometry": {"method": "psf"}}},
+              "photometry": {"psf": {"write_residual": True}}}
+    result = snakemake(folder / "run", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "run", config
+
+
+def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run, demo_run):
+    workdir, _ = psf_run
+    for f in PSF_FILTERS:
+        # the paths as the README documents them, spelled out
+        for path in (f"results/psf/psfc/{f}.fits", f"results/plots/psfc/psf_{f}.png",
+                     f"results/psf/psfc/{f}_residual.fits", f"logs/psf_photometry/psfc/{f}.log",
+                     f"benchmarks/psf_photometry/psfc/{f}.tsv", f"logs/psf_residual/psfc/{f}.log"):
+            assert (workdir / path).stat().st_size > 0, path
+        assert (workdir / f"logs/psf_figure/psfc/{f}.log").exists()
+        assert not (workdir / f"logs/photometry/psfc/{f}.log").exists()
+        image = np.asarray(Image.open(workdir / paths.PSF_FIGURE.format(cluster="psfc", filter=f)).convert("L"))
+        assert image.shape[1] > 1500 and image.std() > 20  # a drawn figure, not a blank one
+    # the demo, measured with apertures: no PSF file, figure or log
+    assert not (demo_run / "results/psf").exists() and not (demo_run / "logs/psf_photometry").exists()
+    assert not list((demo_run / "results/plots/tiny").glob("psf_*"))
+    # a PSF frame's detection map has the row of data, model and residual below
+    psf_map = Image.open(workdir / paths.DETECTION_MAP.format(cluster="psfc", filter="F814W")).size
+    aperture_map = Image.open(demo_run / paths.DETECTION_MAP.format(cluster="tiny", filter="F814W")).size
+    assert psf_map[0] == aperture_map[0] and psf_map[1] > 1.5 * aperture_map[1]
+
+
+def test_psf_catalogues_have_the_fits_columns_and_their_psf_file(psf_run, demo_run):
+    workdir, _ = psf_run
+    for f in PSF_FILTERS:
+        psf = Table.read(workdir / paths.CATALOG.format(cluster="psfc", filter=f))
+        aperture = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=f))  # the same sky
+        assert psf.colnames == [*CATALOG_COLUMNS, *PSF_COLUMNS] and aperture.colnames == list(CATALOG_COLUMNS)
+        assert str(psf["crowding"].unit) == "mag" and psf["found_in_pass"].dtype.kind == "i"
+        assert psf["flux"].description.startswith("PSF flux corrected to total")
+        assert "64 found on the residual image" in psf["flags"].description
+        meta = psf.meta
+        assert meta["photometry_method"] == "psf" and meta["cluster"] == "psfc"
+        assert meta["psf"]["file"] == paths.PSF_MODEL.format(cluster="psfc", filter=f)
+        assert meta["psf_parameters"]["oversampling"] == 4 and "write_residual" not in meta["psf_parameters"]
+        assert meta["passes"][0]["stars"] > 0 and meta["aperture_correction"]["note"] == "PSF flux to total"
+        assert "photometry_method" not in aperture.meta and "psf" not in aperture.meta
+        # the PSF path finds the bright stars the aperture path finds
+        distance, _ = cKDTree(np.column_stack([psf["x"], psf["y"]])).query(
+            np.column_stack([aperture["x"], aperture["y"]]))
+        bright = np.asarray(aperture["mag_err"]) < 0.02
+        assert bright.sum() > 10 and (distance[bright] < 1.0).mean() > 0.9
+        # the PSF file says what the catalogue says
+        header = fits.getheader(workdir / paths.PSF_MODEL.format(cluster="psfc", filter=f))
+        assert header["FWHM"] == pytest.approx(meta["psf"]["fwhm"]) and header["NSTARS"] == meta["psf"]["n_stars"]
+        assert header["OVERSAMP"] == 4 and header["RADIUS"] == meta["psf"]["radius"] and not header["FALLBACK"]
+        # the residual image: float32, the frame's shape, NaN off the data, mostly the sky's noise
+        residual = fits.getdata(workdir / paths.PSF_RESIDUAL.format(cluster="psfc", filter=f))
+        assert residual.dtype == np.dtype(">f4") and list(residual.shape) == meta["shape"]
+        assert 0.3 < np.isfinite(residual).mean() < 1.0
+        valid = residual[np.isfinite(residual)]
+        robust = 1.4826 * np.median(np.abs(valid - np.median(valid)))
+        assert robust < 1.5 * meta["frame_sky"]["std"] and abs(np.median(valid)) < meta["frame_sky"]["std"]
+    merged = Table.read(workdir / paths.MERGED_CATALOG.format(cluster="psfc"))
+    assert "qfit_F814W" in merged.colnames and "found_in_pass_F438W" in merged.colnames
+
+
+def test_psf_settings_rerun_the_psf_photometry_and_write_residual_only_the_residuals(psf_run):
+    workdir, config = psf_run
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["photometry"]["psf"]["n_iter"] = 2
+    counts = jobs_a_change_would_run(workdir, changed)
+    assert counts["psf_photometry"] == 2 and counts["psf_figure"] == 2 and "photometry" not in counts
+    no_residual = yaml.safe_load(yaml.safe_dump(config))
+    no_residual["photometry"]["psf"]["write_residual"] = False
+    assert jobs_a_change_would_run(workdir, no_residual) == {}  # nothing to redo, one output fewer
+    assert jobs_a_change_would_run(workdir, config) == {}
+
+
+def test_a_frame_without_enough_psf_stars_stops_or_falls_back_to_apertures(tmp_path):
+    write_simulated_cluster(tmp_path / "frames", name="few", seed=3, filters=["F814W"], shape=(128, 128),
+                            n_stars=60, distance_modulus=16.5)
+    frame = str(tmp_path / "frames" / "F814W.fits")
+    config = {"clusters": {"few": {"filters": {"F814W": frame}, "photometry": {"method": "psf"}}}}
+    target = paths.CATALOG.format(cluster="few", filter="F814W")
+    result = snakemake(tmp_path / "error", config, target)
+    assert result.returncode != 0
+    assert f"clusterphot: error: {frame}: only " in result.stderr and "needed)" in result.stderr
+    assert not (tmp_path / "error" / target).exists()
+    config["clusters"]["few"]["photometry"]["psf"] = {"fallback": "aperture"}
+    outputs = [target, paths.PSF_FIGURE.format(cluster="few", filter="F814W"),
+               paths.DETECTION_MAP.format(cluster="few", filter="F814W")]
+    result = snakemake(tmp_path / "fallback", config, *outputs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    catalog = Table.read(tmp_path / "fallback" / target)
+    assert catalog.colnames == list(CATALOG_COLUMNS) and catalog.meta["photometry_method"] == "aperture"
+    assert "needed" in catalog.meta["psf_fallback"]["reason"]
+    assert fits.getheader(tmp_path / "fallback" / paths.PSF_MODEL.format(cluster="few", filter="F814W"))["FALLBACK"]
+    log = (tmp_path / "fallback/logs/psf_photometry/few/F814W.log").read_text()
+    assert "WARNING" in log and "measured with apertures instead" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -12,11 +13,14 @@ from astropy.io import fits
 from astropy.table import Table
 
 from . import __version__
-from .config import FrameSettings
+from .config import PSF_WORKFLOW_OPTIONS, FrameSettings
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
-from .photometry import FLAG_DESCRIPTIONS, PhotometryParameters, magnitudes, measure_frame, region_overlaps
+from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
+                         PhotometryParameters, magnitudes, measure_frame, region_overlaps)
+from .psfio import render_stars, sky_cells, write_psf
+from .psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
 from .zeropoints import Zeropoint, resolve_zeropoint
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,30 @@ PLAUSIBLE_MAGNITUDES = (0.0, 40.0)
 
 CATALOG_COLUMNS = ("id", "x", "y", "ra", "dec", "flux", "flux_err", "sky", "mag", "mag_err",
                    "sharpness", "roundness", "flags")
+# the PSF path's catalogues: these as well, after the flags
+PSF_COLUMNS = ("qfit", "crowding", "n_iter", "found_in_pass")
+PHOTOMETRY_METHODS = ("aperture", "psf")
+# The PSF path sets the aperture path's bits by its fitting radius (about one FWHM), not by the aperture.
+PSF_PATH_FLAG_WORDING = {
+    FLAG_EDGE: "fitting radius touches masked pixels or the frame edge",
+    FLAG_NONPOSITIVE_FLUX: "fitted flux <= 0, magnitude undefined (NaN)",
+    FLAG_NEIGHBOUR: "neighbour within 2 fitting radii",
+}
+
+
+def psf_parameters(values: dict | None) -> PSFParameters:
+    """PSFParameters from the config's ``photometry.psf`` (its workflow options left aside).
+
+    Built from the dataclass's own fields, so a field added to it takes its default until the
+    schema has it; a key of the config that is neither a field nor a workflow option is a bug
+    (the schema and the dataclass disagree) and says so."""
+    values = dict(values or {})
+    names = {f.name for f in fields(PSFParameters)}
+    unknown = set(values) - names - set(PSF_WORKFLOW_OPTIONS)
+    if unknown:
+        raise ValueError(f"photometry.psf keys {sorted(unknown)} are not fields of PSFParameters "
+                         f"({sorted(names)}): workflow/schemas/config.schema.yaml and psfphot.py disagree")
+    return PSFParameters(**{k: v for k, v in values.items() if k in names})
 
 
 def float_column(column) -> np.ndarray:
@@ -99,8 +127,20 @@ def check_region(shape: tuple[int, int], params: PhotometryParameters, path: Pat
 
 def catalog_for_frame(path: str | Path, settings: FrameSettings, params: PhotometryParameters,
                       system: str = "AB", zeropoint_cache: Path | None = None,
-                      zeropoint_service: str | None = None) -> Table:
-    """Measure every star of one frame and return the calibrated catalogue."""
+                      zeropoint_service: str | None = None, method: str = "aperture",
+                      psf_params: PSFParameters | None = None, fallback: str = "error",
+                      psf_output: str | Path | None = None) -> Table:
+    """Measure every star of one frame and return the calibrated catalogue.
+
+    ``method``: 'aperture', or 'psf' (PSF fitting with ``psf_params``; its PSF, fitted sky and
+    PSF stars are written to ``psf_output`` when given, see :mod:`clusterphot.psfio`). When the
+    PSF cannot be learned (too few PSF stars, no stars), ``fallback`` 'error' stops with the
+    FrameError naming the file; 'aperture' measures the frame with apertures instead, says so
+    in the log and in the catalogue's metadata (``psf_fallback``) and writes a PSF file that
+    records it.
+    """
+    if method not in PHOTOMETRY_METHODS:
+        raise ValueError(f"photometry method {method!r} is none of {PHOTOMETRY_METHODS}")
     frame = read_frame(path, hdu=settings.hdu, plane=settings.plane)
     header = frame.header
     check_header_filter(header, settings.filter_name, frame.path)
@@ -129,48 +169,37 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     except ZeropointError as error:
         raise FrameError(f"{frame.path}: {error}") from None
 
+    hint = ("" if params.region is None else
+            f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
     bad = bad_pixel_mask(frame.data)
-    try:
-        stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)
-    except FrameError as error:  # raised without the file's name
-        hint = ("" if params.region is None else
-                f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
-        raise FrameError(f"{frame.path}: {error}{hint}") from None
+    fallback_reason = None
+    if method == "psf":
+        psf_params = psf_params or PSFParameters()
+        try:
+            stars = measure_frame_psf(frame.data, bad, params, psf_params, electrons_per_unit, saturation)
+        except FrameError as error:  # raised without the file's name
+            if fallback != "aperture":
+                raise FrameError(f"{frame.path}: {error}{hint}") from None
+            fallback_reason = str(error)
+            log.warning("%s: no PSF photometry: %s; measured with apertures instead "
+                        "(photometry.psf.fallback: aperture)", frame.path, error)
+            # the PSF path subtracted the sky in place: the aperture path starts from the pixels
+            frame = read_frame(path, hdu=settings.hdu, plane=settings.plane)
+            bad = bad_pixel_mask(frame.data)
+    if method == "aperture" or fallback_reason is not None:
+        try:
+            stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)
+        except FrameError as error:  # raised without the file's name
+            raise FrameError(f"{frame.path}: {error}{hint}") from None
+    measured_with_psf = method == "psf" and fallback_reason is None
     mag, mag_err = magnitudes(stars.flux, stars.flux_err, zeropoint.value, exptime, is_rate)
     check_magnitudes(mag, frame.path, zeropoint, exptime)
 
     funit = flux_unit(unit, is_rate)
-    mag_unit = {"AB": u.ABmag, "ST": u.STmag}.get(zeropoint.system, u.mag)
-    table = Table()
-    table["id"] = np.arange(1, len(stars) + 1, dtype=np.int64)
-    table["x"] = stars.x * u.pix
-    table["y"] = stars.y * u.pix
-    if frame.wcs is not None and len(stars):
-        ra, dec = frame.wcs.pixel_to_world_values(stars.x, stars.y)
-    else:
-        ra = dec = np.full(len(stars), np.nan)
-    table["ra"] = np.asarray(ra, dtype=np.float64) * u.deg
-    table["dec"] = np.asarray(dec, dtype=np.float64) * u.deg
-    table["flux"] = stars.flux * funit
-    table["flux_err"] = stars.flux_err * funit
-    table["sky"] = stars.sky * funit / u.pix
-    # Magnitudes stay plain floats with the system in the unit string, so NaN survives ECSV.
-    table["mag"] = mag
-    table["mag"].unit = mag_unit if zeropoint.system != "instrumental" else u.mag
-    table["mag_err"] = mag_err * u.mag
-    table["sharpness"] = stars.sharpness
-    table["roundness"] = stars.roundness
-    table["flags"] = stars.flags
-    # Written precision: well below each quantity's error, and the same on every rerun.
-    for name, fmt in (("x", ".4f"), ("y", ".4f"), ("ra", ".8f"), ("dec", ".8f"), ("flux", ".7g"),
-                      ("flux_err", ".5g"), ("sky", ".6g"), ("mag", ".5f"), ("mag_err", ".5f"),
-                      ("sharpness", ".4f"), ("roundness", ".4f")):
-        table[name].info.format = fmt
-    table["x"].description = "0-based pixel column of the centroid"
-    table["y"].description = "0-based pixel row of the centroid"
-    table["flux"].description = "aperture-corrected total flux, local sky subtracted"
-    table["mag"].description = f"{zeropoint.system} magnitude: zeropoint - 2.5 log10(flux / exptime)"
-    table["flags"].description = "bit flags: " + "; ".join(f"{k} {v}" for k, v in FLAG_DESCRIPTIONS.items())
+    table = star_table(stars, mag, mag_err, frame.wcs, funit, zeropoint.system, measured_with_psf)
+    flag_descriptions = ({**FLAG_DESCRIPTIONS, **PSF_PATH_FLAG_WORDING, **PSF_FLAG_DESCRIPTIONS} if measured_with_psf
+                         else FLAG_DESCRIPTIONS)
+    table["flags"].description = "bit flags: " + "; ".join(f"{k} {v}" for k, v in flag_descriptions.items())
 
     table.meta.update({
         "filter": settings.filter_name,
@@ -191,7 +220,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "photplam": keyword(header, "PHOTPLAM"),
         "zeropoint": zeropoint.as_meta(),
         "magnitude_system": zeropoint.system,
-        "aperture_correction": stars.aperture_correction.as_meta(),
+        "aperture_correction": plain(stars.aperture_correction.as_meta()),
         "frame_sky": {"mean": stars.sky_statistics.mean, "median": stars.sky_statistics.median,
                       "std": stars.sky_statistics.std, "unit": funit.to_string()},
         "shape": list(frame.shape),
@@ -200,12 +229,119 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
                                                if k not in ("COMMENT", "HISTORY", "")},
         "masked_fraction": float(bad.mean()),
         "n_stars": len(stars),
-        "flags": {str(k): v for k, v in FLAG_DESCRIPTIONS.items()},
+        "flags": {str(k): v for k, v in flag_descriptions.items()},
         "parameters": params.as_meta(),
         "versions": package_versions(),
     })
-    log.info("%s (%s): %d stars, %s zero point %.4f from %s, aperture correction %+.4f mag from %d stars, "
-             "sky %.4g +- %.3g %s", frame.path, settings.filter_name, len(stars), zeropoint.system,
-             zeropoint.value, zeropoint.source, stars.aperture_correction.mag, stars.aperture_correction.n_stars,
+    if method == "psf":
+        table.meta["photometry_method"] = "psf" if measured_with_psf else "aperture"
+        table.meta["psf_parameters"] = plain({**psf_params.as_meta(), "fallback": fallback})
+    if fallback_reason is not None:
+        table.meta["psf_fallback"] = {"requested": "psf", "reason": fallback_reason,
+                                      "file": None if psf_output is None else str(psf_output)}
+        if psf_output is not None:
+            write_psf(psf_output, None, cards={"FILTER": settings.filter_name, "IMAGE": str(path)},
+                      note=f"no PSF: {fallback_reason}; measured with apertures (photometry.psf.fallback: aperture)")
+    if measured_with_psf:
+        psf = stars.extra["psf"]
+        table.meta["psf"] = {"fwhm": float(psf.fwhm), "n_stars": int(psf.n_stars),
+                             "oversampling": int(psf.oversampling), "radius": float(psf.radius),
+                             "file": None if psf_output is None else str(psf_output)}
+        table.meta["passes"] = plain(stars.extra["passes"])
+        if psf_output is not None:
+            write_frame_psf(psf_output, stars, frame.data.shape, table, psf_params,
+                            {"FILTER": settings.filter_name, "IMAGE": str(path)})
+        log.info("%s (%s): PSF from %d stars, FWHM %.2f px; passes %s", frame.path, settings.filter_name,
+                 psf.n_stars, psf.fwhm, stars.extra["passes"])
+    log.info("%s (%s): %d stars (%s photometry), %s zero point %.4f from %s, %s %+.4f mag from %d stars, "
+             "sky %.4g +- %.3g %s", frame.path, settings.filter_name, len(stars),
+             "PSF" if measured_with_psf else "aperture", zeropoint.system, zeropoint.value, zeropoint.source,
+             "correction to total" if measured_with_psf else "aperture correction",
+             stars.aperture_correction.mag, stars.aperture_correction.n_stars,
              stars.sky_statistics.median, stars.sky_statistics.std, funit.to_string())
     return table
+
+
+def plain(value):
+    """Numpy scalars in nested dicts and lists as Python numbers, for readable YAML metadata."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def star_table(stars: Measurements, mag: np.ndarray, mag_err: np.ndarray, wcs, funit: u.UnitBase, system: str,
+               psf: bool) -> Table:
+    """The catalogue's columns, with units, descriptions and written precision; with ``psf`` the
+    PSF fit's columns too."""
+    mag_unit = {"AB": u.ABmag, "ST": u.STmag}.get(system, u.mag)
+    table = Table()
+    table["id"] = np.arange(1, len(stars) + 1, dtype=np.int64)
+    table["x"] = stars.x * u.pix
+    table["y"] = stars.y * u.pix
+    if wcs is not None and len(stars):
+        ra, dec = wcs.pixel_to_world_values(stars.x, stars.y)
+    else:
+        ra = dec = np.full(len(stars), np.nan)
+    table["ra"] = np.asarray(ra, dtype=np.float64) * u.deg
+    table["dec"] = np.asarray(dec, dtype=np.float64) * u.deg
+    table["flux"] = stars.flux * funit
+    table["flux_err"] = stars.flux_err * funit
+    table["sky"] = stars.sky * funit / u.pix
+    # Magnitudes stay plain floats with the system in the unit string, so NaN survives ECSV.
+    table["mag"] = mag
+    table["mag"].unit = mag_unit if system != "instrumental" else u.mag
+    table["mag_err"] = mag_err * u.mag
+    table["sharpness"] = stars.sharpness
+    table["roundness"] = stars.roundness
+    table["flags"] = stars.flags
+    # Written precision: well below each quantity's error, and the same on every rerun.
+    formats = [("x", ".4f"), ("y", ".4f"), ("ra", ".8f"), ("dec", ".8f"), ("flux", ".7g"),
+               ("flux_err", ".5g"), ("sky", ".6g"), ("mag", ".5f"), ("mag_err", ".5f"),
+               ("sharpness", ".4f"), ("roundness", ".4f")]
+    table["x"].description = "0-based pixel column of the centroid"
+    table["y"].description = "0-based pixel row of the centroid"
+    table["flux"].description = "aperture-corrected total flux, local sky subtracted"
+    table["mag"].description = f"{system} magnitude: zeropoint - 2.5 log10(flux / exptime)"
+    if psf:
+        table["x"].description = "0-based pixel column of the PSF fit's position"
+        table["y"].description = "0-based pixel row of the PSF fit's position"
+        table["flux"].description = "PSF flux corrected to total, fitted sky subtracted"
+        table["sky"].description = "fitted sky per pixel at the star"
+        table["sharpness"].description = "DAOFIND sharpness where the star was detected"
+        table["roundness"].description = "DAOFIND roundness where the star was detected"
+        extra = stars.extra
+        table["qfit"] = np.asarray(extra["qfit"], dtype=np.float64)
+        table["qfit"].description = "reduced chi^2 of the PSF fit on the star's fitting pixels (1: as the noise says)"
+        table["crowding"] = np.asarray(extra["crowding"], dtype=np.float64) * u.mag
+        table["crowding"].description = ("how much brighter the star would seem were its neighbours not "
+                                         "fitted (0: no neighbour light on it)")
+        table["n_iter"] = np.asarray(extra["n_iter"], dtype=np.int32)
+        table["n_iter"].description = "fits the star took part in"
+        table["found_in_pass"] = np.asarray(extra["found_in_pass"], dtype=np.int32)
+        table["found_in_pass"].description = ("0: detected on the frame; k: on the residual image of the "
+                                              "k-th pass (flag 64)")
+        formats += [("qfit", ".4g"), ("crowding", ".4f")]
+    for name, fmt in formats:
+        table[name].info.format = fmt
+    return table
+
+
+def write_frame_psf(path: str | Path, stars: Measurements, shape: tuple[int, int], table: Table,
+                    psf_params: PSFParameters, cards: dict) -> None:
+    """The PSF file of a frame measured with PSF fitting: the PSF, the fitted sky per cell (from
+    the fit's model less its stars) and the PSF stars, so that the catalogue and this file give
+    back the fit's model (:func:`clusterphot.psfio.model_image`)."""
+    psf = stars.extra["psf"]
+    fit_flux = stars.flux / stars.aperture_correction.factor
+    ny, nx = shape
+    sky = stars.extra["model"] - render_stars(stars.x, stars.y, fit_flux, psf, (0, 0, nx, ny))
+    cell = int(psf_params.sky_cell)
+    chosen = np.asarray(stars.extra["psf_stars"], dtype=np.intp)
+    write_psf(path, psf, sky=sky_cells(sky, cell), sky_cell=cell,
+              sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
+              psf_star_ids=np.asarray(table["id"])[chosen],
+              psf_star_x=stars.x[chosen], psf_star_y=stars.y[chosen], cards=cards)

@@ -250,11 +250,36 @@ def frame_warnings(clusters: dict[str, dict[str, FrameEntry]]) -> list[str]:
     return warnings
 
 
-def photometry_parameters(config: dict, cluster: str) -> dict:
-    """A cluster's photometry parameters as plain values: the global ones overlaid by its own."""
+# Keys of ``photometry`` that are not PhotometryParameters' fields: the choice of method, and
+# the PSF path's settings (PSFParameters' fields plus PSF_WORKFLOW_OPTIONS).
+PHOTOMETRY_CHOICES = ("method", "psf")
+# Keys of ``photometry.psf`` that are the workflow's, not PSFParameters' fields.
+PSF_WORKFLOW_OPTIONS = ("write_residual", "fallback")
+
+
+def photometry_settings(config: dict, cluster: str) -> dict:
+    """A cluster's whole ``photometry`` section as plain values: the global one overlaid by its
+    own, key by key (``psf`` too: a cluster's ``psf: {min_psf_stars: 10}`` keeps the rest)."""
     values = copy.deepcopy(config["photometry"])
-    values.update(copy.deepcopy((config.get("clusters") or {}).get(cluster, {}).get("photometry") or {}))
+    own = copy.deepcopy((config.get("clusters") or {}).get(cluster, {}).get("photometry") or {})
+    values["psf"] = {**values.get("psf", {}), **own.pop("psf", {})}
+    values.update(own)
     return values
+
+
+def photometry_parameters(config: dict, cluster: str) -> dict:
+    """A cluster's photometry parameters (``PhotometryParameters``' fields) as plain values."""
+    return {k: v for k, v in photometry_settings(config, cluster).items() if k not in PHOTOMETRY_CHOICES}
+
+
+def photometry_method(config: dict, cluster: str) -> str:
+    """'aperture' or 'psf': how a cluster's frames are measured."""
+    return photometry_settings(config, cluster)["method"]
+
+
+def psf_settings(config: dict, cluster: str) -> dict:
+    """A cluster's ``photometry.psf`` section: PSFParameters' fields and PSF_WORKFLOW_OPTIONS."""
+    return photometry_settings(config, cluster)["psf"]
 
 
 # --- pivot wavelengths, colours and composites ---------------------------------------------------

@@ -9,6 +9,11 @@ CATALOG = "results/catalogs/{cluster}/{filter}.ecsv"
 LUMINOSITY_FUNCTION = "results/plots/{cluster}/lf_{filter}.png"
 DETECTION_MAP = "results/plots/{cluster}/detections_{filter}.png"
 
+# per frame measured with PSF fitting (photometry.method: psf) only
+PSF_MODEL = "results/psf/{cluster}/{filter}.fits"
+PSF_FIGURE = "results/plots/{cluster}/psf_{filter}.png"
+PSF_RESIDUAL = "results/psf/{cluster}/{filter}_residual.fits"  # with photometry.psf.write_residual
+
 # per cluster
 REGISTRATION = "results/matched/{cluster}/registration.yaml"
 MATCHED = "results/matched/{cluster}/{blue}-{red}.ecsv"
@@ -28,6 +33,7 @@ DEMO_TRUTH = "results/demo/{cluster}/{filter}_truth.ecsv"
 FETCHED_FRAME = "resources/frames/{cluster}/{filter}.fits"  # a frame given by URL, kept
 
 PER_FRAME = (CATALOG, LUMINOSITY_FUNCTION, DETECTION_MAP)
+PER_PSF_FRAME = (PSF_MODEL, PSF_FIGURE)
 PER_COLOUR = (MATCHED, CMD)
 COMPOSITES = (LUPTON_RGB, WEIGHTED_RGB, LUPTON_PREVIEW, WEIGHTED_PREVIEW, COMPOSITE_PROVENANCE)
 # words a filter may not be called: its per-frame outputs would land on a per-cluster one

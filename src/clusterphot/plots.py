@@ -1,4 +1,4 @@
-"""Diagnostic figures: luminosity functions and detection maps, written as PNGs.
+"""Diagnostic figures: luminosity functions, detection maps, PSFs and CMDs, written as PNGs.
 
 Every figure is saved atomically (a temporary file in the same folder, then a rename) and
 closed afterwards, so a pipeline drawing hundreds of frames neither leaks memory nor leaves
@@ -8,6 +8,8 @@ half-written images behind.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -19,13 +21,15 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval  # noqa: E402
+from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.patches import Circle, Patch, Rectangle  # noqa: E402
 from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from .catalog import float_column  # noqa: E402
-from .outputs import atomic_output
+from .outputs import atomic_output  # noqa: E402
+from .psfio import PSFFile, fitted_fluxes, model_image, render_stars  # noqa: E402
 
 LF_BINWIDTH = 0.25  # mag
 IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
@@ -231,28 +235,308 @@ def crop_box(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], size: int,
         size = max(MIN_CROP_SIZE, int(size * 0.8))
 
 
+@dataclass
+class PSFFitView:
+    """What a detection map shows of a frame measured with PSF fitting."""
+
+    model: Callable[[tuple[int, int, int, int]], np.ndarray]  # (x0, y0, width, height) -> the fit's
+    # model of those pixels (stars and sky) in the frame's units
+    fwhm: float  # of the PSF, pixels
+    residual_pass: np.ndarray  # per star: found on the residual image
+    sky_sigma: float  # the frame's sky noise, image units
+    unit: str = ""
+
+
+def draw_psf_crop(ax: plt.Axes, data: np.ndarray, bad: np.ndarray | None, x: np.ndarray, y: np.ndarray,
+                  x0: int, y0: int, width: int, height: int, view: PSFFitView) -> None:
+    """The native-resolution crop with each fitted star circled (radius one FWHM): red those
+    DAOFIND found on the frame, cyan those found on a residual image."""
+    box = (slice(y0, y0 + height), slice(x0, x0 + width))
+    show_image(ax, data[box], None if bad is None else bad[box],
+               (x0 - 0.5, x0 + width - 0.5, y0 - 0.5, y0 + height - 0.5))
+    near = in_box(x, y, x0, y0, width, height, margin=view.fwhm)
+    for found_on_residual, colour in ((False, "red"), (True, "cyan")):
+        chosen = near & (view.residual_pass == found_on_residual)
+        if chosen.any():
+            CircularAperture(np.column_stack([x[chosen], y[chosen]]), r=view.fwhm).plot(ax=ax, color=colour, lw=1.1)
+    inside = in_box(x, y, x0, y0, width, height)
+    ax.set_title(f"Densest {width} x {height} px (cyan box): {int(inside.sum())} stars fitted\n"
+                 f"circles r = FWHM ({view.fwhm:.2f} px): found on the frame (red), "
+                 f"on a residual image (cyan: {int((inside & view.residual_pass).sum())})", fontsize=10)
+
+
+def draw_model_panels(axes, data: np.ndarray, bad: np.ndarray | None, x0: int, y0: int, width: int,
+                      height: int, view: PSFFitView) -> plt.cm.ScalarMappable:
+    """Data, the fit's model and their difference for the crop: data and model on one stretch,
+    the residual linear and symmetric, at least +-5 sky sigma."""
+    box = (slice(y0, y0 + height), slice(x0, x0 + width))
+    pixels = data[box]
+    mask = np.zeros(pixels.shape, bool) if bad is None else bad[box]
+    model = view.model((x0, y0, width, height))
+    residual = np.ma.masked_array(pixels - model, mask=mask | ~np.isfinite(pixels))
+    extent = (x0 - 0.5, x0 + width - 0.5, y0 - 0.5, y0 + height - 0.5)
+    norm = image_norm(pixels, mask)
+    cmap = plt.get_cmap("gray").with_extremes(bad="darkslateblue")
+    axes[0].imshow(np.ma.masked_array(pixels, mask=mask), origin="lower", cmap=cmap, norm=norm, extent=extent,
+                   interpolation="nearest")
+    axes[1].imshow(model, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
+    # linear and symmetric: at least +-5 sky sigma (the noise shows), wider when the residuals
+    # are (a poor fit in a crowd must not be a wall of saturated pixels)
+    values = np.abs(residual.compressed())
+    spread = float(np.percentile(values, 99)) if values.size else 0.0
+    sigma = view.sky_sigma if view.sky_sigma > 0 else max(spread, 1.0) / 5.0
+    limit = max(5.0 * sigma, spread)
+    shown = axes[2].imshow(residual, origin="lower", cmap=plt.get_cmap("gray").with_extremes(bad="darkslateblue"),
+                           vmin=-limit, vmax=limit, extent=extent, interpolation="nearest")
+    rms = float(np.ma.std(residual)) if residual.count() else float("nan")
+    titles = ("Data", "Model: fitted stars + sky (same stretch)",
+              f"Data - model (linear, +-{limit / sigma:.0f} sky sigma); rms {rms / sigma:.1f} sigma")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x (pixels)")
+    axes[0].set_ylabel("y (pixels)")
+    return shown
+
+
 def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | Path,
                     aperture_radius: float, annulus_radii: tuple[float, float], title: str,
                     bad: np.ndarray | None = None, max_pixels: int = 1500, crop_size: int = 150,
-                    max_crop_stars: int = 200) -> None:
+                    max_crop_stars: int = 200, psf_fit: PSFFitView | None = None) -> None:
     """Whole frame with the detections (left) and a native-resolution crop with apertures (right).
 
     ``x``, ``y`` are 0-based pixel positions; ``bad`` (optional) is True for unusable pixels.
     The crop is ``crop_size`` pixels square, smaller if that would hold more than
-    ``max_crop_stars`` stars.
+    ``max_crop_stars`` stars. With ``psf_fit`` (a frame measured with PSF fitting) the crop
+    circles the fitted stars instead, and a row below shows the crop's data, model and residual.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     ny, nx = data.shape
     x0, y0, width, height = crop_box(x, y, (ny, nx), crop_size, max_crop_stars)
 
-    fig, (ax_frame, ax_crop) = plt.subplots(1, 2, figsize=(13, 6.5), layout="constrained")
+    if psf_fit is None:
+        fig, (ax_frame, ax_crop) = plt.subplots(1, 2, figsize=(13, 6.5), layout="constrained")
+    else:
+        fig = plt.figure(figsize=(13, 11.5), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=(6.5, 5.0))
+        ax_frame, ax_crop = top.subplots(1, 2)
+        model_axes = bottom.subplots(1, 3, sharex=True, sharey=True)
     try:
         fig.suptitle(title)
         draw_overview(ax_frame, data, bad, x, y, aperture_radius, max_pixels)
         ax_frame.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), width, height, fill=False,
                                      edgecolor="cyan", linewidth=1.2))
-        draw_crop(ax_crop, data, bad, x, y, x0, y0, width, height, aperture_radius, annulus_radii)
+        if psf_fit is None:
+            draw_crop(ax_crop, data, bad, x, y, x0, y0, width, height, aperture_radius, annulus_radii)
+        else:
+            draw_psf_crop(ax_crop, data, bad, x, y, x0, y0, width, height, psf_fit)
+            shown = draw_model_panels(model_axes, data, bad, x0, y0, width, height, psf_fit)
+            bottom.colorbar(shown, ax=model_axes, shrink=0.8, label=f"data - model ({psf_fit.unit})".replace(" ()", ""))
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+# --- PSF ---------------------------------------------------------------------------------------
+
+PSF_MOSAIC_STARS = 16  # residual stamps shown
+PSF_LOG_FLOOR = 1e-4  # of the peak: the PSF image's and profile's lowest level shown
+
+
+@dataclass
+class PSFStarStamps:
+    """The PSF stars' pixels around them: each star's own light (its neighbours and the fitted
+    sky subtracted) over its fitted flux, and the data less the whole model, at offsets dx, dy."""
+
+    ids: np.ndarray
+    flux: np.ndarray  # fitted PSF flux
+    normalised: np.ndarray  # (n, side, side), NaN where masked
+    residual: np.ndarray  # (n, side, side) image units
+    dx: np.ndarray  # (n, side, side) offsets of the pixels from the star
+    dy: np.ndarray
+
+
+def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np.ndarray | None,
+                    half: int) -> PSFStarStamps:
+    """Stamps of half-size ``half`` around the PSF file's PSF stars (those fully on the frame)."""
+    ids = np.asarray(catalog["id"])
+    x_all, y_all = float_column(catalog["x"]), float_column(catalog["y"])
+    flux_all = float_column(catalog["flux"])
+    row = {int(i): k for k, i in enumerate(ids)}
+    index = np.array([row[int(i)] for i in psf_file.psf_star_ids if int(i) in row], dtype=np.intp)
+    ny, nx = data.shape
+    xi, yi = np.rint(x_all[index]).astype(int), np.rint(y_all[index]).astype(int)
+    whole = (xi >= half) & (xi < nx - half) & (yi >= half) & (yi < ny - half) & (flux_all[index] > 0)
+    index, xi, yi = index[whole], xi[whole], yi[whole]
+    side = 2 * half + 1
+    normalised = np.full((len(index), side, side), np.nan)
+    residual = np.full((len(index), side, side), np.nan)
+    dx = np.zeros((len(index), side, side))
+    dy = np.zeros((len(index), side, side))
+    fit_flux = fitted_fluxes(psf_file, flux_all[index])
+    oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
+    for k, (i, cx, cy) in enumerate(zip(index, xi, yi)):  # a few hundred stars at most
+        box = (cx - half, cy - half, side, side)
+        pixels = data[cy - half : cy + half + 1, cx - half : cx + half + 1] - psf_file.sky_level
+        model = model_image(psf_file, x_all, y_all, flux_all, box)
+        own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1], psf_file.psf, box)
+        usable = np.isfinite(pixels) if bad is None else np.isfinite(pixels) & ~bad[box[1] : box[1] + side,
+                                                                                     box[0] : box[0] + side]
+        normalised[k] = np.where(usable, (pixels - model + own) / fit_flux[k], np.nan)
+        residual[k] = np.where(usable, pixels - model, np.nan)
+        dx[k], dy[k] = cx + ox - x_all[i], cy + oy - y_all[i]
+    return PSFStarStamps(ids[index], fit_flux, normalised, residual, dx, dy)
+
+
+def ring_medians(r: np.ndarray, values: np.ndarray, edges: np.ndarray, spread: bool = False):
+    """Centres of the rings between ``edges`` holding at least 5 values and the values' median
+    there (and, with ``spread``, their 16th and 84th percentiles)."""
+    which = np.digitize(r, edges) - 1
+    rows = []
+    for k in range(len(edges) - 1):  # a few dozen rings
+        ring = values[which == k]
+        if ring.size >= 5:
+            rows.append((0.5 * (edges[k] + edges[k + 1]), np.median(ring), *np.percentile(ring, [16, 84])))
+    columns = np.array(rows).reshape(-1, 4).T
+    return tuple(columns) if spread else tuple(columns[:2])
+
+
+def radial_profile(psf, radius: np.ndarray, n_angles: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The PSF's mean, smallest and largest value over angles at each radius (pixels)."""
+    angle = np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)
+    values = psf.evaluate(radius[:, None] * np.cos(angle)[None, :], radius[:, None] * np.sin(angle)[None, :])
+    return values.mean(axis=1), values.min(axis=1), values.max(axis=1)
+
+
+def draw_psf_image(ax: plt.Axes, fig, psf) -> None:
+    """The PSF's grid on a log stretch, offsets in frame pixels, with its FWHM circled."""
+    peak = float(psf.data.max())
+    half = (psf.data.shape[0] // 2 + 0.5) / psf.oversampling
+    shown = ax.imshow(np.clip(psf.data / peak, PSF_LOG_FLOOR, None), origin="lower", cmap="magma",
+                      norm=LogNorm(vmin=PSF_LOG_FLOOR, vmax=1.0), extent=(-half, half, -half, half),
+                      interpolation="nearest")
+    ax.add_patch(Circle((0, 0), psf.fwhm / 2, fill=False, color="cyan", lw=1.0, ls="--"))
+    ax.text(0.03, 0.97, f"dashed: FWHM = {psf.fwhm:.2f} px", transform=ax.transAxes, va="top", color="cyan",
+            fontsize=9)
+    ax.set_xlabel("x offset from the star (pixels)")
+    ax.set_ylabel("y offset (pixels)")
+    ax.set_title(f"PSF ({psf.oversampling}x oversampled grid, log stretch)", fontsize=10)
+    fig.colorbar(shown, ax=ax, shrink=0.85, label="fraction of the peak")
+
+
+def draw_psf_profile(ax: plt.Axes, ax_residual: plt.Axes, psf, stamps: PSFStarStamps) -> None:
+    """The stars' normalised pixels against the PSF's radial profile (log), and below it the
+    residual from the model in per cent of each star's peak, by radius."""
+    peak = float(psf.evaluate(0.0, 0.0))
+    r = np.hypot(stamps.dx, stamps.dy).ravel()
+    values = stamps.normalised.ravel()
+    good = np.isfinite(values)
+    ax.scatter(r[good], np.clip(values[good], PSF_LOG_FLOOR * peak * 0.5, None), s=2, c="0.45", alpha=0.35,
+               linewidths=0, rasterized=True, label=f"pixels of {len(stamps.ids)} PSF stars / fitted flux")
+    edges = np.arange(0.0, psf.radius + 0.5, 0.5)
+    centres, medians = ring_medians(r[good], values[good], edges)
+    ax.plot(centres, np.where(medians > 0, medians, np.nan), "o", color="black", ms=3.5,
+            label="their median per 0.5 px ring")
+    radius = np.linspace(0.0, psf.radius, 200)
+    mean, low, high = radial_profile(psf, radius)
+    ax.fill_between(radius, np.clip(low, PSF_LOG_FLOOR * peak * 0.5, None), np.clip(high, PSF_LOG_FLOOR * peak * 0.5,
+                    None), color="tab:orange", alpha=0.3, linewidth=0)
+    ax.plot(radius, np.clip(mean, PSF_LOG_FLOOR * peak * 0.5, None), color="tab:orange", lw=2,
+            label="PSF (mean and range over angles)")
+    ax.axvline(psf.fwhm / 2, color="tab:blue", ls=":", lw=1, label=f"half the FWHM ({psf.fwhm / 2:.2f} px)")
+    ax.set_yscale("log")
+    ax.set_ylim(PSF_LOG_FLOOR * peak, 1.6 * peak)
+    ax.set_xlim(0, psf.radius)
+    ax.set_ylabel("fraction of the flux per pixel")
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.set_title("Radial profile: PSF stars' pixels, neighbours and sky subtracted", fontsize=10)
+    ax.tick_params(labelbottom=False)
+
+    per_cent = (stamps.residual / (stamps.flux[:, None, None] * peak) * 100.0).ravel()
+    good = np.isfinite(per_cent)
+    ax_residual.scatter(r[good], per_cent[good], s=2, c="0.45", alpha=0.25, linewidths=0, rasterized=True)
+    centres, median, lo, hi = ring_medians(r[good], per_cent[good], edges, spread=True)
+    if centres.size:
+        ax_residual.fill_between(centres, lo, hi, color="tab:red", alpha=0.2, linewidth=0, label="16-84 %")
+        ax_residual.plot(centres, median, color="tab:red", lw=1.8, label="median per 0.5 px ring")
+        bound = max(2.0, 1.3 * float(np.max(np.abs(np.r_[lo, hi]))))
+        ax_residual.set_ylim(-bound, bound)
+        ax_residual.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax_residual.axhline(0.0, color="black", lw=0.8)
+    ax_residual.set_xlim(0, psf.radius)
+    ax_residual.set_xlabel("distance from the star (pixels)")
+    ax_residual.set_ylabel("data - model\n(% of the star's peak)")
+
+
+def draw_residual_mosaic(fig, spec, stamps: PSFStarStamps, psf, n_show: int) -> None:
+    """The brightest PSF stars' residual stamps (data - model, in per cent of each star's peak),
+    one colour scale for all."""
+    order = np.argsort(-stamps.flux)[:n_show]
+    side = stamps.residual.shape[1]
+    half_shown = min(side // 2, max(4, int(math.ceil(2.5 * psf.fwhm))))
+    centre = side // 2
+    cut = slice(centre - half_shown, centre + half_shown + 1)
+    n_cols = int(math.ceil(math.sqrt(max(len(order), 1))))
+    n_rows = int(math.ceil(max(len(order), 1) / n_cols))
+    grid = spec.subgridspec(n_rows + 2, n_cols, height_ratios=[0.14] + [1.0] * n_rows + [0.12], hspace=0.08,
+                            wspace=0.05)
+    heading = fig.add_subplot(grid[0, :])
+    heading.set_axis_off()
+    heading.text(0.5, 0.0, f"Residuals of the {len(order)} brightest PSF stars (catalogue id)", ha="center",
+                 va="bottom", fontsize=10, transform=heading.transAxes)
+    if len(order) == 0:
+        ax = fig.add_subplot(grid[1 : n_rows + 1, :])
+        ax.text(0.5, 0.5, "no PSF star fully on the frame", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    peak = float(psf.evaluate(0.0, 0.0))
+    values = [stamps.residual[k][cut, cut] / (stamps.flux[k] * peak) * 100.0 for k in order]
+    limit = max(1.0, float(np.nanpercentile(np.abs(np.concatenate([v.ravel() for v in values])), 99)))
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.6")
+    shown = None
+    for n, (k, value) in enumerate(zip(order, values)):
+        ax = fig.add_subplot(grid[1 + n // n_cols, n % n_cols])
+        shown = ax.imshow(value, origin="lower", cmap=cmap, norm=TwoSlopeNorm(0.0, -limit, limit),
+                          interpolation="nearest")
+        ax.text(0.04, 0.96, f"{stamps.ids[k]}", transform=ax.transAxes, va="top", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    cax = fig.add_subplot(grid[n_rows + 1, :])
+    fig.colorbar(shown, cax=cax, orientation="horizontal",
+                 label=f"data - model, % of the star's peak ({2 * half_shown + 1} px stamps)")
+
+
+def plot_psf(psf_file: PSFFile, catalog: Table, data: np.ndarray, path: str | Path, cluster: str, filter_name: str,
+             bad: np.ndarray | None = None, n_show: int = PSF_MOSAIC_STARS) -> None:
+    """The PSF of a frame measured with PSF fitting, and how well it fits its own stars: the PSF
+    image (log), its radial profile against the PSF stars' normalised pixels with the residuals
+    by radius below, and the brightest PSF stars' residual stamps. A frame that fell back to
+    aperture photometry gets a figure saying so, and why."""
+    if psf_file.psf is None:
+        title = f"{cluster} {filter_name}: measured with apertures"
+        fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
+        try:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"{title}\n\n{psf_file.note or 'no PSF'}", ha="center", va="center", wrap=True,
+                    transform=ax.transAxes, fontsize=11)
+            save_figure(fig, path)
+        finally:
+            plt.close(fig)
+        return
+    psf = psf_file.psf
+    correction = (catalog.meta.get("aperture_correction") or {}).get("mag", float("nan"))
+    title = (f"{cluster} {filter_name}: PSF learned from {psf.n_stars} stars, FWHM {psf.fwhm:.2f} px; "
+             f"correction to total {correction:+.3f} mag")
+    stamps = psf_star_stamps(psf_file, catalog, data, bad, int(math.ceil(psf.radius)))
+    fig = plt.figure(figsize=(17, 5.8), layout="constrained")
+    try:
+        fig.suptitle(title)
+        spec = fig.add_gridspec(2, 3, width_ratios=(1.0, 1.15, 1.0), height_ratios=(2.2, 1.0))
+        draw_psf_image(fig.add_subplot(spec[:, 0]), fig, psf)
+        ax_profile = fig.add_subplot(spec[0, 1])
+        ax_residual = fig.add_subplot(spec[1, 1], sharex=ax_profile)
+        draw_psf_profile(ax_profile, ax_residual, psf, stamps)
+        draw_residual_mosaic(fig, spec[:, 2], stamps, psf, n_show)
         save_figure(fig, path)
     finally:
         plt.close(fig)

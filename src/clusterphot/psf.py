@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import savgol_filter
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
@@ -207,6 +206,18 @@ def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int,
     return mean.reshape(size, size), count.reshape(size, size)
 
 
+def savgol_kernel(window: int, order: int = 2) -> np.ndarray:
+    """The Savitzky-Golay smoothing kernel: the weights that give the value at a window's centre
+    of the least-squares polynomial of ``order`` through its ``window`` points.
+
+    Written out (as scipy.signal.savgol_coeffs computes it, which a test checks) because
+    importing scipy.signal costs every photometry and plot job about a second."""
+    half = window // 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    vandermonde = offsets[:, None] ** np.arange(order + 1)[None, :]
+    return np.linalg.pinv(vandermonde)[0]
+
+
 def fill_and_smooth(grid: np.ndarray, window: int) -> np.ndarray:
     """Nodes without samples filled from their neighbours (normalised Gaussian smoothing), then a
     separable quadratic Savitzky-Golay smoothing that keeps the peak's height and curvature."""
@@ -217,8 +228,9 @@ def fill_and_smooth(grid: np.ndarray, window: int) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             grid = np.where(empty, np.where(weight > 0, filled / weight, 0.0), grid)
     if window >= 3:
-        grid = savgol_filter(grid, window, 2, axis=0, mode="constant")
-        grid = savgol_filter(grid, window, 2, axis=1, mode="constant")
+        kernel = savgol_kernel(window)
+        grid = ndimage.convolve1d(grid, kernel, axis=0, mode="constant", cval=0.0)
+        grid = ndimage.convolve1d(grid, kernel, axis=1, mode="constant", cval=0.0)
     return grid
 
 

@@ -50,7 +50,7 @@ class PSFParameters:
     merge_separation: float = 0.4  # FWHM: closer stars are one
     sky_cell: int = 32  # the fitted sky is constant over cells of this size
     move_snr: float = 10.0  # fainter stars keep their detected position
-    max_shift: float = 3.0  # a star moved further than this from where it was found is dropped
+    max_shift: float = 3.0  # a star moved further than this from where it was found goes back there, held
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
     psf_error: float = 0.03  # fraction of a star's light its learned PSF may get wrong, added to the noise
     footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
@@ -110,16 +110,18 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 
 
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
-           flux: np.ndarray, saturated: np.ndarray, found_x: np.ndarray, found_y: np.ndarray, psf: EPSF,
-           fwhm: float, level: float,
-           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           flux: np.ndarray, saturated: np.ndarray, held: np.ndarray, found_x: np.ndarray, found_y: np.ndarray,
+           psf: EPSF, fwhm: float, level: float,
+           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
-    ``min_snr``, moved further than ``max_shift`` from where they were found, or merged into a
-    brighter one closer than ``merge_separation`` FWHM are dropped. ``flux``: a first guess,
-    for the stars' footprints; ``level``: where a footprint ends (image units). Returns the new
-    x, y, the last fit's fluxes, whether each star moved in the last step, and the indices (into
-    the input) of the stars kept."""
+    ``min_snr``, or merged into a brighter one closer than ``merge_separation`` FWHM, are
+    dropped. A star that wanders further than ``max_shift`` from where it was found (a blend the
+    PSF cannot describe drifts off its light) goes back there and is ``held`` from then on: its
+    light stays in the model. ``flux``: a first guess, for the stars' footprints; ``level``:
+    where a footprint ends (image units). Returns the new x, y, the last fit's fluxes, whether
+    each star moved in the last step, ``held``, and the indices (into the input) of the stars kept."""
     index = np.arange(len(x))
+    held = held.copy()
     for _ in range(params.n_iter):
         fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
@@ -133,14 +135,16 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
                                                                 fit.flux[group], psf, radius)
         # a faint star's "correction" is mostly noise, and it would wander off over the
         # iterations: DAOFIND's centroid is as good
-        moves = snr(fit.flux, fit.flux_err) >= params.move_snr
+        moves = (snr(fit.flux, fit.flux_err) >= params.move_snr) & ~held
         x, y = x + np.where(moves, step_x, 0.0), y + np.where(moves, step_y, 0.0)
-        keep = ((snr(fit.flux, fit.flux_err) >= params.min_snr)
-                & (np.hypot(x - found_x[index], y - found_y[index]) <= params.max_shift))
-        kept = np.flatnonzero(keep)
+        wandered = np.hypot(x - found_x[index], y - found_y[index]) > params.max_shift
+        x, y = np.where(wandered, found_x[index], x), np.where(wandered, found_y[index], y)
+        held |= wandered
+        moves &= ~wandered
+        kept = np.flatnonzero(snr(fit.flux, fit.flux_err) >= params.min_snr)
         kept = kept[merge_close_pairs(x[kept], y[kept], fit.flux[kept], params.merge_separation * fwhm)]
-        x, y, index, flux, moved = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept]
-    return x, y, flux, moved, index
+        x, y, index, flux, moved, held = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept], held[kept]
+    return x, y, flux, moved, held, index
 
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
@@ -151,13 +155,15 @@ def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     Returns the PSF and the indices of the stars it was learned from."""
     peak = peak_values(data, x, y)
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params)
+    if len(chosen) < params.min_psf_stars:  # fewer than the first time: keep the PSF there is
+        return psf, chosen
     own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf, radii[chosen])
     # The sky from each stamp's outer ring, not the fitted cellular sky: that one has taken up
     # whatever wing light the current PSF lacks, and subtracting it would make every rebuilt
     # PSF's wings fainter than the last.
     cleaned = data - model + own
     rebuilt, _, _ = build_epsf(cleaned, bad, x[chosen], y[chosen], fwhm, params.oversampling,
-                               radius=int(np.ceil(params.psf_radius * fwhm)))
+                               radius=int(np.ceil(params.psf_radius * fwhm)), min_stars=params.min_psf_stars)
     return rebuilt, chosen
 
 
@@ -215,7 +221,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     if learn:
         psf, _, _ = build_epsf(data, bad, found["x"][chosen], found["y"][chosen], fwhm, psf_params.oversampling,
                                radius=int(np.ceil(psf_params.psf_radius * fwhm)),
-                               neighbours=(found["x"], found["y"]))
+                               neighbours=(found["x"], found["y"]), min_stars=psf_params.min_psf_stars)
 
     usable = ~bad
     if saturated_above is not None:
@@ -225,12 +231,14 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     stars["saturated"] = (np.zeros(len(stars["x"]), bool) if saturated_above is None
                           else stars["peak"] >= saturated_above)
     stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
+    stars["held"] = np.zeros(len(stars["x"]), bool)
     passes = []
     for k in range(psf_params.residual_passes + 1):
-        x, y, flux, moved, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"], stars["saturated"],
-                                  stars["found_x"], stars["found_y"], psf, fwhm, level, psf_params)
+        x, y, flux, moved, held, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
+                                               stars["saturated"], stars["held"], stars["found_x"],
+                                               stars["found_y"], psf, fwhm, level, psf_params)
         stars = {name: value[kept] for name, value in stars.items()}
-        stars["x"], stars["y"] = x, y
+        stars["x"], stars["y"], stars["held"] = x, y, held
         stars["n_iter"] += psf_params.n_iter
         fit_radius = fitting_radii(fwhm, stars["saturated"])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
@@ -272,6 +280,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         new = {name: value[fresh] for name, value in new.items()}
         new["peak"] = peak_values(data, new["x"], new["y"])  # of the frame, not of the residual
         new["saturated"] = np.zeros(n_new, bool)  # found in a wing: not saturated
+        new["held"] = np.zeros(n_new, bool)
         new["flux"] = np.maximum(peak_values(light, new["x"], new["y"]), 0.0) / float(psf.evaluate(0.0, 0.0))
         new.update(found_x=new["x"].copy(), found_y=new["y"].copy(),
                    found_in_pass=np.full(n_new, k + 1, np.int32), n_iter=np.zeros(n_new, np.int32))
@@ -321,7 +330,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
 
     ``data`` is used in place: it leaves sky-subtracted, masked pixels 0. ``extra`` holds the
     per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
-    ``psf`` (EPSF), ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky,
+    ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total), ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky,
     float32, the frame's shape: ``data - model`` is the residual image).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
@@ -361,6 +370,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         aperture_correction=correction,
         sky_statistics=sky_stats,
         extra={"qfit": fit.qfit, "crowding": fit.crowding, "n_iter": result.n_iter,
-               "found_in_pass": result.found_in_pass, "psf": result.psf, "passes": result.passes,
+               "found_in_pass": result.found_in_pass, "psf": result.psf, "psf_stars": chosen,
+               "passes": result.passes,
                "model": model},
     )

@@ -18,7 +18,9 @@ try:
         composite_parameters,
         configured_clusters,
         frame_warnings,
+        photometry_method,
         photometry_parameters,
+        psf_settings,
         rgb_channel_weights,
         validate_config,
     )
@@ -50,6 +52,8 @@ try:
         name: rgb_channel_weights(config, name, PIVOTS[name]) for name in CLUSTERS
     }
     PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
+    METHOD = {name: photometry_method(config, name) for name in CLUSTERS}
+    PSF = {name: psf_settings(config, name) for name in CLUSTERS}
     RGB_PARAMETERS = composite_parameters(config)
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
@@ -66,6 +70,28 @@ wildcard_constraints:
     ),
     blue="[A-Za-z0-9][A-Za-z0-9_.+]*",
     red="[A-Za-z0-9][A-Za-z0-9_.+]*",
+
+
+def clusters_measured_with(method):
+    """A wildcard constraint: the clusters whose frames ``method`` measures (a rule per method
+    makes their catalogues; a pattern that matches nothing when there are none)."""
+    names = [re.escape(c) for c in CLUSTERS if METHOD[c] == method]
+    return "|".join(names) or "(?!)"
+
+
+def psf_parameters(wildcards):
+    """The PSF path's settings of the frame's cluster, as plain values; write_residual left
+    out (it asks for one more output, rule psf_residual, and changes no catalogue)."""
+    return {k: v for k, v in PSF[wildcards.cluster].items() if k != "write_residual"}
+
+
+def detection_map_inputs(wildcards):
+    """The frame and its catalogue; and its PSF file when the cluster is measured with PSFs."""
+    frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
+    inputs = {"image": frame_image(wildcards), "catalog": paths.CATALOG.format(**frame)}
+    if METHOD[wildcards.cluster] == "psf":
+        inputs["psf"] = paths.PSF_MODEL.format(**frame)
+    return inputs
 
 
 def frame_entry(wildcards):
@@ -129,6 +155,12 @@ def all_outputs():
     outputs = []
     for cluster, frames in CLUSTERS.items():
         outputs += expand(paths.PER_FRAME, cluster=cluster, filter=list(frames))
+        if METHOD[cluster] == "psf":
+            outputs += expand(paths.PER_PSF_FRAME, cluster=cluster, filter=list(frames))
+            if PSF[cluster]["write_residual"]:
+                outputs += expand(
+                    paths.PSF_RESIDUAL, cluster=cluster, filter=list(frames)
+                )
         outputs += expand([paths.SUMMARY, *paths.COMPOSITES], cluster=cluster)
         if len(frames) > 1:
             outputs += expand(paths.MERGED_CATALOG, cluster=cluster)

@@ -1,11 +1,12 @@
-# Figures: per frame its luminosity function and where its stars were measured; per colour
-# of a cluster its colour-magnitude diagram.
+# Figures: per frame its luminosity function and where its stars were measured (and, measured
+# with PSF fitting, its PSF); per colour of a cluster its colour-magnitude diagram.
 
 
 # Seconds-long plots run where the workflow runs, not as cluster jobs of their own.
 localrules:
     luminosity_function,
     detection_map,
+    psf_figure,
     cmd,
 
 
@@ -38,8 +39,8 @@ rule luminosity_function:
 
 rule detection_map:
     input:
-        image=frame_image,
-        catalog=paths.CATALOG,
+        # the frame and its catalogue, and the PSF file of a frame measured with PSF fitting
+        unpack(detection_map_inputs),
     output:
         report(
             paths.DETECTION_MAP,
@@ -65,6 +66,37 @@ rule detection_map:
         crop=config["plots"]["detection_crop"],
     script:
         "../scripts/detection_map.py"
+
+
+rule psf_figure:
+    input:
+        image=frame_image,
+        catalog=paths.CATALOG,
+        psf=paths.PSF_MODEL,
+    output:
+        report(
+            paths.PSF_FIGURE,
+            caption="../report/psf.rst",
+            category="PSFs",
+            subcategory="{cluster}",
+            labels={
+                "cluster": "{cluster}",
+                "filter": "{filter}",
+                "figure": "PSF",
+            },
+        ),
+    log:
+        "logs/psf_figure/{cluster}/{filter}.log",
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: attempt * int(500 + 4 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 50),
+    params:
+        settings=frame_settings,
+    script:
+        "../scripts/psf_figure.py"
 
 
 rule cmd:

@@ -1,11 +1,14 @@
-"""Snakemake adapter: the frame with the measured stars' apertures and sky annuli."""
+"""Snakemake adapter: the frame with the measured stars' apertures and sky annuli, or (measured
+with PSF fitting) the fitted stars and the fit's data, model and residual."""
 
+import numpy as np
 from astropy.table import Table
 
 from clusterphot.config import FrameSettings
 from clusterphot.frames import bad_pixel_mask, read_frame
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.plots import plot_detections
+from clusterphot.plots import PSFFitView, plot_detections
+from clusterphot.psfio import model_image, read_psf
 
 log_to(snakemake.log[0])
 with clean_failure():
@@ -13,14 +16,28 @@ with clean_failure():
     settings = FrameSettings(**snakemake.params.settings)
     frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane)
     parameters = table.meta["parameters"]
+    x, y = table["x"].value, table["y"].value
+    view = None
+    if "psf" in snakemake.input.keys() and table.meta.get("photometry_method") == "psf":
+        psf_file = read_psf(snakemake.input.psf)
+        flux = np.asarray(table["flux"], dtype=float)
+        view = PSFFitView(
+            model=lambda box: model_image(psf_file, x, y, flux, box) + psf_file.sky_level,
+            fwhm=psf_file.psf.fwhm,
+            residual_pass=np.asarray(table["found_in_pass"]) > 0,
+            sky_sigma=table.meta["frame_sky"]["std"],
+            unit=table.meta["image_unit"],
+        )
     plot_detections(
         frame.data,
-        table["x"].value,
-        table["y"].value,
+        x,
+        y,
         snakemake.output[0],
         aperture_radius=parameters["aperture_radius"],
         annulus_radii=tuple(parameters["annulus_radii"]),
-        title=f"{snakemake.wildcards.cluster} {snakemake.wildcards.filter}: {len(table)} stars",
+        title=f"{snakemake.wildcards.cluster} {snakemake.wildcards.filter}: {len(table)} stars"
+        + ("" if view is None else " (PSF photometry)"),
         bad=bad_pixel_mask(frame.data),
         crop_size=snakemake.params.crop,
+        psf_fit=view,
     )

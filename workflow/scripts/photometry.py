@@ -1,6 +1,7 @@
-"""Snakemake adapter: measure one frame and write its calibrated catalogue."""
+"""Snakemake adapter: measure one frame and write its calibrated catalogue (and, measured with
+PSF fitting, its PSF file)."""
 
-from clusterphot.catalog import catalog_for_frame
+from clusterphot.catalog import catalog_for_frame, psf_parameters
 from clusterphot.config import FrameSettings
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.outputs import write_table
@@ -8,6 +9,7 @@ from clusterphot.photometry import PhotometryParameters
 
 log_to(snakemake.log[0])
 with clean_failure():
+    psf = snakemake.params.get("psf")  # only rule psf_photometry has it
     table = catalog_for_frame(
         snakemake.input.image,
         FrameSettings(**snakemake.params.settings),
@@ -15,6 +17,10 @@ with clean_failure():
         system=snakemake.params.system,
         zeropoint_cache=snakemake.params.zeropoint_cache,
         zeropoint_service=snakemake.params.zeropoint_service,
+        method="aperture" if psf is None else "psf",
+        psf_params=None if psf is None else psf_parameters(psf),
+        fallback="error" if psf is None else psf["fallback"],
+        psf_output=snakemake.output.get("psf"),
     )
     table.meta["cluster"] = snakemake.wildcards.cluster
     if snakemake.params.url:

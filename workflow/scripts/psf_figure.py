@@ -1,0 +1,25 @@
+"""Snakemake adapter: the PSF of a frame measured with PSF fitting, and its residuals."""
+
+from astropy.table import Table
+
+from clusterphot.config import FrameSettings
+from clusterphot.frames import bad_pixel_mask, read_frame
+from clusterphot.logs import clean_failure, log_to
+from clusterphot.plots import plot_psf
+from clusterphot.psfio import read_psf
+
+log_to(snakemake.log[0])
+with clean_failure():
+    table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
+    settings = FrameSettings(**snakemake.params.settings)
+    frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane)
+    psf_file = read_psf(snakemake.input.psf)
+    plot_psf(
+        psf_file,
+        table,
+        frame.data,
+        snakemake.output[0],
+        snakemake.wildcards.cluster,
+        snakemake.wildcards.filter,
+        bad=bad_pixel_mask(frame.data),
+    )
