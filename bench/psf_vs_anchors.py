@@ -119,28 +119,11 @@ def frame_paths(workdir: Path, frame: str) -> dict[str, Path]:
 
 
 def true_epsf_grid(fwhm: float, oversampling: int = OVERSAMPLING) -> np.ndarray:
-    """The simulator's pixel-integrated Moffat as an effective PSF: the fraction of a star's flux
-    in a pixel whose centre lies (dx, dy) from the star, on a grid of ``oversampling`` nodes per
-    pixel with the star at the central node; it sums to oversampling**2 (the ePSF convention of
-    clusterphot.psf.EPSF and photutils' ImagePSF). Each node is taken from the simulator's stamp
-    of a star at the node's sub-pixel phase."""
-    from clusterphot.simulate import moffat_phase_stamps
+    """The simulator's exact Moffat ePSF (clusterphot.simulate.moffat_epsf_grid), for the runs
+    given the true PSF."""
+    from clusterphot.simulate import moffat_epsf_grid
 
-    stamps = moffat_phase_stamps(fwhm, n_phase=oversampling)  # [py, px]: star at (px, py) / oversampling
-    r = stamps.shape[-1] // 2
-    radius = r - 1  # px: every node of the grid falls on some phase's stamp
-    size = 2 * radius * oversampling + 1
-    centre = size // 2
-    grid = np.zeros((size, size))
-    rows, cols = np.mgrid[0 : 2 * r + 1, 0 : 2 * r + 1]
-    for py in range(oversampling):
-        for px in range(oversampling):
-            # stamp pixel (row, col) lies (col - r - px/os, row - r - py/os) px from the star
-            u = centre + (cols - r) * oversampling - px
-            v = centre + (rows - r) * oversampling - py
-            inside = (u >= 0) & (u < size) & (v >= 0) & (v < size)
-            grid[v[inside], u[inside]] = stamps[py, px][inside]
-    return grid
+    return moffat_epsf_grid(fwhm, oversampling)
 
 
 def write_frame(frame: str, workdir: Path) -> None:

@@ -84,26 +84,11 @@ def field_frames(folder, filters, to_reference, own_sources, shape, n_stars=25, 
 
 
 def moffat_epsf(fwhm: float, oversampling: int = 4):
-    """The exact effective PSF of the simulator's Moffat stars, as an EPSF grid: each node is the
-    fraction of a star's flux in a pixel at that offset, from the simulator's own pixel-integrated
-    stamps at sub-pixel phases."""
+    """The exact effective PSF of the simulator's Moffat stars, as an EPSF."""
     from clusterphot.psf import EPSF
-    from clusterphot.simulate import moffat_phase_stamps
+    from clusterphot.simulate import moffat_epsf_grid
 
-    stamps = moffat_phase_stamps(fwhm, n_phase=oversampling)
-    r = stamps.shape[-1] // 2
-    size = 2 * (r - 1) * oversampling + 1
-    centre = size // 2
-    grid = np.zeros((size, size))
-    rows, cols = np.mgrid[0 : 2 * r + 1, 0 : 2 * r + 1]
-    for py in range(oversampling):
-        for px in range(oversampling):
-            # stamp pixel (row, col) lies (col - r - px/os, row - r - py/os) from the star
-            u = centre + (cols - r) * oversampling - px
-            v = centre + (rows - r) * oversampling - py
-            inside = (u >= 0) & (u < size) & (v >= 0) & (v < size)
-            grid[v[inside], u[inside]] = stamps[py, px][inside]
-    return EPSF(grid, oversampling)
+    return EPSF(moffat_epsf_grid(fwhm, oversampling), oversampling)
 
 
 def moffat_field(shape, x, y, flux, fwhm: float, sky: float = 50.0, read_noise: float = 4.0, rng=None):

@@ -431,6 +431,21 @@ def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, p
     return keep, x[keep], y[keep]
 
 
+def subtract_frame_sky(data: np.ndarray, bad: np.ndarray,
+                       params: PhotometryParameters) -> tuple[np.ndarray, SkyStatistics, np.float32]:
+    """The frame made ready for measuring, in place: pixels outside ``photometry.region`` join the
+    mask, the frame's median sky is subtracted and masked pixels set to 0. Returns the mask,
+    the sky statistics and the level subtracted."""
+    outside = region_mask(data.shape, params.region)
+    if outside is not None:
+        bad = bad | outside
+    sky_stats = frame_sky_statistics(data, bad)
+    sky_level = np.float32(sky_stats.median)
+    data -= sky_level
+    data[bad] = 0.0
+    return bad, sky_stats, sky_level
+
+
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                   electrons_per_unit: float, saturation: float | None) -> Measurements:
     """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected).
@@ -439,12 +454,7 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     second full-size copy would cost as much memory as the frame (400 MB at 10k x 10k).
     """
     outside = region_mask(data.shape, params.region)
-    if outside is not None:
-        bad = bad | outside
-    sky_stats = frame_sky_statistics(data, bad)
-    sky_level = np.float32(sky_stats.median)
-    data -= sky_level
-    data[bad] = 0.0
+    bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
     found = detect_stars(data, sky_stats, params)
     if found is not None:
         # Keep stars centred on the frame, inside the region if one is set.

@@ -28,8 +28,8 @@ from scipy.spatial import cKDTree
 from .errors import FrameError
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, detect_stars,
-                         frame_sky_statistics, merge_saturated_detections, nearest_neighbour_distance,
-                         peak_values, region_mask, touches_mask)
+                         merge_saturated_detections, nearest_neighbour_distance, peak_values,
+                         subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
 from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, noise_excess,
                      photon_variance, position_corrections, render, snr)
@@ -330,17 +330,12 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
 
     ``data`` is used in place: it leaves sky-subtracted, masked pixels 0. ``extra`` holds the
     per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
-    ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total), ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky,
-    float32, the frame's shape: ``data - model`` is the residual image).
+    ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total),
+    ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky, float32, the frame's
+    shape: ``data - model`` is the residual image).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
-    outside = region_mask(data.shape, params.region)
-    if outside is not None:
-        bad = bad | outside
-    sky_stats = frame_sky_statistics(data, bad)
-    sky_level = np.float32(sky_stats.median)
-    data -= sky_level
-    data[bad] = 0.0
+    bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
     result = psf_photometry(data, bad, sky_stats, params, psf_params, electrons_per_unit, saturated_above)
     fit, x, y = result.fit, result.x, result.y

@@ -337,6 +337,27 @@ def moffat_phase_stamps(
     return stamps
 
 
+def moffat_epsf_grid(fwhm: float, oversampling: int = 4) -> np.ndarray:
+    """The exact effective PSF of the simulator's Moffat stars on a grid of ``oversampling``
+    nodes per pixel, the star at the central node (as :class:`clusterphot.psf.EPSF` holds it):
+    each node is the fraction of a star's flux in a pixel at that offset, taken from the stamps
+    of a star at the node's sub-pixel phase. For tests and benchmarks that give the true PSF."""
+    stamps = moffat_phase_stamps(fwhm, n_phase=oversampling)  # [py, px]: star at (px, py) / oversampling
+    r = stamps.shape[-1] // 2
+    size = 2 * (r - 1) * oversampling + 1  # every node falls on some phase's stamp
+    centre = size // 2
+    grid = np.zeros((size, size))
+    rows, cols = np.mgrid[0 : 2 * r + 1, 0 : 2 * r + 1]
+    for py in range(oversampling):  # oversampling**2 phases, not stars
+        for px in range(oversampling):
+            # stamp pixel (row, col) lies (col - r - px/os, row - r - py/os) px from the star
+            u = centre + (cols - r) * oversampling - px
+            v = centre + (rows - r) * oversampling - py
+            inside = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+            grid[v[inside], u[inside]] = stamps[py, px][inside]
+    return grid
+
+
 def add_stars(
     canvas: np.ndarray,
     x: np.ndarray,
