@@ -252,6 +252,14 @@ WING_INNER = 1.5
 WING_OUTER = 2.5
 
 
+def wing_radii(fwhm: float) -> tuple[float, float]:
+    """Where the fitted wing profile starts to replace the tabulated PSF, and where it has
+    replaced it (px): from WING_INNER FWHM, but never within 3 px, where an undersampled PSF
+    (WFPC2's PC, FWHM 1.4 px) still has its diffraction shoulder."""
+    inner = max(WING_INNER * fwhm, 3.0)
+    return inner, inner + (WING_OUTER - WING_INNER) * fwhm
+
+
 def normalisation_radius(fwhm: float) -> float:
     """Radius (px) within which a learned PSF holds unit flux: 2 FWHM, at least 3 px."""
     return max(3.0, 2.0 * fwhm)
@@ -373,8 +381,9 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
                                           size, oversampling)
             grid = psf.data + np.nan_to_num(correction)
         grid = fill_and_smooth(grid, window)
-        profile = wing_profile(normalised, dx[good], dy[good], WING_INNER * fwhm, radius)
-        grid = with_model_wings(grid, oversampling, profile, WING_INNER * fwhm, WING_OUTER * fwhm)
+        inner, outer = wing_radii(fwhm)
+        profile = wing_profile(normalised, dx[good], dy[good], inner, radius)
+        grid = with_model_wings(grid, oversampling, profile, inner, outer)
         grid = recentred(grid, oversampling, fwhm)
         grid = core_normalised(grid, oversampling, normalisation_radius(fwhm))
         psf = EPSF(grid, oversampling, n_stars=int(good.sum()))
