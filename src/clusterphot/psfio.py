@@ -39,6 +39,7 @@ from .frames import bad_pixel_mask, read_frame
 from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF
+from .psffit import render
 
 log = logging.getLogger(__name__)
 
@@ -132,31 +133,17 @@ def read_psf(path: str | Path) -> PSFFile:
 
 
 def render_stars(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
-                 box: tuple[int, int, int, int], chunk: int = 20000) -> np.ndarray:
-    """The stars as ``psf`` draws them on the pixels of ``box`` = (x0, y0, width, height), float32.
-
-    Each star covers the pixels within floor(radius) + 0.5 px of its nearest pixel, as the PSF
-    fit's model draws it (:func:`clusterphot.psffit.render`); only stars that reach the box are
-    drawn."""
+                 box: tuple[int, int, int, int]) -> np.ndarray:
+    """The stars as ``psf`` draws them on the pixels of ``box`` = (x0, y0, width, height), float32:
+    the PSF fit's own drawing (:func:`clusterphot.psffit.render`, each star out to floor(radius)
+    + 0.5 px of its nearest pixel) on the box, for the stars that reach it."""
     x0, y0, width, height = box
     r = int(math.floor(psf.radius))
     x, y, flux = (np.asarray(a, dtype=np.float64) for a in (x, y, flux))
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
     near = ((xi + r >= x0) & (xi - r < x0 + width) & (yi + r >= y0) & (yi - r < y0 + height)
             & np.isfinite(flux))
-    x, y, flux, xi, yi = x[near], y[near], flux[near], xi[near], yi[near]
-    oy, ox = (a.ravel() for a in np.mgrid[-r : r + 1, -r : r + 1])
-    disk = ox**2 + oy**2 <= (r + 0.5) ** 2
-    oy, ox = oy[disk], ox[disk]
-    image = np.zeros(width * height, np.float64)
-    for start in range(0, len(x), chunk):
-        part = slice(start, start + chunk)
-        px, py = xi[part, None] + ox[None, :], yi[part, None] + oy[None, :]
-        on = (px >= x0) & (px < x0 + width) & (py >= y0) & (py < y0 + height)
-        star = np.broadcast_to(np.arange(px.shape[0])[:, None], px.shape)[on]
-        values = flux[part][star] * psf.evaluate(px[on] - x[part][star], py[on] - y[part][star])
-        image += np.bincount((py[on] - y0) * width + (px[on] - x0), weights=values, minlength=image.size)
-    return image.reshape(height, width).astype(np.float32)
+    return render((height, width), x[near] - x0, y[near] - y0, flux[near], psf)
 
 
 def sky_cells(sky_image: np.ndarray, cell: int) -> np.ndarray:
