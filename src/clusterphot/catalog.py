@@ -19,7 +19,7 @@ from .filters import pivot_wavelength
 from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
-from .psfio import render_stars, sky_cells, write_psf
+from .psfio import sky_cells, write_psf
 from .psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
 from .zeropoints import Zeropoint, resolve_zeropoint
 
@@ -249,7 +249,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
                              "file": None if psf_output is None else str(psf_output)}
         table.meta["passes"] = plain(stars.extra["passes"])
         if psf_output is not None:
-            write_frame_psf(psf_output, stars, frame.data.shape, table, psf_params,
+            write_frame_psf(psf_output, stars, table, psf_params,
                             {"FILTER": settings.filter_name, "IMAGE": str(path)})
         log.info("%s (%s): PSF from %d stars, FWHM %.2f px; passes %s", frame.path, settings.filter_name,
                  psf.n_stars, psf.fwhm, stars.extra["passes"])
@@ -330,18 +330,14 @@ def star_table(stars: Measurements, mag: np.ndarray, mag_err: np.ndarray, wcs, f
     return table
 
 
-def write_frame_psf(path: str | Path, stars: Measurements, shape: tuple[int, int], table: Table,
-                    psf_params: PSFParameters, cards: dict) -> None:
-    """The PSF file of a frame measured with PSF fitting: the PSF, the fitted sky per cell (from
-    the fit's model less its stars) and the PSF stars, so that the catalogue and this file give
-    back the fit's model (:func:`clusterphot.psfio.model_image`)."""
-    psf = stars.extra["psf"]
-    fit_flux = stars.flux / stars.aperture_correction.factor
-    ny, nx = shape
-    sky = stars.extra["model"] - render_stars(stars.x, stars.y, fit_flux, psf, (0, 0, nx, ny))
+def write_frame_psf(path: str | Path, stars: Measurements, table: Table, psf_params: PSFParameters,
+                    cards: dict) -> None:
+    """The PSF file of a frame measured with PSF fitting: the PSF, the fitted sky per cell and the
+    PSF stars, so that the catalogue and this file give back the fit's model
+    (:func:`clusterphot.psfio.model_image`)."""
     cell = int(psf_params.sky_cell)
     chosen = np.asarray(stars.extra["psf_stars"], dtype=np.intp)
-    write_psf(path, psf, sky=sky_cells(sky, cell), sky_cell=cell,
+    write_psf(path, stars.extra["psf"], sky=sky_cells(stars.extra["sky_image"], cell), sky_cell=cell,
               sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
               psf_star_ids=np.asarray(table["id"])[chosen],
               psf_star_x=stars.x[chosen], psf_star_y=stars.y[chosen], cards=cards)

@@ -332,7 +332,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
     ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total),
     ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky, float32, the frame's
-    shape: ``data - model`` is the residual image).
+    shape: ``data - model`` is the residual image) and ``sky_image`` (the fitted sky alone).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
@@ -367,5 +367,5 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         extra={"qfit": fit.qfit, "crowding": fit.crowding, "n_iter": result.n_iter,
                "found_in_pass": result.found_in_pass, "psf": result.psf, "psf_stars": chosen,
                "passes": result.passes,
-               "model": model},
+               "model": model, "sky_image": fit.sky_image},
     )
