@@ -220,7 +220,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "photplam": keyword(header, "PHOTPLAM"),
         "zeropoint": zeropoint.as_meta(),
         "magnitude_system": zeropoint.system,
-        "aperture_correction": plain(stars.aperture_correction.as_meta()),
+        "aperture_correction": stars.aperture_correction.as_meta(),
         "frame_sky": {"mean": stars.sky_statistics.mean, "median": stars.sky_statistics.median,
                       "std": stars.sky_statistics.std, "unit": funit.to_string()},
         "shape": list(frame.shape),
@@ -235,7 +235,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     })
     if method == "psf":
         table.meta["photometry_method"] = "psf" if measured_with_psf else "aperture"
-        table.meta["psf_parameters"] = plain({**psf_params.as_meta(), "fallback": fallback})
+        table.meta["psf_parameters"] = {**psf_params.as_meta(), "fallback": fallback}
     if fallback_reason is not None:
         table.meta["psf_fallback"] = {"requested": "psf", "reason": fallback_reason,
                                       "file": None if psf_output is None else str(psf_output)}
@@ -247,7 +247,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         table.meta["psf"] = {"fwhm": float(psf.fwhm), "n_stars": int(psf.n_stars),
                              "oversampling": int(psf.oversampling), "radius": float(psf.radius),
                              "file": None if psf_output is None else str(psf_output)}
-        table.meta["passes"] = plain(stars.extra["passes"])
+        table.meta["passes"] = stars.extra["passes"]
         if psf_output is not None:
             write_frame_psf(psf_output, stars, table, psf_params,
                             {"FILTER": settings.filter_name, "IMAGE": str(path)})
@@ -260,17 +260,6 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
              stars.aperture_correction.mag, stars.aperture_correction.n_stars,
              stars.sky_statistics.median, stars.sky_statistics.std, funit.to_string())
     return table
-
-
-def plain(value):
-    """Numpy scalars in nested dicts and lists as Python numbers, for readable YAML metadata."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def star_table(stars: Measurements, mag: np.ndarray, mag_err: np.ndarray, wcs, funit: u.UnitBase, system: str,

@@ -20,6 +20,7 @@ sparse solve per iteration).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -319,7 +320,7 @@ def psf_aperture_correction(cleaned: np.ndarray, bad: np.ndarray, x: np.ndarray,
     median = float(np.median(ratio))
     spread = 1.4826 * float(np.median(np.abs(ratio - median)))
     n = int(clear.sum())
-    return ApertureCorrection(median, 1.2533 * spread / np.sqrt(n), n, r_big, True, "PSF flux to total")
+    return ApertureCorrection(median, 1.2533 * spread / math.sqrt(n), n, r_big, True, "PSF flux to total")
 
 
 def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
