@@ -446,6 +446,19 @@ def subtract_frame_sky(data: np.ndarray, bad: np.ndarray,
     return bad, sky_stats, sky_level
 
 
+def centred_on_frame(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
+                     outside: np.ndarray | None = None) -> np.ndarray:
+    """True for detections centred on the frame (DAOFIND's centroid can wander off it for a peak
+    on its very edge) and, given the region's ``outside`` mask, inside the region."""
+    ny, nx = shape
+    on_frame = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    if outside is not None:
+        xi = np.clip(np.rint(x), 0, nx - 1).astype(np.intp)
+        yi = np.clip(np.rint(y), 0, ny - 1).astype(np.intp)
+        on_frame &= ~outside[yi, xi]
+    return on_frame
+
+
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                   electrons_per_unit: float, saturation: float | None) -> Measurements:
     """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected).
@@ -457,16 +470,8 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
     found = detect_stars(data, sky_stats, params)
     if found is not None:
-        # Keep stars centred on the frame, inside the region if one is set.
-        # (DAOFIND's centroid can wander off the frame for a peak on its very edge.)
-        ny, nx = data.shape
-        xc, yc = np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"])
-        on_frame = (xc > -0.5) & (xc < nx - 0.5) & (yc > -0.5) & (yc < ny - 0.5)
-        xi = np.clip(np.rint(xc), 0, nx - 1).astype(np.intp)
-        yi = np.clip(np.rint(yc), 0, ny - 1).astype(np.intp)
-        if outside is not None:
-            on_frame &= ~outside[yi, xi]
-        found = found[on_frame]
+        found = found[centred_on_frame(np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"]),
+                                       data.shape, outside)]
     if found is None or len(found) == 0:
         empty = np.zeros(0)
         return Measurements(empty, empty, empty, empty, empty, empty, empty, empty,

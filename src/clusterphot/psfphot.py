@@ -28,8 +28,8 @@ from scipy.spatial import cKDTree
 
 from .errors import FrameError
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
-                         Measurements, PhotometryParameters, SkyStatistics, aperture_sums, detect_stars,
-                         merge_saturated_detections, nearest_neighbour_distance, peak_values,
+                         Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame,
+                         detect_stars, merge_saturated_detections, nearest_neighbour_distance, peak_values,
                          subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
 from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, noise_excess,
@@ -178,8 +178,7 @@ def detections(image: np.ndarray, sky: SkyStatistics, params: PhotometryParamete
         return {name: np.zeros(0) for name in names}
     stars = {name: np.asarray(found[column], dtype=np.float64) for name, column in
              zip(names, ("x_centroid", "y_centroid", "peak", "sharpness", "roundness1"))}
-    ny, nx = image.shape
-    keep = (stars["x"] > -0.5) & (stars["x"] < nx - 0.5) & (stars["y"] > -0.5) & (stars["y"] < ny - 0.5)
+    keep = centred_on_frame(stars["x"], stars["y"], image.shape)
     stars = {name: value[keep] for name, value in stars.items()}
     if saturated_above is not None and len(stars["x"]):
         keep, x, y = merge_saturated_detections(image, stars["x"], stars["y"], stars["peak"], saturated_above,
@@ -289,9 +288,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     x, y = stars["x"], stars["y"]
     stars["n_iter"] += 1  # the last fit, positions held
     # the PSF stars among the final stars (for the correction to total flux and the QA figure)
-    chosen = select_psf_stars(x, y, peak_values(data, x, y), data.shape, sky, saturated_above, fwhm,
-                              psf_params)
-    return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak_values(data, x, y), stars["sharpness"],
+    peak = peak_values(data, x, y)
+    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, psf_params)
+    return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak, stars["sharpness"],
                          stars["roundness"], stars["n_iter"], chosen, passes)
 
 
