@@ -145,7 +145,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     n_free = int(np.count_nonzero(free))
     shift_column = np.full(n, -1, np.int64)
     shift_column[free] = n + 2 * np.arange(n_free)
-    cell = (pixels // nx) // sky_cell * ((nx + sky_cell - 1) // sky_cell) + (pixels % nx) // sky_cell
+    cell = cell_index(pixels // nx, pixels % nx, sky_cell, nx)
     cells, cell_column = np.unique(cell, return_inverse=True)
     n_columns = n + 2 * n_free + cells.size
     sky_column = n + 2 * n_free + cell_column
@@ -219,10 +219,9 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
         crowding = np.where(flux > 0, 2.5 * np.log10(1.0 + np.maximum(contamination, 0.0) / flux), np.nan)
     sky_at_star = np.where(star_sky >= 0, solution[np.maximum(star_sky, 0)], np.nan)
     # the sky of every pixel: its cell's value where the cell was fitted
-    n_cells_x = (nx + sky_cell - 1) // sky_cell
-    cell_values = np.zeros(((ny + sky_cell - 1) // sky_cell) * n_cells_x)
+    cell_values = np.zeros(-(-ny // sky_cell) * -(-nx // sky_cell))
     cell_values[cells] = solution[n_columns - cells.size :]
-    sky_image = np.repeat(np.repeat(cell_values.reshape(-1, n_cells_x), sky_cell, 0), sky_cell, 1)[:ny, :nx]
+    sky_image = cell_image(cell_values, sky_cell, image.shape)
     star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
                    sky_image.astype(np.float32), star_image.astype(np.float32))
@@ -332,6 +331,19 @@ def photon_variance(model: np.ndarray, sky_variance: float, electrons_per_unit: 
     return sky_variance + light / electrons_per_unit + (psf_error * light) ** 2
 
 
+def cell_index(rows: np.ndarray, columns: np.ndarray, cell: int, nx: int) -> np.ndarray:
+    """The index of the ``cell`` x ``cell`` block (counted row by row from pixel (0, 0)) that each
+    pixel falls in, on a frame ``nx`` pixels wide."""
+    return (rows // cell) * -(-nx // cell) + columns // cell
+
+
+def cell_image(values: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:
+    """Per-cell values (one per :func:`cell_index`) spread over the pixels of a frame of ``shape``."""
+    ny, nx = shape
+    blocks = np.asarray(values).reshape(-(-ny // cell), -(-nx // cell))
+    return np.repeat(np.repeat(blocks, cell, 0), cell, 1)[:ny, :nx]
+
+
 def noise_excess(residual: np.ndarray, variance: np.ndarray, fitted: np.ndarray, cell: int) -> np.ndarray:
     """Per pixel, how much more the residual scatters than the noise model says: the mean of
     residual**2 / variance over the fitted pixels of its cell (``cell`` px square), at least 1.
@@ -341,16 +353,14 @@ def noise_excess(residual: np.ndarray, variance: np.ndarray, fitted: np.ndarray,
     about. Scaling the variance by it gives faint stars in a crowd the errors their scatter shows
     (DAOPHOT and DOLPHOT leave that out)."""
     ny, nx = residual.shape
-    cells_x = (nx + cell - 1) // cell
     rows, columns = np.nonzero(fitted)
-    index = (rows // cell) * cells_x + columns // cell
-    n_cells = ((ny + cell - 1) // cell) * cells_x
+    index = cell_index(rows, columns, cell, nx)
+    n_cells = -(-ny // cell) * -(-nx // cell)
     chi2 = np.bincount(index, weights=residual[rows, columns] ** 2 / variance[rows, columns], minlength=n_cells)
     count = np.bincount(index, minlength=n_cells)
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = np.where(count >= 20, chi2 / np.maximum(count, 1), 1.0)
-    excess = np.maximum(excess, 1.0).reshape(-1, cells_x)
-    return np.repeat(np.repeat(excess, cell, 0), cell, 1)[:ny, :nx].astype(np.float32)
+    return cell_image(np.maximum(excess, 1.0), cell, residual.shape).astype(np.float32)
 
 
 def snr(flux: np.ndarray, flux_err: np.ndarray) -> np.ndarray:
