@@ -41,17 +41,20 @@ def psf_catalogue(frame, tmp_path_factory):
 
 
 def test_write_psf_and_read_psf_round_trip(tmp_path):
-    psf = EPSF(moffat_epsf(FWHM).data, 4, n_stars=37)
+    psf = EPSF(moffat_epsf(FWHM).data, 4, n_stars=37, wing=(1.9, 2.5, -2.0625))
     rng = np.random.default_rng(2)
     sky = rng.normal(0.0, 1.0, (3, 4)).astype(np.float32)
     path = tmp_path / "psf.fits"
-    write_psf(path, psf, sky=sky, sky_cell=32, sky_level=12.5, correction=1.0625, psf_star_ids=[3, 9, 11],
-              psf_star_x=[10.0, 20.5, 30.25], psf_star_y=[5.0, 6.0, 7.0], cards={"FILTER": "F814W"})
+    write_psf(path, psf, sky=sky, sky_cell=32, sky_level=12.5, correction=1.0625, footprint_level=0.75,
+              footprint_smallest=3.2, psf_star_ids=[3, 9, 11], psf_star_x=[10.0, 20.5, 30.25],
+              psf_star_y=[5.0, 6.0, 7.0], cards={"FILTER": "F814W"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["psf.fits"], "temporary file left behind"
     back = read_psf(path)
     assert np.array_equal(back.psf.data, psf.data) and back.psf.data.dtype == np.float64
     assert (back.psf.oversampling, back.psf.n_stars) == (4, 37)
     assert back.psf.fwhm == psf.fwhm and back.psf.radius == psf.radius
+    assert back.psf.wing == psf.wing and back.psf.reach == psf.reach > psf.radius
+    assert (back.footprint_level, back.footprint_smallest) == (0.75, 3.2)
     assert np.array_equal(back.sky, sky) and (back.sky_cell, back.sky_level) == (32, 12.5)
     assert back.correction == 1.0625 and list(back.psf_star_ids) == [3, 9, 11]
     assert not back.fallback

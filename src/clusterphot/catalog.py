@@ -328,5 +328,7 @@ def write_frame_psf(path: str | Path, stars: Measurements, table: Table, psf_par
     chosen = np.asarray(stars.extra["psf_stars"], dtype=np.intp)
     write_psf(path, stars.extra["psf"], sky=sky_cells(stars.extra["sky_image"], cell), sky_cell=cell,
               sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
+              footprint_level=float(stars.extra["footprint_level"]),
+              footprint_smallest=float(stars.extra["footprint_smallest"]),
               psf_star_ids=np.asarray(table["id"])[chosen],
               psf_star_x=stars.x[chosen], psf_star_y=stars.y[chosen], cards=cards)

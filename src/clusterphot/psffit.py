@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
@@ -66,10 +66,10 @@ def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radiu
 
 def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: float | np.ndarray) -> np.ndarray:
     """Each star's PSF footprint radius (whole px): out to where its light falls below ``level``
-    (image units per pixel), at least ``smallest``, at most the PSF's radius. A faint star's
+    (image units per pixel), at least ``smallest``, at most the PSF's reach. A faint star's
     model then covers a few pixels instead of the bright stars' 29x29: the fit's size, and its
     solve's fill-in, scale with the light that matters, not with the PSF's tabulated size."""
-    largest = int(math.floor(psf.radius))
+    largest = int(math.floor(psf.reach))
     if flux is None or level <= 0:
         return np.full(0 if flux is None else len(flux), largest)
     radius = np.arange(largest + 1)
@@ -106,7 +106,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     whole footprint, so the wings
     of bright stars are part of their neighbours' model. ``move``: stars whose position is
     fitted (the rest keep theirs: too faint to centre). ``radii``: each star's footprint
-    (:func:`footprint_radii`; default the PSF's whole radius). ``free_positions``: stars held
+    (:func:`footprint_radii`; default the PSF's whole reach). ``free_positions``: stars held
     here whose positions were fitted all the same (by :func:`position_corrections`): their flux
     errors include their positions' uncertainty, as if they had moved in this fit; a blended
     pair's fluxes trade light through their positions.
@@ -126,7 +126,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
 
     # every star's PSF on the fitted pixels within its footprint
     if radii is None:
-        radii = np.full(n, int(math.floor(psf.radius)))
+        radii = np.full(n, int(math.floor(psf.reach)))
     star, flat, dx, dy = star_footprints(image.shape, x, y, radii)
     rows = row_of[flat]
     keep = rows >= 0
@@ -297,9 +297,9 @@ def dense_blocks(normal: sparse.spmatrix, index: np.ndarray) -> np.ndarray:
 def render(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
            radii: np.ndarray | None = None, chunk: int = 20000) -> np.ndarray:
     """The frame's stars as ``psf`` draws them (float32), for residual images; ``radii`` as
-    for :func:`fit_stars` (default the PSF's whole radius)."""
+    for :func:`fit_stars` (default the PSF's whole reach)."""
     if radii is None:
-        radii = np.full(len(x), int(math.floor(psf.radius)))
+        radii = np.full(len(x), int(math.floor(psf.reach)))
     model = np.zeros(shape[0] * shape[1], np.float64)
     for start in range(0, len(x), chunk):
         part = slice(start, start + chunk)
@@ -344,23 +344,25 @@ def cell_image(values: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndar
     return np.repeat(np.repeat(blocks, cell, 0), cell, 1)[:ny, :nx]
 
 
-def noise_excess(residual: np.ndarray, variance: np.ndarray, fitted: np.ndarray, cell: int) -> np.ndarray:
+def noise_excess(residual: np.ndarray, variance: np.ndarray, fitted: np.ndarray, size: int) -> np.ndarray:
     """Per pixel, how much more the residual scatters than the noise model says: the mean of
-    residual**2 / variance over the fitted pixels of its cell (``cell`` px square), at least 1.
+    residual**2 / variance over the fitted pixels of the ``size`` x ``size`` box around it, at
+    least 1 (1 where the box holds fewer than ``size`` fitted pixels). float32.
 
-    What it measures in a cluster is the confusion noise of the stars too faint to detect (and
-    what the PSF gets wrong): light the model does not hold, which the photon noise knows nothing
-    about. Scaling the variance by it gives faint stars in a crowd the errors their scatter shows
-    (DAOPHOT and DOLPHOT leave that out)."""
-    ny, nx = residual.shape
-    rows, columns = np.nonzero(fitted)
-    index = cell_index(rows, columns, cell, nx)
-    n_cells = -(-ny // cell) * -(-nx // cell)
-    chi2 = np.bincount(index, weights=residual[rows, columns] ** 2 / variance[rows, columns], minlength=n_cells)
-    count = np.bincount(index, minlength=n_cells)
+    What it measures in a cluster is the confusion noise of the stars too faint to detect, and
+    near a bright star what its learned PSF gets wrong: light the model does not hold, which
+    the photon noise knows nothing about. Scaling a star's variance by it gives it the errors
+    its scatter shows (DAOPHOT and DOLPHOT leave that out). A box a few fitting radii wide keeps
+    it local: a bright star's imperfect subtraction is charged to its near neighbours, not to
+    every star of a sky cell."""
+    use = fitted.astype(np.float32)
+    chi2 = np.zeros(residual.shape, np.float32)
+    np.divide(residual**2, variance, out=chi2, where=fitted)
+    count = ndimage.uniform_filter(use, size, mode="constant")  # compiled moving means
+    total = ndimage.uniform_filter(chi2, size, mode="constant")
     with np.errstate(invalid="ignore", divide="ignore"):
-        excess = np.where(count >= 20, chi2 / np.maximum(count, 1), 1.0)
-    return cell_image(np.maximum(excess, 1.0), cell, residual.shape).astype(np.float32)
+        excess = np.where(count * size**2 >= size, total / count, 1.0)
+    return np.maximum(excess, 1.0).astype(np.float32)
 
 
 def snr(flux: np.ndarray, flux_err: np.ndarray) -> np.ndarray:

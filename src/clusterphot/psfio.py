@@ -39,7 +39,7 @@ from .frames import bad_pixel_mask, read_frame
 from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF
-from .psffit import render
+from .psffit import footprint_radii, render
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class PSFFile:
     sky_cell: int = 0  # pixels per cell side
     sky_level: float = 0.0  # the frame's median sky, subtracted before the fit
     correction: float = 1.0  # catalogue flux / fitted PSF flux (the correction to total)
+    footprint_level: float = 0.0  # image units: the fit drew each star out to where its light falls below this
+    footprint_smallest: float = 0.0  # px: but at least this far (0, 0: every star out to the PSF's reach)
     psf_star_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     note: str = ""
 
@@ -65,7 +67,8 @@ class PSFFile:
 
 
 def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = None, sky_cell: int = 0,
-              sky_level: float = 0.0, correction: float = 1.0, psf_star_ids=(), psf_star_x=(), psf_star_y=(),
+              sky_level: float = 0.0, correction: float = 1.0, footprint_level: float = 0.0,
+              footprint_smallest: float = 0.0, psf_star_ids=(), psf_star_x=(), psf_star_y=(),
               cards: dict | None = None, note: str = "") -> None:
     """Write a frame's PSF (or, with ``psf=None``, the record of a fallback to apertures) atomically.
 
@@ -79,9 +82,17 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
         header["FWHM"] = (psf.fwhm, "[pixel] full width at half maximum of the PSF")
         header["NSTARS"] = (int(psf.n_stars), "stars the PSF was learned from")
         header["OVERSAMP"] = (int(psf.oversampling), "grid nodes per frame pixel")
-        header["RADIUS"] = (psf.radius, "[pixel] half-size of the grid (PSF 0 beyond)")
+        header["RADIUS"] = (psf.radius, "[pixel] half-size of the grid (the wing beyond)")
+        if psf.wing is not None:
+            alpha, beta, log_amplitude = psf.wing
+            header["WINGALPH"] = (alpha, "[pixel] wing: A (1 + (r/alpha)^2)^-beta")
+            header["WINGBETA"] = (beta, "wing's power-law index beta")
+            header["WINGLNA"] = (log_amplitude, "ln A, A in fraction of flux per pixel")
+            header["REACH"] = (psf.reach, "[pixel] PSF 0 beyond (no wing: RADIUS)")
         header["GRIDSUM"] = (float(psf.data.sum()), "sum of the grid (about OVERSAMP**2)")
         header["APCORR"] = (float(correction), "total / fitted PSF flux (correction to total)")
+        header["FOOTLEV"] = (float(footprint_level), "stars drawn to where their light is below")
+        header["FOOTMIN"] = (float(footprint_smallest), "[pixel] but at least this far (0: to REACH)")
         for axis, name in ((1, "x"), (2, "y")):
             header[f"CTYPE{axis}"] = ("LINEAR", f"pixel offset from the star along {name}")
             header[f"CUNIT{axis}"] = ("pixel", "frame pixels")
@@ -117,9 +128,13 @@ def read_psf(path: str | Path) -> PSFFile:
         note = str(header.get("NOTE", ""))
         psf = None
         if not header.get("FALLBACK", False):
+            wing = (tuple(float(header[k]) for k in ("WINGALPH", "WINGBETA", "WINGLNA"))
+                    if "WINGALPH" in header else None)
             psf = EPSF(np.array(hdul[0].data, dtype=np.float64), int(header["OVERSAMP"]),
-                       n_stars=int(header["NSTARS"]))
-        result = PSFFile(psf, header, correction=float(header.get("APCORR", 1.0)), note=note)
+                       n_stars=int(header["NSTARS"]), wing=wing)
+        result = PSFFile(psf, header, correction=float(header.get("APCORR", 1.0)), note=note,
+                         footprint_level=float(header.get("FOOTLEV", 0.0)),
+                         footprint_smallest=float(header.get("FOOTMIN", 0.0)))
         if "SKY" in hdul:
             result.sky = np.array(hdul["SKY"].data, dtype=np.float32)
             result.sky_cell = int(hdul["SKY"].header["SKYCELL"])
@@ -132,18 +147,22 @@ def read_psf(path: str | Path) -> PSFFile:
 # --- the fit's model, rebuilt -------------------------------------------------------------------
 
 
-def render_stars(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
-                 box: tuple[int, int, int, int]) -> np.ndarray:
+def render_stars(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF, box: tuple[int, int, int, int],
+                 footprint_level: float = 0.0, footprint_smallest: float = 0.0) -> np.ndarray:
     """The stars as ``psf`` draws them on the pixels of ``box`` = (x0, y0, width, height), float32:
-    the PSF fit's own drawing (:func:`clusterphot.psffit.render`, each star out to floor(radius)
-    + 0.5 px of its nearest pixel) on the box, for the stars that reach it."""
+    the PSF fit's own drawing (:func:`clusterphot.psffit.render`, each star out to its
+    footprint, :func:`clusterphot.psffit.footprint_radii`, or with ``footprint_level`` 0 to the
+    PSF's reach) on the box, for the stars that reach it."""
     x0, y0, width, height = box
-    r = int(math.floor(psf.radius))
     x, y, flux = (np.asarray(a, dtype=np.float64) for a in (x, y, flux))
+    if footprint_level > 0:
+        radii = footprint_radii(psf, flux, footprint_level, footprint_smallest)
+    else:
+        radii = np.full(len(x), int(math.floor(psf.reach)))
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
-    near = ((xi + r >= x0) & (xi - r < x0 + width) & (yi + r >= y0) & (yi - r < y0 + height)
+    near = ((xi + radii >= x0) & (xi - radii < x0 + width) & (yi + radii >= y0) & (yi - radii < y0 + height)
             & np.isfinite(flux))
-    return render((height, width), x[near] - x0, y[near] - y0, flux[near], psf)
+    return render((height, width), x[near] - x0, y[near] - y0, flux[near], psf, radii[near])
 
 
 def sky_cells(sky_image: np.ndarray, cell: int) -> np.ndarray:
@@ -183,7 +202,8 @@ def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
     catalogue's x, y and flux; float32. ``frame - SKYLEVEL - model`` is the residual."""
     if psf_file.psf is None:
         raise ValueError("no PSF: the frame fell back to aperture photometry")
-    return render_stars(x, y, fitted_fluxes(psf_file, flux), psf_file.psf, box) + sky_image(psf_file, box)
+    return (render_stars(x, y, fitted_fluxes(psf_file, flux), psf_file.psf, box, psf_file.footprint_level,
+                         psf_file.footprint_smallest) + sky_image(psf_file, box))
 
 
 def residual_image(data: np.ndarray, bad: np.ndarray, psf_file: PSFFile, x: np.ndarray, y: np.ndarray,

@@ -53,7 +53,9 @@ class PSFParameters:
     move_snr: float = 10.0  # fainter stars keep their detected position
     max_shift: float = 3.0  # a star moved further than this from where it was found goes back there, held
     psf_rebuilds: int = 1  # times the PSF is learned again with the neighbours subtracted
-    psf_error: float = 0.03  # fraction of a star's light its learned PSF may get wrong, added to the noise
+    psf_error: float = 0.0  # fraction of a star's light its learned PSF may get wrong, added to the noise
+    # (0: the learned PSF is within 1 per cent in the core, and noise_excess widens the errors
+    # where the residual shows more)
     footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
     residual_psf_error: float = 0.1  # the same, for what the residual passes may take for a star
     max_qfit: float = 5.0  # a star whose fit's reduced chi^2 is above this is flagged
@@ -190,7 +192,7 @@ def detections(image: np.ndarray, sky: SkyStatistics, params: PhotometryParamete
 
 def errors_with_confusion(fit: StarFit, excess: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     """Scale the fit's errors (in place) by the noise excess at each star
-    (:func:`clusterphot.psffit.noise_excess`): as if the fit had weighted its cell's pixels by the
+    (:func:`clusterphot.psffit.noise_excess`): as if the fit had weighted its pixels by the
     variance their residual shows, which moves no flux but widens its covariance."""
     ny, nx = excess.shape
     scale = np.sqrt(excess[np.clip(np.rint(y), 0, ny - 1).astype(np.intp), np.clip(np.rint(x), 0, nx - 1).astype(np.intp)])
@@ -248,7 +250,11 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         model = fit.star_image
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if k == psf_params.residual_passes:
-            excess = noise_excess(data - model - fit.sky_image, variance, usable & (model > 0), psf_params.sky_cell)
+            # five fitting radii each way: near a star's own residual, but over enough stars of a
+            # crowd that the blends the fit cannot see (a companion within a pixel, whose light
+            # the star takes) are charged to their share
+            box = 2 * int(math.ceil(5 * fit_radius_for(fwhm))) + 1
+            excess = noise_excess(data - model - fit.sky_image, variance, usable & (model > 0), box)
             errors_with_confusion(fit, excess, x, y)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
@@ -332,7 +338,9 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
     ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total),
     ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky, float32, the frame's
-    shape: ``data - model`` is the residual image) and ``sky_image`` (the fitted sky alone).
+    shape: ``data - model`` is the residual image), ``sky_image`` (the fitted sky alone) and
+    ``footprint_level`` (image units), ``footprint_smallest`` (px): how far each star was drawn
+    (:func:`clusterphot.psffit.footprint_radii`).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
@@ -367,5 +375,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         extra={"qfit": fit.qfit, "crowding": fit.crowding, "n_iter": result.n_iter,
                "found_in_pass": result.found_in_pass, "psf": result.psf, "psf_stars": chosen,
                "passes": result.passes,
-               "model": model, "sky_image": fit.sky_image},
+               "model": model, "sky_image": fit.sky_image,
+               "footprint_level": psf_params.footprint_level * sky_stats.std,
+               "footprint_smallest": fit_radius_for(params.fwhm) + 1},
     )
