@@ -3,8 +3,11 @@
 All methods measure the same simulated crowded frames (seed 3, F606W, Moffat FWHM 2.2 px, true
 star lists known), in one run:
 
-    clusterphot            clusterphot.psfphot.psf_photometry, the PSF learned from the frame
+    clusterphot            clusterphot.psfphot.measure_frame_psf (the workflow's PSF path: tiles of
+                           1024 px, fluxes corrected to total), the PSF learned from the frame
     clusterphot-truepsf    the same, given the true PSF
+    clusterphot-aperture   clusterphot.photometry.measure_frame, the aperture path (photometry.method:
+                           aperture), for the issue's "m50 at least 1 mag fainter than apertures"
     photutils              photutils' PSFPhotometry (one pass, grouped), its ePSF built by EPSFBuilder
     photutils-truepsf      the same, given the true PSF (an ImagePSF)
     photutils-iter         photutils' IterativePSFPhotometry (grouped, 2 passes), its own ePSF
@@ -16,7 +19,9 @@ star lists known), in one run:
     .venv/bin/python bench/psf_vs_anchors.py --quick              # a 500x500 frame, 3000 stars: a smoke run
     .venv/bin/python bench/psf_vs_anchors.py --frames dense --methods clusterphot crowdsource
 
-Frames: sparse (1000x1000, 2000 stars) and dense (1000x1000, 15000 stars), or --quick. They are
+Frames: sparse (1000x1000, 2000 stars) and dense (1000x1000, 15000 stars), or --quick; and large
+(10000x10000, 100,000 stars: a HUGS frame's size, for clusterphot's memory and its time at scale;
+`--frames large --methods clusterphot clusterphot-aperture`, the anchors would take hours). They are
 simulated once into a temporary directory (FITS, truth ECSV, the true PSF), or into --workdir,
 where they are kept and reused. Every method runs in its own child process of this script, on the
 frame read from that directory: clusterphot's in the project's .venv (Python 3.11), the anchors in
@@ -82,6 +87,7 @@ FRAMES = {  # name: (side in px, stars)
     "quick": (500, 3000),
     "sparse": (1000, 2000),
     "dense": (1000, 15000),
+    "large": (10000, 100000),
 }
 SEED = 3
 FILTER = "F606W"
@@ -93,8 +99,9 @@ GENERATOR_VERSION = 1  # bump when the frames change, so that a --workdir's old 
 
 # method: (environment, what it is)
 METHODS = {
-    "clusterphot": ("project", "clusterphot psf_photometry, PSF learned"),
-    "clusterphot-truepsf": ("project", "clusterphot psf_photometry, true PSF"),
+    "clusterphot": ("project", "clusterphot measure_frame_psf, PSF learned"),
+    "clusterphot-truepsf": ("project", "clusterphot measure_frame_psf, true PSF"),
+    "clusterphot-aperture": ("project", "clusterphot measure_frame, apertures"),
     "photutils": ("anchors", "photutils PSFPhotometry, grouped, EPSFBuilder ePSF"),
     "photutils-truepsf": ("anchors", "photutils PSFPhotometry, grouped, true PSF"),
     "photutils-iter": ("anchors", "photutils IterativePSFPhotometry, grouped, 2 passes, EPSFBuilder ePSF"),
@@ -107,6 +114,8 @@ TARGET_CPU_PER_1K = 1.0  # s
 TARGET_SPEEDUP = {"crowdsource": 3.0, "photutils-iter": 6.0}
 TARGET_SCATTER_OVER_LIMIT = 1.15
 TARGET_SPURIOUS = 0.01
+TARGET_PEAK_OVER_FRAME = 3.0  # peak memory over the frame's float32 size
+TARGET_M50_GAIN = 1.0  # mag: the PSF path's m50 this much fainter than the aperture path's
 ISOLATION_RADIUS = 8.0  # px: an isolated bright star has < 1 % of its flux in other true stars this close
 
 
@@ -195,29 +204,36 @@ def read_true_psf(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
 # --- the methods (each run in a child) ----------------------------------------------------------
 
 
-def run_clusterphot(image: Path, psf_path: Path | None) -> dict:
-    """clusterphot's PSF path, prepared as the workflow prepares a frame (bad pixels, sky)."""
-    from clusterphot.frames import bad_pixel_mask
-    from clusterphot.photometry import PhotometryParameters, frame_sky_statistics
+def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False) -> dict:
+    """clusterphot as the workflow measures a frame: read as float32 (clusterphot.frames, block by
+    block), bad pixels, then the PSF path (or with ``aperture`` the aperture path)."""
+    from clusterphot.frames import bad_pixel_mask, read_frame as read_float32
+    from clusterphot.photometry import PhotometryParameters, measure_frame
     from clusterphot.psf import EPSF
-    from clusterphot.psfphot import PSFParameters, psf_photometry
+    from clusterphot.psfphot import PSFParameters, measure_frame_psf
+    from astropy.io import fits
 
-    data, full_well = read_frame(image)
-    data = data.astype(np.float32)
+    data = read_float32(image).data
+    full_well = float(fits.getheader(image, 0)["BNCHFULL"])
     given = None
     if psf_path is not None:
+        from clusterphot.simulate import moffat_wing
+
         grid, oversampling, _ = read_true_psf(psf_path)
-        given = EPSF(grid, oversampling)
+        given = EPSF(grid, oversampling, wing=moffat_wing(FWHM))  # the truth's wing beyond its grid too
+    params = PhotometryParameters(fwhm=FWHM, saturation_fraction=SATURATION_FRACTION)
     start = clock()
     bad = bad_pixel_mask(data)
-    sky = frame_sky_statistics(data, bad)
-    data -= np.float32(sky.median)
-    data[bad] = 0.0
-    result = psf_photometry(data, bad, sky, PhotometryParameters(fwhm=FWHM), PSFParameters(),
-                            1.0, SATURATION_FRACTION * full_well - sky.median, psf=given)
-    return {"clock": stop(start), "x": result.x, "y": result.y, "flux": result.fit.flux,
-            "flux_err": result.fit.flux_err,
-            "note": f"{len(result.passes)} passes, PSF from {result.psf.n_stars or 'truth'}"}
+    if aperture:
+        stars = measure_frame(data, bad, params, 1.0, full_well)
+        note = "apertures"
+    else:
+        stars = measure_frame_psf(data, bad, params, PSFParameters(), 1.0, full_well, true_psf=given)
+        tiles = stars.extra["tiles"]
+        note = (f"{len(tiles)} tiles, {sum(t.own_psf for t in tiles)} with their own PSF" if tiles
+                else f"{len(stars.extra['passes'])} passes") + f", PSF from {stars.extra['psf'].n_stars or 'truth'}"
+    return {"clock": stop(start), "x": stars.x, "y": stars.y, "flux": stars.flux, "flux_err": stars.flux_err,
+            "note": note, "frame_mb": data.nbytes / 2**20}
 
 
 def daofinder(threshold: float):
@@ -337,6 +353,8 @@ def child(method: str, image: Path, psf_path: Path, output: Path, group_separati
     family = method.removesuffix("-truepsf")
     if family == "clusterphot":
         result = run_clusterphot(image, given)
+    elif family == "clusterphot-aperture":
+        result = run_clusterphot(image, None, aperture=True)
     elif family in ("photutils", "photutils-iter"):
         result = run_photutils(image, given, family == "photutils-iter", group_separation)
     elif family == "crowdsource":
@@ -346,7 +364,8 @@ def child(method: str, image: Path, psf_path: Path, output: Path, group_separati
     Table({name: np.asarray(result[name], dtype=np.float64) for name in ("x", "y", "flux", "flux_err")}).write(
         output, format="ascii.ecsv", overwrite=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({**result["clock"], "peak_mb": peak, "note": result["note"]}))
+    print(json.dumps({**result["clock"], "peak_mb": peak, "note": result["note"],
+                      **({"frame_mb": result["frame_mb"]} if "frame_mb" in result else {})}))
 
 
 # --- scoring against the truth (the parent, after all runs) -------------------------------------
@@ -524,6 +543,17 @@ def print_ratios(results: dict) -> None:
                   f"{fmt(r['isolated_scatter_over_limit'], '.2f')} x); spurious "
                   f"{100 * r['spurious']:.2f} % (target <= {100 * TARGET_SPURIOUS:.0f} %: "
                   f"{'met' if r['spurious'] <= TARGET_SPURIOUS else 'NOT met'})")
+            if r.get("frame_mb", 0) >= 100:  # smaller, the libraries are most of it
+                ratio = r["peak_mb"] / r["frame_mb"]
+                print(f"    peak memory {r['peak_mb']:.0f} MB = {ratio:.1f} x the frame's float32 size "
+                      f"({r['frame_mb']:.0f} MB; target <= {TARGET_PEAK_OVER_FRAME:.0f}: "
+                      f"{'met' if ratio <= TARGET_PEAK_OVER_FRAME else 'NOT met'}; libraries included)")
+            apertures = rows.get("clusterphot-aperture")
+            if apertures is not None and "m50" in apertures:
+                gain = r["m50"] - apertures["m50"]
+                print(f"    m50 {r['m50']:.2f} vs the aperture path's {apertures['m50']:.2f}: {gain:+.2f} mag "
+                      f"(target >= +{TARGET_M50_GAIN:.0f}: {'met' if gain >= TARGET_M50_GAIN else 'NOT met'}); "
+                      f"{per_1k(apertures) / c:.2f}x its CPU per 1000 stars")
             for anchor in ("photutils", "photutils-iter", "crowdsource"):
                 a = rows.get(anchor + suffix)
                 if a is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -161,8 +163,10 @@ def test_the_wing_profile_is_the_moffat_of_the_stars_samples():
 
 
 def test_the_psf_beyond_its_grid_is_its_wing_out_to_its_reach():
-    alpha, beta = 1.95, 2.5
-    wing = (alpha, beta, float(np.log((beta - 1.0) / (np.pi * alpha**2))))
+    from clusterphot.simulate import moffat_wing
+
+    wing = moffat_wing(FWHM)
+    alpha, beta = wing[:2]
     psf = EPSF(moffat_epsf(FWHM).data, 4, wing=wing)
     plain = EPSF(moffat_epsf(FWHM).data, 4)
     assert plain.reach == plain.radius and psf.reach > psf.radius
@@ -222,3 +226,63 @@ def test_pulls_are_near_one_in_every_magnitude_bin_of_a_crowded_frame():
             widths[low] = 1.4826 * np.median(np.abs(pulls[in_bin] - np.median(pulls[in_bin])))
     assert len(widths) >= 5, widths
     assert all(0.8 <= width <= 1.25 for width in widths.values()), widths
+
+
+def test_a_frame_larger_than_a_tile_is_measured_in_tiles_each_with_its_own_psf():
+    """A PSF that changes across the frame (FWHM 2.0 px on the left half, 2.6 px on the right):
+    measured in 256-px tiles, each learns its own PSF and fits its stars with it, and both halves'
+    fluxes come out right; one PSF for the whole frame gets them wrong in opposite directions. The
+    PSF file holds the tiles' PSFs, and with the catalogue gives back the tiled fit's model."""
+    from scipy.spatial import cKDTree
+
+    from clusterphot.psfio import model_image, read_psf, write_psf
+    from clusterphot.psfphot import measure_frame_psf
+
+    rng = np.random.default_rng(5)
+    shape = (512, 512)
+    x, y = isolated_grid(shape, 24, rng, margin=12)
+    flux = rng.uniform(2e4, 2e5, x.size)
+    left = x < 256
+    light = (moffat_field(shape, x[left], y[left], flux[left], 2.0, 0.0)
+             + moffat_field(shape, x[~left], y[~left], flux[~left], 2.6, 0.0))
+    image = (rng.poisson(light + SKY) + rng.normal(0.0, READ_NOISE, shape)).astype(np.float32)
+    params = PhotometryParameters(fwhm=2.3)
+    no_mask = np.zeros(shape, bool)
+    tiled = measure_frame_psf(image.copy(), no_mask, params, PSFParameters(tile=256), 1.0, None, keep_model=True)
+    whole = measure_frame_psf(image.copy(), no_mask, params, PSFParameters(), 1.0, None)
+
+    tiles = tiled.extra["tiles"]
+    assert len(tiles) == 4 and all(tile.own_psf for tile in tiles) and whole.extra["tiles"] == []
+    for tile in tiles:  # the effective PSF's width: the Moffat's through a pixel
+        true = moffat_epsf(2.0 if tile.core[0] == 0 else 2.6)
+        assert tile.psf.fwhm == pytest.approx(true.fwhm, abs=0.1), (tile.core, tile.psf.fwhm, true.fwhm)
+
+    def flux_ratio(measured, side):
+        distance, match = cKDTree(np.column_stack([x, y])).query(np.column_stack([measured.x, measured.y]))
+        found = (distance < 0.5) & (left[match] == (side == "left"))
+        return np.median(measured.flux[found] / flux[match[found]]), found.sum()
+
+    def within_correction_radius(fwhm, beta=2.5):  # a Moffat's light within the correction's radius
+        alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        return 1.0 - (1.0 + (params.aperture_correction_radius / alpha) ** 2) ** (1.0 - beta)
+
+    for side, fwhm in (("left", 2.0), ("right", 2.6)):
+        ratio, n = flux_ratio(tiled, side)
+        assert n > 150 and ratio == pytest.approx(within_correction_radius(fwhm), abs=0.015), (side, ratio)
+    assert flux_ratio(whole, "left")[0] - flux_ratio(whole, "right")[0] > 0.1
+
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "psf.fits"
+    write_psf(path, tiled.extra["psf"], sky=tiled.extra["sky_cells"], sky_cell=32, tiles=tiles,
+              correction=tiled.aperture_correction.factor, footprint_level=tiled.extra["footprint_level"],
+              footprint_smallest=tiled.extra["footprint_smallest"])
+    back = read_psf(path)
+    assert [(t.core, t.own_psf, t.correction) for t in back.tiles] == [(t.core, t.own_psf, t.correction) for t in tiles]
+    assert all(np.array_equal(a.psf.data, b.psf.data) and (a.psf.wing, a.psf.wing_start) == (b.psf.wing, b.psf.wing_start)
+               for a, b in zip(back.tiles, tiles))
+    rebuilt = model_image(back, tiled.x, tiled.y, tiled.flux, (0, 0, 512, 512))
+    difference = np.abs(rebuilt - tiled.extra["model"])
+    # away from the tiles' borders (there a tile's model holds its neighbour's stars as it fitted
+    # them, with its own PSF: here the other half's)
+    rows, columns = np.mgrid[:512, :512]
+    inner = (np.abs(rows - 255.5) > 24) & (np.abs(columns - 255.5) > 24)
+    assert np.percentile(difference[inner], 99) < 0.1 * tiled.sky_statistics.std

@@ -19,7 +19,7 @@ from .filters import pivot_wavelength
 from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
-from .psfio import sky_cells, write_psf
+from .psfio import write_psf
 from .psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
 from .zeropoints import Zeropoint, resolve_zeropoint
 
@@ -244,15 +244,22 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
                       note=f"no PSF: {fallback_reason}; measured with apertures (photometry.psf.fallback: aperture)")
     if measured_with_psf:
         psf = stars.extra["psf"]
+        tiles = stars.extra["tiles"]
         table.meta["psf"] = {"fwhm": float(psf.fwhm), "n_stars": int(psf.n_stars),
                              "oversampling": int(psf.oversampling), "radius": float(psf.radius),
+                             "tiles": len(tiles), "tiles_with_own_psf": sum(int(tile.own_psf) for tile in tiles),
                              "file": None if psf_output is None else str(psf_output)}
         table.meta["passes"] = stars.extra["passes"]
         if psf_output is not None:
             write_frame_psf(psf_output, stars, table, psf_params,
                             {"FILTER": settings.filter_name, "IMAGE": str(path)})
-        log.info("%s (%s): PSF from %d stars, FWHM %.2f px; passes %s", frame.path, settings.filter_name,
-                 psf.n_stars, psf.fwhm, stars.extra["passes"])
+        if tiles:
+            log.info("%s (%s): PSF from %d stars, FWHM %.2f px; %d tiles, %d with a PSF of their own",
+                     frame.path, settings.filter_name, psf.n_stars, psf.fwhm, len(tiles),
+                     table.meta["psf"]["tiles_with_own_psf"])
+        else:
+            log.info("%s (%s): PSF from %d stars, FWHM %.2f px; passes %s", frame.path, settings.filter_name,
+                     psf.n_stars, psf.fwhm, stars.extra["passes"])
     log.info("%s (%s): %d stars (%s photometry), %s zero point %.4f from %s, %s %+.4f mag from %d stars, "
              "sky %.4g +- %.3g %s", frame.path, settings.filter_name, len(stars),
              "PSF" if measured_with_psf else "aperture", zeropoint.system, zeropoint.value, zeropoint.source,
@@ -326,7 +333,7 @@ def write_frame_psf(path: str | Path, stars: Measurements, table: Table, psf_par
     (:func:`clusterphot.psfio.model_image`)."""
     cell = int(psf_params.sky_cell)
     chosen = np.asarray(stars.extra["psf_stars"], dtype=np.intp)
-    write_psf(path, stars.extra["psf"], sky=sky_cells(stars.extra["sky_image"], cell), sky_cell=cell,
+    write_psf(path, stars.extra["psf"], sky=stars.extra["sky_cells"], sky_cell=cell, tiles=stars.extra["tiles"],
               sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
               footprint_level=float(stars.extra["footprint_level"]),
               footprint_smallest=float(stars.extra["footprint_smallest"]),

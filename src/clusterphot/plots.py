@@ -29,7 +29,7 @@ from scipy import ndimage  # noqa: E402
 
 from .catalog import float_column  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
-from .psfio import PSFFile, fitted_fluxes, model_image, render_stars  # noqa: E402
+from .psfio import PSFFile, fitted_fluxes, model_image, psf_for, render_stars  # noqa: E402
 
 LF_BINWIDTH = 0.25  # mag
 IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
@@ -373,13 +373,14 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
     residual = np.full((len(index), side, side), np.nan)
     dx = np.zeros((len(index), side, side))
     dy = np.zeros((len(index), side, side))
-    fit_flux = fitted_fluxes(psf_file, flux_all[index])
+    fit_flux = fitted_fluxes(psf_file, flux_all[index], x_all[index], y_all[index])
     oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
     for k, (i, cx, cy) in enumerate(zip(index, xi, yi)):  # a few hundred stars at most
         box = (cx - half, cy - half, side, side)
         pixels = data[cy - half : cy + half + 1, cx - half : cx + half + 1] - psf_file.sky_level
         model = model_image(psf_file, x_all, y_all, flux_all, box)
-        own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1], psf_file.psf, box)
+        own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1],
+                           psf_for(psf_file, x_all[i], y_all[i]), box)
         usable = np.isfinite(pixels) if bad is None else np.isfinite(pixels) & ~bad[box[1] : box[1] + side,
                                                                                      box[0] : box[0] + side]
         normalised[k] = np.where(usable, (pixels - model + own) / fit_flux[k], np.nan)

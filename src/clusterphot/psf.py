@@ -23,9 +23,9 @@ Here every step is a vectorised numpy operation over all stars at once:
 4. refit every star's flux, position and sky with the new PSF, re-centre the PSF on its peak,
    and repeat.
 
-Not yet here: a grid of such PSFs over a large frame (HST PSFs change across a 4k detector),
-each star modelled with the PSF interpolated between the nearest grid points, as photutils'
-GriddedPSFModel does.
+A large frame gets one such PSF per tile (:func:`clusterphot.psfphot.measure_frame_psf`), each
+star fitted with its tile's: piecewise constant over the frame. Not yet here: a PSF interpolated
+between the tiles at each star's position, as photutils' GriddedPSFModel does.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class EPSF:
     # the wings beyond the grid: (alpha, beta, ln amplitude) of a Moffat profile (wing_profile),
     # or None: the PSF ends with its grid
     wing: tuple[float, float, float] | None = None
+    # px: from here out the grid holds the wing itself (with_model_wings), and the wing's formula
+    # gives the PSF (a cubic spline costs ten times as much); None: the grid's last pixel
+    wing_from: float | None = None
     _splines: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -81,12 +84,20 @@ class EPSF:
         radius without."""
         return WING_REACH * self.radius if self.wing is not None else self.radius
 
+    @property
+    def wing_start(self) -> float:
+        """Where (px) the wing's formula takes over from the grid: ``wing_from``, at most the
+        grid's last pixel (inf without a wing)."""
+        if self.wing is None:
+            return math.inf
+        last = self.radius - 1.0
+        return last if self.wing_from is None else min(self.wing_from, last)
+
     def _beyond_grid(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        """Offsets where the wing, not the grid, gives the PSF: over the grid's last pixel (where
-        the grid already equals the wing: :func:`with_model_wings`) and beyond."""
+        """Offsets where the wing, not the grid, gives the PSF."""
         if self.wing is None:
             return np.zeros(np.shape(dx), bool)
-        return dx**2 + dy**2 > (self.radius - 1.0) ** 2
+        return dx**2 + dy**2 > self.wing_start**2
 
     def _wing(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The wing's value and its derivatives in dx and dy."""
@@ -147,7 +158,7 @@ class EPSF:
             return np.where(inner <= self.radius, on_grid, 0.0)
         # the wing falls monotonically: beyond the grid its value at the radius is its largest
         wing = self._wing(inner, np.zeros_like(inner))[0]
-        return np.where(inner < self.radius - 1.0, np.maximum(on_grid, wing),
+        return np.where(inner < self.wing_start, np.maximum(on_grid, wing),
                         np.where(inner <= self.reach, wing, 0.0))
 
     @property
@@ -427,13 +438,6 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     radius = radius or max(6, int(math.ceil(4.0 * fwhm)))
     size = 2 * radius * oversampling + 1
     x, y = np.asarray(x, dtype=np.float64).copy(), np.asarray(y, dtype=np.float64).copy()
-    # Smoothing: a quartic Savitzky-Golay filter about 1.2 FWHM wide (odd, at least 5 nodes).
-    # A few hundred stars put only a dozen samples on each node of a 4x oversampled grid; a
-    # narrower (half-FWHM) quadratic filter left node-to-node noise of 2 per cent of the peak,
-    # which the fluxes of bright stars followed with their pixel phase (3.5x their photon
-    # noise on the benchmark's frames, 1.15x with this one); a quartic keeps the peak's shape
-    # under the wider window.
-    window = max(5, 2 * int(round(0.6 * fwhm * oversampling)) + 1)
 
     def stamps(x, y):
         values, dx, dy = psf_stamps(data, bad, x, y, radius)
@@ -452,6 +456,7 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
         normalised = (values[good] - sky[good, None]) / flux[good, None]
         if psf is None:
             grid, _ = stack_samples(normalised, dx[good], dy[good], size, oversampling)
+            stars_fwhm = EPSF(fill_and_smooth(grid, 0), oversampling).fwhm
         else:
             # Anderson & King's refinement: stack the samples' residuals from the current PSF,
             # evaluated at each sample's exact offset, so that giving a sample to its nearest
@@ -459,6 +464,15 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
             correction, _ = stack_samples(normalised - psf.evaluate(dx[good], dy[good]), dx[good], dy[good],
                                           size, oversampling)
             grid = psf.data + np.nan_to_num(correction)
+            stars_fwhm = psf.fwhm
+        # Smoothing: a quartic Savitzky-Golay filter about 1.1 FWHM wide (odd, at least 5 nodes),
+        # of the stars' FWHM when it is smaller than the one configured (a window too wide for
+        # the stars broadens their PSF). A few hundred stars put only a dozen samples on each
+        # node of a 4x oversampled grid; a narrower (half-FWHM) quadratic filter left
+        # node-to-node noise of 2 per cent of the peak, which the fluxes of bright stars followed
+        # with their pixel phase (3.5x their photon noise on the benchmark's frames, 1.15x with
+        # this one); a quartic keeps the peak's shape under the wider window.
+        window = max(5, 2 * int(round(0.55 * min(fwhm, stars_fwhm) * oversampling)) + 1)
         grid = fill_and_smooth(grid, window)
         inner, outer = wing_radii(fwhm)
         profile = wing_profile(normalised, dx[good], dy[good], inner, radius, fwhm)
@@ -468,7 +482,10 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
         if profile is not None:  # the wing scaled with the grid
             alpha, beta, log_amplitude = profile
             profile = (alpha, beta, log_amplitude + math.log(normalised_grid.sum() / grid.sum()))
-        psf = EPSF(normalised_grid, oversampling, n_stars=int(good.sum()), wing=profile)
+        # the wing's formula from half a pixel past the blend (the re-centring moved the grid's
+        # wing by a fraction of a node, which the formula does not follow: a fraction of a
+        # per cent of the wing there)
+        psf = EPSF(normalised_grid, oversampling, n_stars=int(good.sum()), wing=profile, wing_from=outer + 0.5)
         flux, shift_x, shift_y = fit_stamps(psf, values, dx, dy, sky, fit_radius)
         x, y = x + shift_x, y + shift_y
         values, dx, dy, sky = stamps(x, y)

@@ -44,6 +44,7 @@ class StarFit:
     n_pixels: np.ndarray  # fitting pixels used
     sky: np.ndarray  # the fitted sky at the star (image units per pixel)
     sky_image: np.ndarray  # the fitted sky of every pixel (0 where no star is near), float32
+    sky_cells: np.ndarray  # the same per sky cell (cell_index's order, as a 2-D array of cells)
     star_image: np.ndarray  # every star's fitted light on the frame (their whole footprints), float32
 
 
@@ -97,7 +98,8 @@ def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
 def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
               psf: EPSF, fit_radius: float | np.ndarray, move: np.ndarray, sky_cell: int = 32,
               n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None,
-              free_positions: np.ndarray | None = None) -> StarFit:
+              free_positions: np.ndarray | None = None, covariance: bool = True,
+              wing_flux: np.ndarray | None = None) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
@@ -109,7 +111,10 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     (:func:`footprint_radii`; default the PSF's whole reach). ``free_positions``: stars held
     here whose positions were fitted all the same (by :func:`position_corrections`): their flux
     errors include their positions' uncertainty, as if they had moved in this fit; a blended
-    pair's fluxes trade light through their positions.
+    pair's fluxes trade light through their positions. ``covariance`` False: each flux error is
+    its own parameter's alone, 1 / sqrt(its normal matrix diagonal), no position errors (for
+    the S/N cuts between iterations, where the neighbours' share is not worth its time).
+    ``wing_flux``: the stars' fluxes from a fit before, for their far wings (held, not fitted).
     """
     ny, nx = image.shape
     n = len(x)
@@ -134,6 +139,16 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     p_all = psf.evaluate(dx, dy)
     all_star, all_flat = star, flat
     star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
+    # Far wings held: beyond where the PSF is its wing's formula, a star's light on the fitted
+    # pixels is its ``wing_flux`` times the PSF, subtracted from the data rather than fitted. A
+    # star's flux is measured by its core; its far wing (a bright star's reaches 50 px) adds
+    # little but thousands of entries to the design matrix, whose product with itself is the
+    # fit's largest cost. Iterated, the held fluxes are the fitted ones of the step before.
+    fixed = np.zeros(pixels.size)
+    if wing_flux is not None and np.isfinite(psf.wing_start):
+        far = dx**2 + dy**2 > psf.wing_start**2
+        fixed = np.bincount(rows[far], weights=wing_flux[star[far]] * p[far], minlength=pixels.size)
+        star, rows, dx, dy, p = star[~far], rows[~far], dx[~far], dy[~far], p[~far]
     free = move if free_positions is None else (move | free_positions)  # stars with shift columns
     moving_entry = free[star]
     gx, gy = np.zeros(p.size), np.zeros(p.size)
@@ -157,7 +172,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     design = sparse.csr_matrix((entry_values, (entry_rows, entry_columns)), shape=(pixels.size, n_columns))
 
     weight = 1.0 / variance.ravel()[pixels]
-    data = image.ravel()[pixels].astype(np.float64)
+    data = image.ravel()[pixels].astype(np.float64) - fixed
     weighted = sparse.diags(weight) @ design
     normal = (design.T @ weighted).tocsc()
     # a whisper of ridge: a star with no usable pixel, or two on one spot, leaves the system
@@ -186,31 +201,22 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     model = design @ solution
     residual = data - model
 
-    # Errors: the covariance of each star's flux and shifts with its neighbours' fluxes taken
-    # into account (a blended pair's fluxes are anti-correlated, and each is less certain than
-    # alone), from the inverse of the normal matrix restricted to the star and its neighbours.
     w = weight[rows]
-    # every star's own columns: its flux and, if it moves, its two shifts (-1: none)
-    own = np.stack([np.arange(n), np.where(free, shift_column, -1), np.where(free, shift_column + 1, -1)], 1)
-    neighbours = strongest_neighbours(normal, n, n_neighbours)
-    of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
-    # and the sky of the cell the star is in (a fitted sky trades light with the stars on it)
+    # the sky of the cell each star is in
     centre = pixel_footprints(image.shape, x, y, 0.0)[0][:, 0]
     centre_row = np.where(centre >= 0, row_of[np.maximum(centre, 0)], -1)
     star_sky = np.where(centre_row >= 0, sky_column[np.maximum(centre_row, 0)], -1)
-    index = np.concatenate([own, of_neighbours.reshape(n, -1), star_sky[:, None]], axis=1)
-    covariance = np.linalg.inv(dense_blocks(normal, index))
-    flux_err = np.sqrt(np.maximum(covariance[:, 0, 0], 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        position_err = np.where(free, np.sqrt(np.maximum(covariance[:, 1, 1] + covariance[:, 2, 2], 0.0) / 2)
-                                / np.abs(flux), np.nan)
+    if covariance:
+        flux_err, position_err = covariance_errors(normal, n, free, shift_column, star_sky, flux, n_neighbours)
+    else:
+        flux_err, position_err = 1.0 / np.sqrt(normal.diagonal()[:n]), np.full(n, np.nan)
 
     # per-star fit quality on its fitting pixels, and the light of its neighbours there
     fitting = (dx**2 + dy**2) <= fit_radius[star] ** 2
     chi2 = np.bincount(star[fitting], weights=(w * residual[rows] ** 2)[fitting], minlength=n)
     n_pixels = np.bincount(star[fitting], minlength=n)
     own = flux[star] * p
-    others = model[rows] - own - solution[sky_column[rows]]
+    others = model[rows] + fixed[rows] - own - solution[sky_column[rows]]
     # neighbours' light in the star's own flux units (PSF-weighted, as the fit sees it)
     contamination = (np.bincount(star, weights=w * p * others, minlength=n)
                      / np.maximum(np.bincount(star, weights=w * p * p, minlength=n), 1e-300))
@@ -224,7 +230,28 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     sky_image = cell_image(cell_values, sky_cell, image.shape)
     star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
-                   sky_image.astype(np.float32), star_image.astype(np.float32))
+                   sky_image.astype(np.float32), cell_values.reshape(-(-ny // sky_cell), -(-nx // sky_cell)),
+                   star_image.astype(np.float32))
+
+
+def covariance_errors(normal: sparse.spmatrix, n: int, free: np.ndarray, shift_column: np.ndarray,
+                      star_sky: np.ndarray, flux: np.ndarray, n_neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each star's flux error and position error (px, NaN where its position was held) from the
+    inverse of the normal matrix restricted to the star's flux and shifts, its ``n_neighbours``
+    most coupled neighbours' fluxes and shifts, and its sky cell: a blended pair's fluxes are
+    anti-correlated, and each is less certain than alone, and a fitted sky trades light with
+    the stars on it. (The whole inverse would be dense; these blocks hold what matters.)"""
+    # every star's own columns: its flux and, if it moves, its two shifts (-1: none)
+    own = np.stack([np.arange(n), np.where(free, shift_column, -1), np.where(free, shift_column + 1, -1)], 1)
+    neighbours = strongest_neighbours(normal, n, n_neighbours)
+    of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
+    index = np.concatenate([own, of_neighbours.reshape(n, -1), star_sky[:, None]], axis=1)
+    inverse = np.linalg.inv(dense_blocks(normal, index))
+    flux_err = np.sqrt(np.maximum(inverse[:, 0, 0], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        position_err = np.where(free, np.sqrt(np.maximum(inverse[:, 1, 1] + inverse[:, 2, 2], 0.0) / 2)
+                                / np.abs(flux), np.nan)
+    return flux_err, position_err
 
 
 def position_corrections(residual: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray,

@@ -9,6 +9,10 @@ The file holds what the catalogue alone cannot give back:
 - ``SKY``: the fitted sky, one value per ``SKYCELL`` x ``SKYCELL`` cell of the frame (image
   units, above ``SKYLEVEL``, the frame's median sky that was subtracted first; 0 where no star
   was near);
+- ``TILEPSF`` and ``TILES``, for a frame measured in tiles (larger than ``photometry.psf.tile``):
+  one PSF grid per tile (its own, learned from the tile's stars, or the frame's where the tile
+  had too few) and the tiles' core boxes; a star was fitted with the PSF of the tile whose core
+  holds it;
 - ``PSFSTARS``: the catalogue ids and positions of the PSF stars (bright, isolated,
   unsaturated; as the PSF path selects them among its final stars, those the correction to
   total is measured on).
@@ -40,6 +44,7 @@ from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF
 from .psffit import footprint_radii, render
+from .psfphot import Tile, in_core
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,9 @@ class PSFFile:
     correction: float = 1.0  # catalogue flux / fitted PSF flux (the correction to total)
     footprint_level: float = 0.0  # image units: the fit drew each star out to where its light falls below this
     footprint_smallest: float = 0.0  # px: but at least this far (0, 0: every star out to the PSF's reach)
+    # a frame measured in tiles: per tile its core box (x0, y0, x1, y1) and the PSF its stars were
+    # fitted with (empty: one PSF for the whole frame)
+    tiles: list = field(default_factory=list)
     psf_star_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     note: str = ""
 
@@ -68,11 +76,13 @@ class PSFFile:
 
 def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = None, sky_cell: int = 0,
               sky_level: float = 0.0, correction: float = 1.0, footprint_level: float = 0.0,
-              footprint_smallest: float = 0.0, psf_star_ids=(), psf_star_x=(), psf_star_y=(),
+              footprint_smallest: float = 0.0, tiles=(), psf_star_ids=(), psf_star_x=(), psf_star_y=(),
               cards: dict | None = None, note: str = "") -> None:
     """Write a frame's PSF (or, with ``psf=None``, the record of a fallback to apertures) atomically.
 
-    ``cards``: more header keywords, name -> value or (value, comment)."""
+    ``tiles``: for a frame measured in tiles, (core box, PSF, learned from the tile) per tile,
+    written as the cube ``TILEPSF`` (one grid per tile, on the primary's grid) and the table
+    ``TILES``. ``cards``: more header keywords, name -> value or (value, comment)."""
     header = fits.Header()
     header["CPFORMAT"] = (FORMAT_VERSION, "clusterphot PSF file format version")
     header["METHOD"] = ("psf" if psf is not None else "aperture", "how the frame's catalogue was measured")
@@ -89,6 +99,7 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
             header["WINGBETA"] = (beta, "wing's power-law index beta")
             header["WINGLNA"] = (log_amplitude, "ln A, A in fraction of flux per pixel")
             header["REACH"] = (psf.reach, "[pixel] PSF 0 beyond (no wing: RADIUS)")
+            header["WINGFROM"] = (psf.wing_start, "[pixel] the wing's formula from here out")
         header["GRIDSUM"] = (float(psf.data.sum()), "sum of the grid (about OVERSAMP**2)")
         header["APCORR"] = (float(correction), "total / fitted PSF flux (correction to total)")
         header["FOOTLEV"] = (float(footprint_level), "stars drawn to where their light is below")
@@ -112,6 +123,27 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
         sky_header["SKYLEVEL"] = (float(sky_level), "median sky subtracted before the fit")
         sky_header["COMMENT"] = "Fitted sky per cell above SKYLEVEL (image units per pixel)."
         hdus.append(fits.ImageHDU(np.asarray(sky, np.float32), header=sky_header, name="SKY"))
+    if psf is not None and len(tiles):
+        cube = fits.ImageHDU(np.stack([np.asarray(tile.psf.data, np.float64) for tile in tiles]), name="TILEPSF")
+        cube.header["COMMENT"] = "One effective PSF per row of TILES, on the primary's grid (CRPIX, CDELT)."
+        boxes = np.array([tile.core for tile in tiles], np.int64)
+        wings = np.array([tile.psf.wing if tile.psf.wing is not None else (np.nan,) * 3 for tile in tiles])
+        table = fits.BinTableHDU.from_columns(
+            [fits.Column(name, "K", unit="pix", array=boxes[:, k]) for k, name in enumerate(("x0", "y0", "x1", "y1"))]
+            + [fits.Column("own_psf", "L", array=np.array([tile.own_psf for tile in tiles], bool)),
+               fits.Column("apcorr", "D", array=np.array([tile.correction for tile in tiles])),
+               fits.Column("n_stars", "K", array=np.array([tile.psf.n_stars for tile in tiles], np.int64)),
+               fits.Column("fwhm", "D", unit="pix", array=np.array([tile.psf.fwhm for tile in tiles])),
+               fits.Column("wing_alpha", "D", unit="pix", array=wings[:, 0]),
+               fits.Column("wing_beta", "D", array=wings[:, 1]),
+               fits.Column("wing_ln_amplitude", "D", array=wings[:, 2]),
+               fits.Column("wing_from", "D", unit="pix", array=np.array([tile.psf.wing_start for tile in tiles]))],
+            name="TILES")
+        table.header["COMMENT"] = ("Stars on a tile's core pixels (x0 <= x + 0.5 < x1, likewise y) were fitted with "
+                                   "its PSF (own_psf F: the frame's, too few PSF stars in the tile) and "
+                                   "corrected to total by its apcorr (APCORR: the frame PSF's).")
+        header["NTILES"] = (len(tiles), "tiles, each with a PSF in TILEPSF")
+        hdus += [cube, table]
     if psf is not None:
         columns = [fits.Column("id", "K", array=np.asarray(psf_star_ids, np.int64)),
                    fits.Column("x", "D", unit="pix", array=np.asarray(psf_star_x, np.float64)),
@@ -131,7 +163,7 @@ def read_psf(path: str | Path) -> PSFFile:
             wing = (tuple(float(header[k]) for k in ("WINGALPH", "WINGBETA", "WINGLNA"))
                     if "WINGALPH" in header else None)
             psf = EPSF(np.array(hdul[0].data, dtype=np.float64), int(header["OVERSAMP"]),
-                       n_stars=int(header["NSTARS"]), wing=wing)
+                       n_stars=int(header["NSTARS"]), wing=wing, wing_from=header.get("WINGFROM"))
         result = PSFFile(psf, header, correction=float(header.get("APCORR", 1.0)), note=note,
                          footprint_level=float(header.get("FOOTLEV", 0.0)),
                          footprint_smallest=float(header.get("FOOTMIN", 0.0)))
@@ -139,6 +171,16 @@ def read_psf(path: str | Path) -> PSFFile:
             result.sky = np.array(hdul["SKY"].data, dtype=np.float32)
             result.sky_cell = int(hdul["SKY"].header["SKYCELL"])
             result.sky_level = float(hdul["SKY"].header["SKYLEVEL"])
+        if psf is not None and "TILES" in hdul:
+            rows = hdul["TILES"].data
+            for k, grid in enumerate(hdul["TILEPSF"].data):
+                wing = tuple(float(rows[name][k]) for name in ("wing_alpha", "wing_beta", "wing_ln_amplitude"))
+                has_wing = bool(np.all(np.isfinite(wing)))
+                tile_psf = EPSF(np.array(grid, dtype=np.float64), psf.oversampling, n_stars=int(rows["n_stars"][k]),
+                                wing=wing if has_wing else None,
+                                wing_from=float(rows["wing_from"][k]) if has_wing else None)
+                core = tuple(int(rows[name][k]) for name in ("x0", "y0", "x1", "y1"))
+                result.tiles.append(Tile(core, tile_psf, bool(rows["own_psf"][k]), float(rows["apcorr"][k])))
         if "PSFSTARS" in hdul:
             result.psf_star_ids = np.array(hdul["PSFSTARS"].data["id"], dtype=np.int64)
     return result
@@ -165,22 +207,6 @@ def render_stars(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF, box:
     return render((height, width), x[near] - x0, y[near] - y0, flux[near], psf, radii[near])
 
 
-def sky_cells(sky_image: np.ndarray, cell: int) -> np.ndarray:
-    """One value per ``cell`` x ``cell`` block of a piecewise-constant sky image (the median of
-    the block, robust to rounding and to a model drawn slightly differently)."""
-    ny, nx = sky_image.shape
-    n_cells_x = -(-nx // cell)
-    cells = np.zeros((-(-ny // cell), n_cells_x), np.float32)
-    for row in range(cells.shape[0]):  # a row of cells at a time: no padded copy of the frame
-        block = sky_image[row * cell : (row + 1) * cell]
-        pad = n_cells_x * cell - nx
-        if pad:
-            block = np.pad(block, ((0, 0), (0, pad)), constant_values=np.nan)
-        blocks = block.reshape(block.shape[0], n_cells_x, cell)
-        cells[row] = np.nanmedian(blocks.transpose(1, 0, 2).reshape(n_cells_x, -1), axis=1)
-    return cells
-
-
 def sky_image(psf_file: PSFFile, box: tuple[int, int, int, int]) -> np.ndarray:
     """The fitted sky (above SKYLEVEL) on the pixels of ``box``, float32 (0 without a SKY)."""
     x0, y0, width, height = box
@@ -191,9 +217,25 @@ def sky_image(psf_file: PSFFile, box: tuple[int, int, int, int]) -> np.ndarray:
     return psf_file.sky[np.ix_(rows, cols)]
 
 
-def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray) -> np.ndarray:
-    """The fit's PSF fluxes from the catalogue's (which are corrected to total)."""
-    return np.asarray(flux, dtype=np.float64) / psf_file.correction
+def psf_for(psf_file: PSFFile, x: float, y: float) -> EPSF:
+    """The PSF a star at (x, y) was fitted with: its tile's, or the frame's."""
+    for tile in psf_file.tiles:
+        if in_core(np.float64(x), np.float64(y), tile.core):
+            return tile.psf
+    return psf_file.psf
+
+
+def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = None,
+                  y: np.ndarray | None = None) -> np.ndarray:
+    """The fit's PSF fluxes from the catalogue's (which are corrected to total); for a frame
+    measured in tiles the stars' positions say whose tile's correction each has."""
+    flux = np.asarray(flux, dtype=np.float64)
+    if not psf_file.tiles or x is None:
+        return flux / psf_file.correction
+    correction = np.full(flux.shape, psf_file.correction)
+    for tile in psf_file.tiles:
+        correction[in_core(np.asarray(x, float), np.asarray(y, float), tile.core)] = tile.correction
+    return flux / correction
 
 
 def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
@@ -202,8 +244,18 @@ def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
     catalogue's x, y and flux; float32. ``frame - SKYLEVEL - model`` is the residual."""
     if psf_file.psf is None:
         raise ValueError("no PSF: the frame fell back to aperture photometry")
-    return (render_stars(x, y, fitted_fluxes(psf_file, flux), psf_file.psf, box, psf_file.footprint_level,
-                         psf_file.footprint_smallest) + sky_image(psf_file, box))
+    fitted = fitted_fluxes(psf_file, flux, x, y)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not psf_file.tiles:
+        stars = render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
+    else:  # each star with the PSF of the tile it was fitted in
+        stars = np.zeros((box[3], box[2]), np.float32)
+        for tile in psf_file.tiles:
+            mine = in_core(x, y, tile.core)
+            if mine.any():
+                stars += render_stars(x[mine], y[mine], fitted[mine], tile.psf, box, psf_file.footprint_level,
+                                      psf_file.footprint_smallest)
+    return stars + sky_image(psf_file, box)
 
 
 def residual_image(data: np.ndarray, bad: np.ndarray, psf_file: PSFFile, x: np.ndarray, y: np.ndarray,

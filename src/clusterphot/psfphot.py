@@ -16,6 +16,11 @@ sparse solve per iteration).
    stars and go back to 3, ``residual_passes`` times;
 6. a last fit with the positions held gives the fluxes, their errors and the fit quality; the
    PSF stars, their neighbours subtracted, give the correction from PSF flux to total.
+
+A frame larger than ``tile`` pixels goes through all of this tile by tile
+(:func:`measure_frame_psf`): each tile with a margin of its neighbours' stars, and its own PSF
+when its own part has enough PSF stars (a grid of PSFs over the frame, as HST's PSF changes
+across a detector); memory then grows with a tile, not the frame.
 """
 
 from __future__ import annotations
@@ -56,9 +61,10 @@ class PSFParameters:
     psf_error: float = 0.0  # fraction of a star's light its learned PSF may get wrong, added to the noise
     # (0: the learned PSF is within 1 per cent in the core, and noise_excess widens the errors
     # where the residual shows more)
-    footprint_level: float = 0.1  # sky sigma: a star's model reaches out to where its light falls below this
+    footprint_level: float = 0.2  # sky sigma: a star's model reaches out to where its light falls below this
     residual_psf_error: float = 0.1  # the same, for what the residual passes may take for a star
     max_qfit: float = 5.0  # a star whose fit's reduced chi^2 is above this is flagged
+    tile: int = 1024  # px: a larger frame is measured in tiles this size, each with its own PSF if it can
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -81,11 +87,23 @@ class PSFPhotometry:
     passes: list  # per pass: stars fitted, new stars found
 
 
+@dataclass
+class Tile:
+    """One tile of a frame measured in tiles: its own pixels, the PSF its stars were fitted with
+    (learned from its stars, or the frame's), and its correction from PSF flux to total."""
+
+    core: tuple[int, int, int, int]  # x0, y0, x1, y1: the pixels whose stars it measured
+    psf: EPSF
+    own_psf: bool  # learned from the tile's stars (False: the frame's PSF)
+    correction: float = 1.0
+
+
 def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tuple[int, int],
                      sky: SkyStatistics, saturated_above: float | None, fwhm: float,
-                     params: PSFParameters) -> np.ndarray:
+                     params: PSFParameters, core: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Indices of the PSF stars: bright (peak over 20 sky sigma), unsaturated, isolated and far
-    enough from the frame's edges for a whole stamp; the brightest ``max_psf_stars``."""
+    enough from the frame's edges for a whole stamp (and on the pixels of ``core``, a tile's
+    own part of the frame, when given); the brightest ``max_psf_stars``."""
     radius = params.psf_radius * fwhm
     ny, nx = shape
     bright = peak > 20.0 * sky.std
@@ -102,6 +120,8 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
         np.maximum.at(brightest_neighbour, pairs[:, 1], peak[pairs[:, 0]])
     clean = brightest_neighbour < 0.02 * peak
     inside = (x > radius + 1) & (x < nx - radius - 2) & (y > radius + 1) & (y < ny - radius - 2)
+    if core is not None:
+        inside &= in_core(x, y, core)
     chosen = np.flatnonzero(bright & isolated & clean & inside)
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
 
@@ -129,7 +149,7 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
         fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
-                        radii=radii)
+                        radii=radii, covariance=False, wing_flux=flux)
         residual = data - fit.star_image - fit.sky_image
         step_x, step_y = np.zeros(len(x)), np.zeros(len(x))
         for radius in np.unique(fit_radius):  # the saturated stars, centred on their wings
@@ -152,12 +172,12 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
                 model: np.ndarray, radii: np.ndarray, psf: EPSF, fwhm: float, sky: SkyStatistics, saturated_above: float | None,
-                params: PSFParameters) -> tuple[EPSF, np.ndarray]:
+                params: PSFParameters, core: tuple[int, int, int, int] | None = None) -> tuple[EPSF, np.ndarray]:
     """The PSF learned again, from the frame with every other star and the sky subtracted: the
     PSF stars' stamps then hold their own light only (DAOPHOT's way to a clean PSF in a crowd).
     Returns the PSF and the indices of the stars it was learned from."""
     peak = peak_values(data, x, y)
-    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params)
+    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params, core)
     if len(chosen) < params.min_psf_stars:  # fewer than the first time: keep the PSF there is
         return psf, chosen
     own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf, radii[chosen])
@@ -202,19 +222,27 @@ def errors_with_confusion(fit: StarFit, excess: np.ndarray, x: np.ndarray, y: np
 
 def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
                    psf_params: PSFParameters, electrons_per_unit: float,
-                   saturated_above: float | None, psf: EPSF | None = None) -> PSFPhotometry:
+                   saturated_above: float | None, psf: EPSF | None = None, psf_is_true: bool = False,
+                   found: dict[str, np.ndarray] | None = None,
+                   core: tuple[int, int, int, int] | None = None) -> PSFPhotometry:
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
-    from the frame unless one is given (benchmarks give every method the true PSF)."""
+    from the frame unless one is given: a frame's PSF for one of its tiles (learned again from
+    the tile's stars when it has enough), or with ``psf_is_true`` the exact PSF (benchmarks give
+    every method the true PSF; no allowance is then made for what a learned PSF gets wrong).
+    ``found``: the frame's :func:`detections`, when the caller has them. ``core``: a tile's own
+    pixels (x0, y0, x1, y1) in its box: only stars there teach it the PSF."""
     fwhm = params.fwhm
-    found = detections(data, sky, params, saturated_above)
+    if found is None:
+        found = detections(data, sky, params, saturated_above)
     if len(found["x"]) == 0:
         raise FrameError("no stars detected")
     # per-star arrays, kept in step as stars are dropped and added
     stars = dict(found, found_x=found["x"].copy(), found_y=found["y"].copy(),
                  found_in_pass=np.zeros(len(found["x"]), np.int32), n_iter=np.zeros(len(found["x"]), np.int32))
     learn = psf is None
+    approximate = not psf_is_true  # a learned PSF: its errors enter the noise model
     chosen = select_psf_stars(found["x"], found["y"], found["peak"], data.shape, sky, saturated_above, fwhm,
-                              psf_params)
+                              psf_params, core)
     if learn and len(chosen) < psf_params.min_psf_stars:
         raise FrameError(
             f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF from (at least "
@@ -244,12 +272,13 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         stars["n_iter"] += psf_params.n_iter
         fit_radius = fitting_radii(fwhm, stars["saturated"])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
+        last = k == psf_params.residual_passes  # only the last fit's errors are kept
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
-                        radii=radii, free_positions=moved)
+                        radii=radii, free_positions=moved, covariance=last, wing_flux=flux)
         stars["flux"] = fit.flux
         model = fit.star_image
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
-        if k == psf_params.residual_passes:
+        if last:
             # five fitting radii each way: near a star's own residual, but over enough stars of a
             # crowd that the blends the fit cannot see (a companion within a pixel, whose light
             # the star takes) are charged to their share
@@ -258,13 +287,14 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             errors_with_confusion(fit, excess, x, y)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
-        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if learn else 0.0)
-        if learn and k < psf_params.psf_rebuilds:
-            psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params)
+        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if approximate else 0.0)
+        if approximate and k < psf_params.psf_rebuilds:
+            psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params,
+                                 core)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
             radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
-                            psf_params.sky_cell, radii=radii, free_positions=moved)
+                            psf_params.sky_cell, radii=radii, covariance=False, wing_flux=fit.flux)
             stars["flux"] = fit.flux
             model = fit.star_image
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
@@ -274,7 +304,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         # would take those ripples for stars.
         light = data - model - fit.sky_image
         detection_variance = photon_variance(model, sky.std**2, electrons_per_unit,
-                                             psf_params.residual_psf_error if learn else 0.0)
+                                             psf_params.residual_psf_error if approximate else 0.0)
         residual = light * (sky.std / np.sqrt(detection_variance))
         residual[bad] = 0.0
         new = detections(residual, sky, params, None)
@@ -295,7 +325,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     stars["n_iter"] += 1  # the last fit, positions held
     # the PSF stars among the final stars (for the correction to total flux and the QA figure)
     peak = peak_values(data, x, y)
-    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, psf_params)
+    chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, psf_params, core)
     return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak, stars["sharpness"],
                          stars["roundness"], stars["n_iter"], chosen, passes)
 
@@ -309,73 +339,264 @@ PSF_FLAG_DESCRIPTIONS = {
 }
 
 
-def psf_aperture_correction(cleaned: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
-                            flux: np.ndarray, params: PhotometryParameters) -> ApertureCorrection:
-    """Total over PSF flux for the PSF stars: the light within ``aperture_correction_radius`` of
-    each star on a frame holding only its own light (neighbours and sky subtracted), over its
-    PSF flux. The learned PSF is normalised within its own radius; this puts the fluxes on the
-    same "total" scale as the aperture path's."""
+def total_over_psf_flux(cleaned: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
+                        flux: np.ndarray, params: PhotometryParameters) -> np.ndarray:
+    """For each PSF star clear of the mask, the light within ``aperture_correction_radius`` on a
+    frame holding only its own light (neighbours and sky subtracted), over its PSF flux."""
     r_big = params.aperture_correction_radius
     clear = ~touches_mask(bad, x, y, r_big) & (flux > 0)
-    if clear.sum() < params.aperture_correction_min_stars:
-        return ApertureCorrection(1.0, float("nan"), int(clear.sum()), r_big, False,
-                                  f"only {int(clear.sum())} PSF stars clear of the mask; no correction applied")
     big = aperture_sums(cleaned, bad, x[clear], y[clear], r_big, near_mask=np.zeros(int(clear.sum()), bool))
-    ratio = big / flux[clear]
-    median = float(np.median(ratio))
-    spread = 1.4826 * float(np.median(np.abs(ratio - median)))
-    n = int(clear.sum())
+    return big / flux[clear]
+
+
+def psf_aperture_correction(ratios: np.ndarray, params: PhotometryParameters) -> ApertureCorrection:
+    """Total over PSF flux: the median of the PSF stars' :func:`total_over_psf_flux`. The learned
+    PSF is normalised within its own radius; this puts the fluxes on the same "total" scale as
+    the aperture path's."""
+    r_big = params.aperture_correction_radius
+    n = len(ratios)
+    if n < params.aperture_correction_min_stars:
+        return ApertureCorrection(1.0, float("nan"), n, r_big, False,
+                                  f"only {n} PSF stars clear of the mask; no correction applied")
+    median = float(np.median(ratios))
+    spread = 1.4826 * float(np.median(np.abs(ratios - median)))
     return ApertureCorrection(median, 1.2533 * spread / math.sqrt(n), n, r_big, True, "PSF flux to total")
+
+
+def tile_margin(psf_params: PSFParameters, fwhm: float) -> int:
+    """Pixels of its neighbours fitted around each tile: twice the PSF's radius, in whole sky
+    cells (so that tiles' cells are the frame's). A star in a tile's core is then fitted with
+    every neighbour whose light reaches it."""
+    cell = psf_params.sky_cell
+    return int(math.ceil(2 * psf_params.psf_radius * fwhm / cell)) * cell
+
+
+def tile_boxes(shape: tuple[int, int], tile: int, margin: int) -> list[tuple[tuple[int, int, int, int],
+                                                                            tuple[int, int, int, int]]]:
+    """The frame's tiles as (core, box), each (x0, y0, x1, y1): cores of ``tile`` px (smaller at
+    the far edges) cover the frame once; each box is its core and ``margin`` px around it,
+    within the frame. One tile when the frame is no larger than ``tile``."""
+    ny, nx = shape
+    tiles = []
+    for y0 in range(0, ny, tile):  # a few dozen tiles, not stars
+        for x0 in range(0, nx, tile):
+            core = (x0, y0, min(x0 + tile, nx), min(y0 + tile, ny))
+            box = (max(x0 - margin, 0), max(y0 - margin, 0), min(core[2] + margin, nx), min(core[3] + margin, ny))
+            tiles.append((core, box))
+    return tiles
+
+
+def in_core(x: np.ndarray, y: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
+    """True for positions on the pixels of ``core`` (pixel i spans i - 0.5 to i + 0.5)."""
+    x0, y0, x1, y1 = core
+    return (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+
+
+def tile_detections(data: np.ndarray, tiles: list, sky: SkyStatistics, params: PhotometryParameters,
+                    saturated_above: float | None) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """DAOFIND on every tile's box (in the box's pixels), and the frame's detections: each star
+    from the tile whose core holds it (in the frame's pixels)."""
+    in_boxes, frame = [], []
+    for core, (bx0, by0, bx1, by1) in tiles:
+        found = detections(data[by0:by1, bx0:bx1], sky, params, saturated_above)
+        in_boxes.append(found)
+        mine = in_core(found["x"] + bx0, found["y"] + by0, core)
+        frame.append(dict({name: value[mine] for name, value in found.items()},
+                          x=found["x"][mine] + bx0, y=found["y"][mine] + by0))
+    return in_boxes, {name: np.concatenate([part[name] for part in frame]) for name in frame[0]}
+
+
+def mean_psf(psfs: list[EPSF]) -> EPSF:
+    """The PSFs (on one grid) averaged, each weighted by the stars it was learned from: the
+    frame's PSF from its tiles' (each learned with its neighbours subtracted, so cleaner than
+    one learned from the whole frame's detections at once). The wings' parameters are averaged
+    the same way."""
+    weights = np.array([max(psf.n_stars, 1) for psf in psfs], float)
+    grid = np.average(np.stack([psf.data for psf in psfs]), axis=0, weights=weights)
+    wings = [(psf.wing, w) for psf, w in zip(psfs, weights) if psf.wing is not None]
+    wing = None
+    if wings:
+        wing = tuple(float(v) for v in np.average([w for w, _ in wings], axis=0, weights=[w for _, w in wings]))
+    wing_from = max(psf.wing_start for psf in psfs) if wing is not None else None
+    return EPSF(grid, psfs[0].oversampling, n_stars=int(sum(psf.n_stars for psf in psfs)), wing=wing,
+                wing_from=wing_from)
+
+
+@dataclass
+class TileResult:
+    """One tile's stars (those of its core, frame pixels) and what the frame needs from it."""
+
+    tile: Tile
+    stars: dict  # per-star arrays: x, y, flux, flux_err, sky, qfit, crowding, peak, sharpness, ...
+    psf_stars: np.ndarray  # indices into ``stars`` of its PSF stars
+    ratios: np.ndarray  # their total over PSF flux (total_over_psf_flux)
+    sky_cells: np.ndarray  # the fitted sky of the core's cells
+    passes: list
+    model: np.ndarray | None  # stars plus sky on the core's pixels, when asked for
+
+
+def measure_tile(data: np.ndarray, bad: np.ndarray, core: tuple, box: tuple, found: dict, sky: SkyStatistics,
+                 params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
+                 saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool) -> TileResult:
+    """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
+    stars of its core; ``psf`` None: learned from the core's stars."""
+    bx0, by0, bx1, by1 = box
+    tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
+    own_core = (core[0] - bx0, core[1] - by0, core[2] - bx0, core[3] - by0)  # in the box's pixels
+    result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
+                            psf=psf, psf_is_true=psf_is_true, found=found, core=own_core)
+    fit = result.fit
+    # a tile on the frame's edge also keeps the stars the fit moved just past it
+    ny, nx = data.shape
+    owned = (-np.inf if core[0] == 0 else own_core[0], -np.inf if core[1] == 0 else own_core[1],
+             np.inf if core[2] == nx else own_core[2], np.inf if core[3] == ny else own_core[3])
+    keep = in_core(result.x, result.y, owned)
+    stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
+             "qfit": fit.qfit, "crowding": fit.crowding, "peak": result.peak, "sharpness": result.sharpness,
+             "roundness": result.roundness, "n_iter": result.n_iter, "found_in_pass": result.found_in_pass}
+    # the correction to total from the core's PSF stars, each on the tile with every other star
+    # and the sky subtracted
+    chosen = result.psf_stars
+    tile_model = fit.star_image + fit.sky_image
+    own = render(tile_data.shape, result.x[chosen], result.y[chosen], fit.flux[chosen], result.psf)
+    ratios = total_over_psf_flux(tile_data - tile_model + own, tile_bad, result.x[chosen], result.y[chosen],
+                                 fit.flux[chosen], params)
+    cell = psf_params.sky_cell  # boxes start on cell boundaries: the box's cells are the frame's
+    cx0, cy0, cx1, cy1 = own_core
+    sky_cells = fit.sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)]
+    model = tile_model[cy0:cy1, cx0:cx1] if keep_model else None
+    return TileResult(Tile(core, result.psf, psf is None), {name: value[keep] for name, value in stars.items()},
+                      np.cumsum(keep)[chosen] - 1, ratios, sky_cells, result.passes, model)
 
 
 def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                       psf_params: PSFParameters, electrons_per_unit: float,
-                      saturation: float | None) -> Measurements:
+                      saturation: float | None, keep_model: bool = False,
+                      true_psf: EPSF | None = None) -> Measurements:
     """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
     to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
 
+    A frame larger than ``psf_params.tile`` is measured tile by tile, each tile with its
+    neighbours' stars around it (:func:`tile_margin`), keeping the stars of its core: memory
+    then scales with a tile, not the frame, and each tile with ``min_psf_stars`` PSF stars of
+    its own gets its own PSF (HST's PSF changes across a detector); the others get the frame's,
+    the average of those (or, when no tile has enough, one learned from the whole frame's).
+
     ``data`` is used in place: it leaves sky-subtracted, masked pixels 0. ``extra`` holds the
     per-star ``qfit``, ``crowding`` (mag), ``n_iter``, ``found_in_pass``, and the frame's
-    ``psf`` (EPSF), ``psf_stars`` (indices of the stars that give the correction to total),
-    ``passes`` (per pass: stars, new) and ``model`` (stars plus fitted sky, float32, the frame's
-    shape: ``data - model`` is the residual image), ``sky_image`` (the fitted sky alone) and
-    ``footprint_level`` (image units), ``footprint_smallest`` (px): how far each star was drawn
-    (:func:`clusterphot.psffit.footprint_radii`).
+    ``psf``, ``tiles`` (a :class:`Tile` each; empty for a frame measured whole;
+    ``aperture_correction`` is then the frame PSF's, and each star's flux has its tile's
+    correction), ``psf_stars`` (indices of the stars that give the correction to total),
+    ``passes`` (per pass, or per tile and pass: stars, new), ``sky_cells`` (the fitted sky per
+    ``sky_cell`` block, above the subtracted level), ``footprint_level`` (image units),
+    ``footprint_smallest`` (px): how far each star was drawn
+    (:func:`clusterphot.psffit.footprint_radii`), and with ``keep_model`` the ``model`` (stars
+    plus fitted sky, float32, the frame's shape: ``data - model`` is the residual image).
+    ``true_psf``: every star is fitted with it, nothing learned (benchmarks, tests).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
-    result = psf_photometry(data, bad, sky_stats, params, psf_params, electrons_per_unit, saturated_above)
-    fit, x, y = result.fit, result.x, result.y
-    n = len(x)
-    flags = np.zeros(n, np.int32)
-    if saturated_above is not None:
-        flags[result.peak >= saturated_above] |= FLAG_SATURATED
-    flags[touches_mask(bad, x, y, fit_radius_for(params.fwhm))] |= FLAG_EDGE
-    flags[fit.flux <= 0] |= FLAG_NONPOSITIVE_FLUX
-    flags[nearest_neighbour_distance(x, y) < 2 * fit_radius_for(params.fwhm)] |= FLAG_NEIGHBOUR
-    flags[fit.qfit > psf_params.max_qfit] |= FLAG_POOR_FIT
-    flags[result.found_in_pass > 0] |= FLAG_RESIDUAL_DETECTION
+    fwhm, cell = params.fwhm, psf_params.sky_cell
+    tile = max(cell, psf_params.tile // cell * cell)  # whole sky cells
+    tiles = tile_boxes(data.shape, tile, tile_margin(psf_params, fwhm))
+    found_in_box, frame_found = tile_detections(data, tiles, sky_stats, params, saturated_above)
+    if len(frame_found["x"]) == 0:
+        raise FrameError("no stars detected")
 
-    model = fit.star_image + fit.sky_image
-    chosen = result.psf_stars
-    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], result.psf)
-    correction = psf_aperture_correction(data - model + own, bad, x[chosen], y[chosen], fit.flux[chosen], params)
+    def own_psf_stars(k: int) -> int:
+        (core, (bx0, by0, _, _)), found = tiles[k], found_in_box[k]
+        own_core = (core[0] - bx0, core[1] - by0, core[2] - bx0, core[3] - by0)
+        shape = (tiles[k][1][3] - by0, tiles[k][1][2] - bx0)
+        return len(select_psf_stars(found["x"], found["y"], found["peak"], shape, sky_stats, saturated_above, fwhm,
+                                    psf_params, own_core))
+
+    with_stars = [k for k, ((core, box), found) in enumerate(zip(tiles, found_in_box))
+                  if in_core(found["x"] + box[0], found["y"] + box[1], core).any()]
+    learners = [] if true_psf is not None else [k for k in with_stars if own_psf_stars(k) >= psf_params.min_psf_stars]
+    results = {}
+
+    def measure(k: int, psf: EPSF | None) -> None:
+        core, box = tiles[k]
+        results[k] = measure_tile(data, bad, core, box, found_in_box[k], sky_stats, params, psf_params,
+                                  electrons_per_unit, saturated_above, psf, true_psf is not None, keep_model)
+
+    for k in learners:
+        measure(k, None)
+    frame_psf = true_psf
+    if frame_psf is None and learners and len(tiles) > 1:
+        frame_psf = mean_psf([results[k].tile.psf for k in learners])
+    elif frame_psf is None and not learners:
+        chosen = select_psf_stars(frame_found["x"], frame_found["y"], frame_found["peak"], data.shape, sky_stats,
+                                  saturated_above, fwhm, psf_params)
+        if len(chosen) < psf_params.min_psf_stars:
+            raise FrameError(
+                f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF from (at least "
+                f"{psf_params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
+                "photometry.psf.isolation, or use photometry.method: aperture")
+        frame_psf, _, _ = build_epsf(data, bad, frame_found["x"][chosen], frame_found["y"][chosen], fwhm,
+                                     psf_params.oversampling, radius=int(np.ceil(psf_params.psf_radius * fwhm)),
+                                     neighbours=(frame_found["x"], frame_found["y"]),
+                                     min_stars=psf_params.min_psf_stars)
+    for k in with_stars:
+        if k not in results:
+            measure(k, frame_psf)
+    done = [results[k] for k in sorted(results)]  # the tiles' order, row by row
+
+    stars = {name: np.concatenate([part.stars[name] for part in done]) for name in done[0].stars}
+    starts = np.cumsum([0] + [len(part.stars["x"]) for part in done])
+    sky_cells = np.zeros((-(-data.shape[0] // cell), -(-data.shape[1] // cell)), np.float32)
+    model = np.zeros(data.shape, np.float32) if keep_model else None
+    for part in done:
+        cx0, cy0, cx1, cy1 = part.tile.core
+        sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)] = part.sky_cells
+        if model is not None:
+            model[cy0:cy1, cx0:cx1] = part.model
+
+    # The correction to total: each PSF is normalised within a radius, and how much of a star's
+    # light lies beyond it depends on the PSF; a tile with its own PSF gets its own correction
+    # (from its PSF stars, when there are enough), the others share the frame PSF's.
+    shared = [part.ratios for part in done if not part.tile.own_psf]
+    pooled = np.concatenate(shared if sum(len(r) for r in shared) >= params.aperture_correction_min_stars
+                            else [part.ratios for part in done])
+    correction = psf_aperture_correction(pooled, params)
+    for part in done:
+        own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
+        part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
+    factor = np.repeat([part.tile.correction for part in done], np.diff(starts))
+
+    x, y = stars["x"], stars["y"]
+    flags = np.zeros(len(x), np.int32)
+    if saturated_above is not None:
+        flags[stars["peak"] >= saturated_above] |= FLAG_SATURATED
+    flags[touches_mask(bad, x, y, fit_radius_for(fwhm))] |= FLAG_EDGE
+    flags[stars["flux"] <= 0] |= FLAG_NONPOSITIVE_FLUX
+    flags[nearest_neighbour_distance(x, y) < 2 * fit_radius_for(fwhm)] |= FLAG_NEIGHBOUR
+    flags[stars["qfit"] > psf_params.max_qfit] |= FLAG_POOR_FIT
+    flags[stars["found_in_pass"] > 0] |= FLAG_RESIDUAL_DETECTION
+
+    extra = {"qfit": stars["qfit"], "crowding": stars["crowding"], "n_iter": stars["n_iter"],
+             "found_in_pass": stars["found_in_pass"],
+             "psf": frame_psf if frame_psf is not None else done[0].tile.psf,
+             "tiles": [part.tile for part in done] if len(tiles) > 1 else [],
+             "psf_stars": np.concatenate([start + part.psf_stars for start, part in zip(starts, done)]),
+             "passes": done[0].passes if len(tiles) == 1 else [{"tile": list(part.tile.core), "passes": part.passes}
+                                                                for part in done],
+             "sky_cells": sky_cells,
+             "footprint_level": psf_params.footprint_level * sky_stats.std,
+             "footprint_smallest": fit_radius_for(fwhm) + 1}
+    if model is not None:
+        extra["model"] = model
     return Measurements(
         x=x, y=y,
-        flux=fit.flux * correction.factor,
-        flux_err=fit.flux_err * correction.factor,
-        sky=fit.sky + sky_level,
-        sharpness=result.sharpness,
-        roundness=result.roundness,
-        peak=result.peak,
+        flux=stars["flux"] * factor,
+        flux_err=stars["flux_err"] * factor,
+        sky=stars["sky"] + sky_level,
+        sharpness=stars["sharpness"],
+        roundness=stars["roundness"],
+        peak=stars["peak"],
         flags=flags,
         aperture_correction=correction,
         sky_statistics=sky_stats,
-        extra={"qfit": fit.qfit, "crowding": fit.crowding, "n_iter": result.n_iter,
-               "found_in_pass": result.found_in_pass, "psf": result.psf, "psf_stars": chosen,
-               "passes": result.passes,
-               "model": model, "sky_image": fit.sky_image,
-               "footprint_level": psf_params.footprint_level * sky_stats.std,
-               "footprint_smallest": fit_radius_for(params.fwhm) + 1},
+        extra=extra,
     )

@@ -337,6 +337,13 @@ def moffat_phase_stamps(
     return stamps
 
 
+def moffat_wing(fwhm: float, beta: float = MOFFAT_BETA) -> tuple[float, float, float]:
+    """The simulator's Moffat as a PSF wing (:class:`clusterphot.psf.EPSF`'s ``wing``): alpha (px),
+    beta and ln amplitude, the profile of a star of unit flux per pixel far from its centre."""
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    return float(alpha), float(beta), float(np.log((beta - 1.0) / (np.pi * alpha**2)))
+
+
 def moffat_epsf_grid(fwhm: float, oversampling: int = 4) -> np.ndarray:
     """The exact effective PSF of the simulator's Moffat stars on a grid of ``oversampling``
     nodes per pixel, the star at the central node (as :class:`clusterphot.psf.EPSF` holds it):
