@@ -439,6 +439,18 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     size = 2 * radius * oversampling + 1
     x, y = np.asarray(x, dtype=np.float64).copy(), np.asarray(y, dtype=np.float64).copy()
 
+    # Smoothing: a quartic Savitzky-Golay filter about 1.2 FWHM wide (the configured FWHM;
+    # odd, at least 7 nodes: a quartic through 5 is no smoothing at all). A few hundred
+    # stars put only a dozen samples on each node of a 4x oversampled grid; a narrower
+    # (half-FWHM) quadratic filter left node-to-node noise of 2 per cent of the peak, which
+    # the fluxes of bright stars followed with their pixel phase (3.5x their photon noise
+    # on the benchmark's frames, 1.15x with this one); a quartic keeps the peak's shape under
+    # the wider window. Not the stars' own FWHM: on the real NGC 1261 PC frames the
+    # narrower window it gives left the PSF noisier, and the colour scatter of the faint
+    # main sequence 16 per cent larger; stars much narrower than configured get a PSF a
+    # little broader than theirs.
+    window = max(7, 2 * int(round(0.6 * fwhm * oversampling)) + 1)
+
     def stamps(x, y):
         values, dx, dy = psf_stamps(data, bad, x, y, radius)
         if neighbours is not None:
@@ -456,7 +468,6 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
         normalised = (values[good] - sky[good, None]) / flux[good, None]
         if psf is None:
             grid, _ = stack_samples(normalised, dx[good], dy[good], size, oversampling)
-            stars_fwhm = EPSF(fill_and_smooth(grid, 0), oversampling).fwhm
         else:
             # Anderson & King's refinement: stack the samples' residuals from the current PSF,
             # evaluated at each sample's exact offset, so that giving a sample to its nearest
@@ -464,15 +475,6 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
             correction, _ = stack_samples(normalised - psf.evaluate(dx[good], dy[good]), dx[good], dy[good],
                                           size, oversampling)
             grid = psf.data + np.nan_to_num(correction)
-            stars_fwhm = psf.fwhm
-        # Smoothing: a quartic Savitzky-Golay filter about 1.1 FWHM wide (odd, at least 5 nodes),
-        # of the stars' FWHM when it is smaller than the one configured (a window too wide for
-        # the stars broadens their PSF). A few hundred stars put only a dozen samples on each
-        # node of a 4x oversampled grid; a narrower (half-FWHM) quadratic filter left
-        # node-to-node noise of 2 per cent of the peak, which the fluxes of bright stars followed
-        # with their pixel phase (3.5x their photon noise on the benchmark's frames, 1.15x with
-        # this one); a quartic keeps the peak's shape under the wider window.
-        window = max(5, 2 * int(round(0.55 * min(fwhm, stars_fwhm) * oversampling)) + 1)
         grid = fill_and_smooth(grid, window)
         inner, outer = wing_radii(fwhm)
         profile = wing_profile(normalised, dx[good], dy[good], inner, radius, fwhm)
