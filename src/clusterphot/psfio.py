@@ -44,7 +44,7 @@ from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF
 from .psffit import footprint_radii, render
-from .psfphot import Tile, in_core
+from .psfphot import Tile, tile_of
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
                fits.Column("wing_ln_amplitude", "D", array=wings[:, 2]),
                fits.Column("wing_from", "D", unit="pix", array=np.array([tile.psf.wing_start for tile in tiles]))],
             name="TILES")
-        table.header["COMMENT"] = ("Stars on a tile's core pixels (x0 <= x + 0.5 < x1, likewise y) were fitted with "
+        table.header["COMMENT"] = ("Stars on a tile's core pixels (x0 <= x + 0.5 < x1, likewise y; open at the frame's edges) were fitted with "
                                    "its PSF (own_psf F: the frame's, too few PSF stars in the tile) and "
                                    "corrected to total by its apcorr (APCORR: the frame PSF's).")
         header["NTILES"] = (len(tiles), "tiles, each with a PSF in TILEPSF")
@@ -217,12 +217,17 @@ def sky_image(psf_file: PSFFile, box: tuple[int, int, int, int]) -> np.ndarray:
     return psf_file.sky[np.ix_(rows, cols)]
 
 
+def tiles_of(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each star's tile (index into ``psf_file.tiles``; -1: the frame was fitted whole)."""
+    if not psf_file.tiles:
+        return np.full(np.shape(x), -1, np.intp)
+    return tile_of(x, y, [tile.core for tile in psf_file.tiles])
+
+
 def psf_for(psf_file: PSFFile, x: float, y: float) -> EPSF:
     """The PSF a star at (x, y) was fitted with: its tile's, or the frame's."""
-    for tile in psf_file.tiles:
-        if in_core(np.float64(x), np.float64(y), tile.core):
-            return tile.psf
-    return psf_file.psf
+    k = int(tiles_of(psf_file, np.float64(x), np.float64(y)))
+    return psf_file.tiles[k].psf if k >= 0 else psf_file.psf
 
 
 def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = None,
@@ -232,10 +237,8 @@ def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = No
     flux = np.asarray(flux, dtype=np.float64)
     if not psf_file.tiles or x is None:
         return flux / psf_file.correction
-    correction = np.full(flux.shape, psf_file.correction)
-    for tile in psf_file.tiles:
-        correction[in_core(np.asarray(x, float), np.asarray(y, float), tile.core)] = tile.correction
-    return flux / correction
+    corrections = np.array([tile.correction for tile in psf_file.tiles] + [psf_file.correction])
+    return flux / corrections[tiles_of(psf_file, x, y)]  # -1: the frame's
 
 
 def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
@@ -250,8 +253,9 @@ def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
         stars = render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
     else:  # each star with the PSF of the tile it was fitted in
         stars = np.zeros((box[3], box[2]), np.float32)
-        for tile in psf_file.tiles:
-            mine = in_core(x, y, tile.core)
+        tile_index = tiles_of(psf_file, x, y)
+        for k, tile in enumerate(psf_file.tiles):
+            mine = tile_index == k
             if mine.any():
                 stars += render_stars(x[mine], y[mine], fitted[mine], tile.psf, box, psf_file.footprint_level,
                                       psf_file.footprint_smallest)

@@ -126,6 +126,13 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
 
 
+def too_few_psf_stars(n: int, params: PSFParameters) -> FrameError:
+    """The error for a frame with only ``n`` stars to learn its PSF from: what to set."""
+    return FrameError(f"only {n} bright, isolated, unsaturated stars to learn the PSF from (at least "
+                      f"{params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
+                      "photometry.psf.isolation, or use photometry.method: aperture")
+
+
 def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
     """Each star's fitting radius: about one FWHM (DAOPHOT's), and 2.5 times that for a
     saturated star, whose core pixels are left out: its flux and position come from its wings."""
@@ -244,10 +251,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     chosen = select_psf_stars(found["x"], found["y"], found["peak"], data.shape, sky, saturated_above, fwhm,
                               psf_params, core)
     if learn and len(chosen) < psf_params.min_psf_stars:
-        raise FrameError(
-            f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF from (at least "
-            f"{psf_params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
-            "photometry.psf.isolation, or use photometry.method: aperture")
+        raise too_few_psf_stars(len(chosen), psf_params)
     if learn:
         psf, _, _ = build_epsf(data, bad, found["x"][chosen], found["y"][chosen], fwhm, psf_params.oversampling,
                                radius=int(np.ceil(psf_params.psf_radius * fwhm)),
@@ -386,10 +390,28 @@ def tile_boxes(shape: tuple[int, int], tile: int, margin: int) -> list[tuple[tup
     return tiles
 
 
-def in_core(x: np.ndarray, y: np.ndarray, core: tuple[int, int, int, int]) -> np.ndarray:
+def in_core(x: np.ndarray, y: np.ndarray, core: tuple[float, float, float, float]) -> np.ndarray:
     """True for positions on the pixels of ``core`` (pixel i spans i - 0.5 to i + 0.5)."""
     x0, y0, x1, y1 = core
     return (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+
+
+def in_box(core: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """A tile's core in the pixels of its box."""
+    return core[0] - box[0], core[1] - box[1], core[2] - box[0], core[3] - box[1]
+
+
+def tile_of(x: np.ndarray, y: np.ndarray, cores: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Which tile (index into ``cores``, which cover a frame) measured a star at (x, y): the one
+    whose core holds it, a tile on the frame's edge also the stars the fit moved just past it."""
+    nx, ny = max(core[2] for core in cores), max(core[3] for core in cores)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    index = np.full(x.shape, -1, np.intp)
+    for k, (x0, y0, x1, y1) in enumerate(cores):  # a few dozen tiles
+        owned = (-np.inf if x0 == 0 else x0, -np.inf if y0 == 0 else y0,
+                 np.inf if x1 == nx else x1, np.inf if y1 == ny else y1)
+        index[in_core(x, y, owned)] = k
+    return index
 
 
 def tile_detections(data: np.ndarray, tiles: list, sky: SkyStatistics, params: PhotometryParameters,
@@ -435,22 +457,20 @@ class TileResult:
     model: np.ndarray | None  # stars plus sky on the core's pixels, when asked for
 
 
-def measure_tile(data: np.ndarray, bad: np.ndarray, core: tuple, box: tuple, found: dict, sky: SkyStatistics,
+def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, box: tuple, found: dict,
+                 sky: SkyStatistics,
                  params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
                  saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
-    stars of its core; ``psf`` None: learned from the core's stars."""
+    stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
+    core's stars."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
-    own_core = (core[0] - bx0, core[1] - by0, core[2] - bx0, core[3] - by0)  # in the box's pixels
+    own_core = in_box(core, box)
     result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
                             psf=psf, psf_is_true=psf_is_true, found=found, core=own_core)
     fit = result.fit
-    # a tile on the frame's edge also keeps the stars the fit moved just past it
-    ny, nx = data.shape
-    owned = (-np.inf if core[0] == 0 else own_core[0], -np.inf if core[1] == 0 else own_core[1],
-             np.inf if core[2] == nx else own_core[2], np.inf if core[3] == ny else own_core[3])
-    keep = in_core(result.x, result.y, owned)
+    keep = tile_of(result.x + bx0, result.y + by0, cores) == cores.index(core)
     stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
              "qfit": fit.qfit, "crowding": fit.crowding, "peak": result.peak, "sharpness": result.sharpness,
              "roundness": result.roundness, "n_iter": result.n_iter, "found_in_pass": result.found_in_pass}
@@ -500,16 +520,15 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     fwhm, cell = params.fwhm, psf_params.sky_cell
     tile = max(cell, psf_params.tile // cell * cell)  # whole sky cells
     tiles = tile_boxes(data.shape, tile, tile_margin(psf_params, fwhm))
+    cores = [core for core, _ in tiles]
     found_in_box, frame_found = tile_detections(data, tiles, sky_stats, params, saturated_above)
     if len(frame_found["x"]) == 0:
         raise FrameError("no stars detected")
 
     def own_psf_stars(k: int) -> int:
-        (core, (bx0, by0, _, _)), found = tiles[k], found_in_box[k]
-        own_core = (core[0] - bx0, core[1] - by0, core[2] - bx0, core[3] - by0)
-        shape = (tiles[k][1][3] - by0, tiles[k][1][2] - bx0)
-        return len(select_psf_stars(found["x"], found["y"], found["peak"], shape, sky_stats, saturated_above, fwhm,
-                                    psf_params, own_core))
+        (core, (bx0, by0, bx1, by1)), found = tiles[k], found_in_box[k]
+        return len(select_psf_stars(found["x"], found["y"], found["peak"], (by1 - by0, bx1 - bx0), sky_stats,
+                                    saturated_above, fwhm, psf_params, in_box(core, tiles[k][1])))
 
     with_stars = [k for k, ((core, box), found) in enumerate(zip(tiles, found_in_box))
                   if in_core(found["x"] + box[0], found["y"] + box[1], core).any()]
@@ -518,7 +537,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
 
     def measure(k: int, psf: EPSF | None) -> None:
         core, box = tiles[k]
-        results[k] = measure_tile(data, bad, core, box, found_in_box[k], sky_stats, params, psf_params,
+        results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
                                   electrons_per_unit, saturated_above, psf, true_psf is not None, keep_model)
 
     for k in learners:
@@ -530,10 +549,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         chosen = select_psf_stars(frame_found["x"], frame_found["y"], frame_found["peak"], data.shape, sky_stats,
                                   saturated_above, fwhm, psf_params)
         if len(chosen) < psf_params.min_psf_stars:
-            raise FrameError(
-                f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF from (at least "
-                f"{psf_params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
-                "photometry.psf.isolation, or use photometry.method: aperture")
+            raise too_few_psf_stars(len(chosen), psf_params)
         frame_psf, _, _ = build_epsf(data, bad, frame_found["x"][chosen], frame_found["y"][chosen], fwhm,
                                      psf_params.oversampling, radius=int(np.ceil(psf_params.psf_radius * fwhm)),
                                      neighbours=(frame_found["x"], frame_found["y"]),
