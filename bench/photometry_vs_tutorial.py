@@ -235,20 +235,6 @@ def child(method: str, image: Path, output: Path) -> None:
 # --- scoring against the true star list ----------------------------------------------------
 
 
-def one_to_one_match(x_true, y_true, x, y, radius=1.0):
-    """Mutual nearest neighbours within radius: (true index, detection index) pairs."""
-    from scipy.spatial import cKDTree
-
-    truth_tree, det_tree = cKDTree(np.column_stack([x_true, y_true])), cKDTree(np.column_stack([x, y]))
-    d, nearest_det = det_tree.query(np.column_stack([x_true, y_true]), distance_upper_bound=radius)
-    _, nearest_true = truth_tree.query(np.column_stack([x, y]))
-    ok = np.isfinite(d)
-    true_index = np.flatnonzero(ok)
-    det_index = nearest_det[ok]
-    mutual = nearest_true[det_index] == true_index
-    return true_index[mutual], det_index[mutual]
-
-
 def completeness_limit(true_mag, found, step=0.25):
     """Faintest magnitude bin above which completeness first drops below 50 %."""
     bins = np.arange(np.floor(true_mag.min()), np.ceil(true_mag.max()) + step, step)
@@ -266,11 +252,12 @@ def completeness_limit(true_mag, found, step=0.25):
 def score(catalog, truth) -> dict:
     from scipy.spatial import cKDTree
 
+    from clusterphot.matching import match_one_to_one
     from clusterphot.simulate import point_source_snr
 
     truth = truth[truth["in_footprint"]]
     x, y = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
-    ti, di = one_to_one_match(np.asarray(truth["x"]), np.asarray(truth["y"]), x, y)
+    ti, di, _ = match_one_to_one(np.asarray(truth["x"]), np.asarray(truth["y"]), x, y, 1.0)
     found = np.zeros(len(truth), bool)
     found[ti] = True
     truth_tree = cKDTree(np.column_stack([truth["x"], truth["y"]]))

@@ -378,21 +378,6 @@ def robust_std(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def one_to_one_match(x_true, y_true, x, y, radius=1.0):
-    """Mutual nearest neighbours within radius: (true index, detection index) pairs."""
-    from scipy.spatial import cKDTree
-
-    if len(x) == 0:
-        return np.zeros(0, int), np.zeros(0, int)
-    truth_tree, det_tree = cKDTree(np.column_stack([x_true, y_true])), cKDTree(np.column_stack([x, y]))
-    d, nearest_det = det_tree.query(np.column_stack([x_true, y_true]), distance_upper_bound=radius)
-    _, nearest_true = truth_tree.query(np.column_stack([x, y]))
-    ok = np.isfinite(d)
-    true_index, det_index = np.flatnonzero(ok), nearest_det[ok]
-    mutual = nearest_true[det_index] == true_index
-    return true_index[mutual], det_index[mutual]
-
-
 def completeness_limit(true_mag: np.ndarray, found: np.ndarray, step: float = 0.25) -> float:
     """The magnitude (a bin's bright edge) from which completeness stays below 50 %: the bin after
     the faintest one still 50 % complete, counting bins of at least 10 true stars. (In a crowded
@@ -408,6 +393,7 @@ def completeness_limit(true_mag: np.ndarray, found: np.ndarray, step: float = 0.
 def score(catalog, truth) -> dict:
     from scipy.spatial import cKDTree
 
+    from clusterphot.matching import match_one_to_one
     from clusterphot.simulate import point_source_snr
 
     flux, flux_err = np.asarray(catalog["flux"], float), np.asarray(catalog["flux_err"], float)
@@ -420,7 +406,7 @@ def score(catalog, truth) -> dict:
     saturated, footprint = np.asarray(truth["saturated"], bool), np.asarray(truth["in_footprint"], bool)
 
     nearest = cKDTree(np.column_stack([tx, ty])).query(np.column_stack([x, y]))[0] if len(x) else np.zeros(0)
-    ti, di = one_to_one_match(tx, ty, x, y)
+    ti, di, _ = match_one_to_one(tx, ty, x, y, 1.0)
     found = np.zeros(len(tx), bool)
     found[ti] = True
 
