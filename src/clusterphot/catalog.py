@@ -184,8 +184,8 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
             log.warning("%s: no PSF photometry: %s; measured with apertures instead "
                         "(photometry.psf.fallback: aperture)", frame.path, error)
             # the PSF path subtracted the sky in place: the aperture path starts from the pixels
+            # (the mask it left as it was)
             frame = read_frame(path, hdu=settings.hdu, plane=settings.plane)
-            bad = bad_pixel_mask(frame.data)
     if method == "aperture" or fallback_reason is not None:
         try:
             stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)

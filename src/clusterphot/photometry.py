@@ -431,11 +431,11 @@ def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, p
     return keep, x[keep], y[keep]
 
 
-def subtract_frame_sky(data: np.ndarray, bad: np.ndarray,
-                       params: PhotometryParameters) -> tuple[np.ndarray, SkyStatistics, np.float32]:
+def subtract_frame_sky(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters
+                       ) -> tuple[np.ndarray, SkyStatistics, np.float32, np.ndarray | None]:
     """The frame made ready for measuring, in place: pixels outside ``photometry.region`` join the
     mask, the frame's median sky is subtracted and masked pixels set to 0. Returns the mask,
-    the sky statistics and the level subtracted."""
+    the sky statistics, the level subtracted and the region's ``outside`` mask (None: no region)."""
     outside = region_mask(data.shape, params.region)
     if outside is not None:
         bad = bad | outside
@@ -443,7 +443,7 @@ def subtract_frame_sky(data: np.ndarray, bad: np.ndarray,
     sky_level = np.float32(sky_stats.median)
     data -= sky_level
     data[bad] = 0.0
-    return bad, sky_stats, sky_level
+    return bad, sky_stats, sky_level, outside
 
 
 def centred_on_frame(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
@@ -466,8 +466,7 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     ``data`` is used in place: it leaves sky-subtracted, with masked pixels set to 0. A
     second full-size copy would cost as much memory as the frame (400 MB at 10k x 10k).
     """
-    outside = region_mask(data.shape, params.region)
-    bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
+    bad, sky_stats, sky_level, outside = subtract_frame_sky(data, bad, params)
     found = detect_stars(data, sky_stats, params)
     if found is not None:
         found = found[centred_on_frame(np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"]),

@@ -515,7 +515,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     ``true_psf``: every star is fitted with it, nothing learned (benchmarks, tests).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
-    bad, sky_stats, sky_level = subtract_frame_sky(data, bad, params)
+    bad, sky_stats, sky_level, _ = subtract_frame_sky(data, bad, params)
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
     fwhm, cell = params.fwhm, psf_params.sky_cell
     tile = max(cell, psf_params.tile // cell * cell)  # whole sky cells
