@@ -288,7 +288,7 @@ def savgol_kernel(window: int, order: int = 4) -> np.ndarray:
 
 def fill_and_smooth(grid: np.ndarray, window: int) -> np.ndarray:
     """Nodes without samples filled from their neighbours (normalised Gaussian smoothing), then a
-    separable quadratic Savitzky-Golay smoothing that keeps the peak's height and curvature."""
+    separable quartic Savitzky-Golay smoothing (:func:`savgol_kernel`) that keeps the peak's shape."""
     empty = ~np.isfinite(grid)
     if empty.any():
         weight = ndimage.gaussian_filter((~empty).astype(float), 1.5, mode="constant")
@@ -313,8 +313,6 @@ def recentred(grid: np.ndarray, oversampling: int, fwhm: float) -> np.ndarray:
     weight = np.where(core, grid, 0.0)
     cu, cv = (weight * u).sum() / weight.sum(), (weight * v).sum() / weight.sum()
     return ndimage.shift(grid, (-cv, -cu), order=3, mode="constant", cval=0.0)
-
-
 
 
 def wing_radii(fwhm: float) -> tuple[float, float]:
