@@ -188,6 +188,60 @@ def test_the_psf_beyond_its_grid_is_its_wing_out_to_its_reach():
     assert radii[0] < psf.radius < radii[1] <= psf.reach
 
 
+def test_the_psfs_table_is_its_cubic_spline():
+    """The bilinear table the fit evaluates (EPSF._fine_tables) against ndimage's cubic spline of
+    the same grid, values and derivatives, out to where the wing's formula takes over."""
+    from scipy import ndimage
+
+    from clusterphot.simulate import moffat_wing
+
+    psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    rng = np.random.default_rng(5)
+    dx, dy = rng.uniform(-6.0, 6.0, (2, 20000))
+    dx, dy = dx[np.hypot(dx, dy) <= psf.wing_start], dy[np.hypot(dx, dy) <= psf.wing_start]
+    centre = psf.data.shape[0] // 2
+    nodes = np.stack([dy * 4 + centre, dx * 4 + centre])
+    gy, gx = np.gradient(psf.data)
+    for which, (grid, scale) in enumerate([(psf.data, 1.0), (gx, 4.0), (gy, 4.0)]):
+        spline = ndimage.map_coordinates(grid, nodes, order=3, mode="constant") * scale
+        table = psf.evaluate(dx, dy) if which == 0 else psf.gradient(dx, dy)[which - 1]
+        assert np.abs(table - spline).max() < 1e-3 * np.abs(spline).max()
+    # and without a wing there is no table: the spline itself
+    assert EPSF(moffat_epsf(FWHM).data, 4)._fine is None
+
+
+def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
+    from clusterphot.psffit import far_wing_light, kept_far_wings, no_far_wings, update_far_wings
+    from clusterphot.simulate import moffat_wing
+
+    psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    rng = np.random.default_rng(9)
+    shape, n = (120, 100), 40
+    x, y = rng.uniform(-5, 105, n), rng.uniform(-5, 125, n)  # some off the frame's edge
+    flux = 10 ** rng.uniform(2, 6, n)
+    radii = rng.integers(3, 30, n)
+    wings = no_far_wings(shape, n)
+    update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
+    fresh = far_wing_light(shape, x, y, flux, radii, psf).reshape(shape)
+    assert fresh.max() > 0 and np.allclose(wings.light, fresh, atol=1e-9 * fresh.max())
+    # a third of the stars change flux, move, or change footprint; a quarter are dropped; two join
+    changed = rng.random(n) < 0.33
+    flux, x = np.where(changed, flux * 1.5, flux), np.where(changed, x + 0.3, x)
+    radii = np.where(changed, radii + 2, radii)
+    update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
+    kept = np.flatnonzero(rng.random(n) > 0.25)
+    wings = kept_far_wings(wings, kept, psf, n_new=2)
+    x, y = np.r_[x[kept], 50.0, 60.0], np.r_[y[kept], 40.0, 80.0]
+    flux, radii = np.r_[flux[kept], 1e6, 1e5], np.r_[radii[kept], 25, 20]
+    update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
+    fresh = far_wing_light(shape, x, y, flux, radii, psf).reshape(shape)
+    assert np.allclose(wings.light, fresh, atol=1e-9 * fresh.max())
+    # below the tolerance nothing is redrawn: the light stays as drawn
+    before = wings.light.copy()
+    update_far_wings(wings, x, y, flux * 1.001, radii, psf, 1e9)
+    assert np.array_equal(wings.light, before)
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 11: on a crowded frame the stars found in brighter stars' wings "
                    "and the blends the fit cannot see scatter up to 1.45x their errors (the 22-mag bin)")
 def test_pulls_are_near_one_in_every_magnitude_bin_of_a_crowded_frame():

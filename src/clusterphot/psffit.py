@@ -49,16 +49,20 @@ class StarFit:
 
 
 def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: float,
-                     square: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     square: bool = False, beyond: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat pixel indices within ``radius`` of each star's nearest pixel (a disk, or with
     ``square`` the square the PSF is tabulated on), -1 off the frame, and those pixels' offsets
-    (dx, dy) from the star. Shapes (n_stars, n_offsets)."""
+    (dx, dy) from the star. Shapes (n_stars, n_offsets). ``beyond``: only offsets further than
+    this from the nearest pixel (a ring)."""
     ny, nx = shape
     if square:
         r = int(math.floor(radius))
         oy, ox = (a.ravel() for a in np.mgrid[-r : r + 1, -r : r + 1])
     else:
         oy, ox = disk_offsets(radius)
+    if beyond > 0:
+        outside = ox**2 + oy**2 > beyond**2
+        oy, ox = oy[outside], ox[outside]
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
     px, py = xi[:, None] + ox[None, :], yi[:, None] + oy[None, :]
     flat = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), py * nx + px, -1)
@@ -80,14 +84,14 @@ def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: 
 
 
 def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
-                    radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    radii: np.ndarray, beyond: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pixels of every star's footprint (a disk of its radius around its nearest pixel) on
     the frame, as flat arrays: star index, flat pixel index, dx, dy. Stars are handled in groups
-    of equal radius (a handful), never one by one."""
+    of equal radius (a handful), never one by one. ``beyond``: as for :func:`pixel_footprints`."""
     parts = []
     for radius in np.unique(radii):
         members = np.flatnonzero(radii == radius)
-        flat, dx, dy = pixel_footprints(shape, x[members], y[members], radius + 0.5)
+        flat, dx, dy = pixel_footprints(shape, x[members], y[members], radius + 0.5, beyond=beyond)
         on = flat >= 0
         parts.append((np.broadcast_to(members[:, None], flat.shape)[on], flat[on], dx[on], dy[on]))
     if not parts:
@@ -95,11 +99,91 @@ def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
+@dataclass
+class FarWings:
+    """Every star's far wing (beyond its PSF's ``wing_start``, out to its footprint's radius)
+    drawn on the frame, with the positions, fluxes and radii it was drawn with.
+
+    Why: a bright star's far wing reaches 30-50 px, three quarters of all the pixels the stars'
+    models cover, and it is not fitted (:func:`fit_stars` holds it). Drawing it anew for every
+    fit cost a quarter of the PSF path's time; redrawn only for the stars that moved or whose
+    flux changed (:func:`update_far_wings`), it is drawn about four times per frame."""
+
+    light: np.ndarray  # (ny, nx) float64, image units
+    x: np.ndarray  # where each star's far wing was drawn
+    y: np.ndarray
+    flux: np.ndarray
+    radius: np.ndarray  # -1: never drawn
+
+
+def no_far_wings(shape: tuple[int, int], n: int) -> FarWings:
+    """Nothing drawn yet, for ``n`` stars."""
+    return FarWings(np.zeros(shape), np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.intp))
+
+
+def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
+                   psf: EPSF) -> np.ndarray:
+    """The stars' light beyond the PSF's ``wing_start`` and within their footprints, flat.
+    Only the wing's formula is evaluated there (no spline, no gradients): drawing far wings is
+    most of what the PSF path spends per pixel."""
+    start = psf.wing_start
+    light = np.zeros(shape[0] * shape[1])
+    reaches = (radii + 0.5 > start) & (flux != 0)
+    if not np.isfinite(start) or not reaches.any():
+        return light
+    # pixels within start - 1 of the nearest pixel are within start of the star
+    star, flat, dx, dy = star_footprints(shape, x[reaches], y[reaches], radii[reaches], beyond=start - 1.0)
+    r2 = dx * dx + dy * dy
+    far = (r2 > start**2) & (r2 <= psf.reach**2)
+    light += np.bincount(flat[far], weights=flux[reaches][star[far]] * psf.wing_value(r2[far]), minlength=light.size)
+    return light
+
+
+def update_far_wings(wings: FarWings, x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
+                     psf: EPSF, tolerance: float, relative: float = 0.01) -> None:
+    """Redraw (in place) the far wings of the stars whose flux or position changed since they
+    were drawn by enough to change their far wing by more than ``tolerance`` (image units per
+    pixel) and by more than ``relative`` of itself somewhere (and those never drawn, or moved
+    by half a pixel): most stars settle after a fit or two, and a learned PSF's wing is itself
+    uncertain by a few per cent."""
+    if not np.isfinite(psf.wing_start):
+        return
+    start = psf.wing_start
+    alpha, beta, _ = psf.wing
+    edge = float(psf.envelope(np.array([start]))[0])  # the far wing's largest value
+    slope = 2.0 * beta * start / (alpha**2 + start**2)  # its steepest logarithmic slope (1/px) out there
+    change = edge * (np.abs(flux - wings.flux) + np.abs(flux) * slope * np.hypot(x - wings.x, y - wings.y))
+    moved = np.hypot(x - wings.x, y - wings.y)
+    stale = (change > np.maximum(tolerance, relative * edge * np.abs(flux))) | (wings.radius < 0) | (moved > 0.5)
+    if not stale.any():
+        return
+    # erased with what they were drawn with, drawn with what they are now: one pass
+    both_x, both_y = np.r_[wings.x[stale], x[stale]], np.r_[wings.y[stale], y[stale]]
+    both_flux, both_radii = np.r_[-wings.flux[stale], flux[stale]], np.r_[wings.radius[stale], radii[stale]]
+    wings.light += far_wing_light(wings.light.shape, both_x, both_y, both_flux, both_radii, psf).reshape(
+        wings.light.shape)
+    wings.x[stale], wings.y[stale], wings.flux[stale], wings.radius[stale] = x[stale], y[stale], flux[stale], radii[stale]
+
+
+def kept_far_wings(wings: FarWings, kept: np.ndarray, psf: EPSF, n_new: int = 0) -> FarWings:
+    """The far wings of the stars ``kept`` (indices), the others' erased, with room for ``n_new``
+    stars after them (nothing drawn)."""
+    gone = np.ones(len(wings.x), bool)
+    gone[kept] = False
+    light = wings.light
+    if gone.any():
+        light = light + far_wing_light(light.shape, wings.x[gone], wings.y[gone], -wings.flux[gone],
+                                       wings.radius[gone], psf).reshape(light.shape)
+    new = np.zeros(n_new)
+    return FarWings(light, np.r_[wings.x[kept], new], np.r_[wings.y[kept], new], np.r_[wings.flux[kept], new],
+                    np.r_[wings.radius[kept], np.full(n_new, -1, np.intp)])
+
+
 def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
               psf: EPSF, fit_radius: float | np.ndarray, move: np.ndarray, sky_cell: int = 32,
               n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None,
               free_positions: np.ndarray | None = None, covariance: bool = True,
-              wing_flux: np.ndarray | None = None) -> StarFit:
+              far_wings: FarWings | None = None) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
@@ -114,7 +198,8 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     pair's fluxes trade light through their positions. ``covariance`` False: each flux error is
     its own parameter's alone, 1 / sqrt(its normal matrix diagonal), no position errors (for
     the S/N cuts between iterations, where the neighbours' share is not worth its time).
-    ``wing_flux``: the stars' fluxes from a fit before, for their far wings (held, not fitted).
+    ``far_wings``: the stars' far wings as drawn (:func:`update_far_wings`): held, not fitted;
+    each star's model then ends at its PSF's ``wing_start`` from where its far wing was drawn.
     """
     ny, nx = image.shape
     n = len(x)
@@ -132,23 +217,27 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # every star's PSF on the fitted pixels within its footprint
     if radii is None:
         radii = np.full(n, int(math.floor(psf.reach)))
+    # Far wings held: beyond where the PSF is its wing's formula, a star's light on the fitted
+    # pixels is drawn (``far_wings``, with the fluxes of a fit before), subtracted from the data
+    # rather than fitted. A star's flux is measured by its core; its far wing (a bright star's
+    # reaches 50 px) adds little but thousands of entries to the design matrix, whose product
+    # with itself is the fit's largest cost.
+    holds_wings = far_wings is not None and np.isfinite(psf.wing_start)
+    if holds_wings:
+        radii = np.minimum(radii, int(math.ceil(psf.wing_start)) + 1)
     star, flat, dx, dy = star_footprints(image.shape, x, y, radii)
+    if holds_wings:
+        # split where the far wing was drawn (a star has moved a little since): every pixel is
+        # then in the star's model once, in its fitted core or in its drawn wing
+        near = ((dx + (x - far_wings.x)[star]) ** 2 + (dy + (y - far_wings.y)[star]) ** 2 <= psf.wing_start**2)
+        star, flat, dx, dy = star[near], flat[near], dx[near], dy[near]
     rows = row_of[flat]
     keep = rows >= 0
     # the PSF on the whole footprints (for the stars' image), the fitted pixels' part for the fit
     p_all = psf.evaluate(dx, dy)
     all_star, all_flat = star, flat
     star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
-    # Far wings held: beyond where the PSF is its wing's formula, a star's light on the fitted
-    # pixels is its ``wing_flux`` times the PSF, subtracted from the data rather than fitted. A
-    # star's flux is measured by its core; its far wing (a bright star's reaches 50 px) adds
-    # little but thousands of entries to the design matrix, whose product with itself is the
-    # fit's largest cost. Iterated, the held fluxes are the fitted ones of the step before.
-    fixed = np.zeros(pixels.size)
-    if wing_flux is not None and np.isfinite(psf.wing_start):
-        far = dx**2 + dy**2 > psf.wing_start**2
-        fixed = np.bincount(rows[far], weights=wing_flux[star[far]] * p[far], minlength=pixels.size)
-        star, rows, dx, dy, p = star[~far], rows[~far], dx[~far], dy[~far], p[~far]
+    fixed = far_wings.light.ravel()[pixels] if holds_wings else np.zeros(pixels.size)
     free = move if free_positions is None else (move | free_positions)  # stars with shift columns
     moving_entry = free[star]
     gx, gy = np.zeros(p.size), np.zeros(p.size)
@@ -229,6 +318,8 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     cell_values[cells] = solution[n_columns - cells.size :]
     sky_image = cell_image(cell_values, sky_cell, image.shape)
     star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
+    if holds_wings:
+        star_image += far_wings.light
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
                    sky_image.astype(np.float32), cell_values.reshape(-(-ny // sky_cell), -(-nx // sky_cell)),
                    star_image.astype(np.float32))

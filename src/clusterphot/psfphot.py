@@ -37,8 +37,14 @@ from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_
                          detect_stars, merge_saturated_detections, nearest_neighbour_distance, peak_values,
                          subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
-from .psffit import (StarFit, fit_radius_for, fit_stars, footprint_radii, merge_close_pairs, noise_excess,
-                     photon_variance, position_corrections, render, snr)
+from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_radii, kept_far_wings,
+                     merge_close_pairs, no_far_wings, noise_excess, photon_variance, position_corrections, render,
+                     snr, update_far_wings)
+
+
+# A star's far wing is redrawn when it would change by more than this fraction of the footprint
+# level (psffit.update_far_wings): a fiftieth of the sky's sigma at the default level.
+WING_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class PSFParameters:
     min_psf_stars: int = 20  # fewer: the frame's PSF cannot be learned
     isolation: float = 3.0  # FWHM: a PSF star has no detected neighbour this close
     psf_radius: float = 6.0  # FWHM: half-size of the tabulated PSF (the wings of bright stars reach far)
-    n_iter: int = 3  # fits per pass
+    n_iter: int = 2  # fits per pass
     residual_passes: int = 2  # detections on the residual image
     min_snr: float = 3.0  # a fitted flux below this many sigma is dropped
     merge_separation: float = 0.4  # FWHM: closer stars are one
@@ -141,22 +147,25 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            flux: np.ndarray, saturated: np.ndarray, held: np.ndarray, found_x: np.ndarray, found_y: np.ndarray,
-           psf: EPSF, fwhm: float, level: float,
-           params: PSFParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           psf: EPSF, fwhm: float, level: float, params: PSFParameters,
+           wings: FarWings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, FarWings]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, or merged into a brighter one closer than ``merge_separation`` FWHM, are
     dropped. A star that wanders further than ``max_shift`` from where it was found (a blend the
     PSF cannot describe drifts off its light) goes back there and is ``held`` from then on: its
     light stays in the model. ``flux``: a first guess, for the stars' footprints; ``level``:
-    where a footprint ends (image units). Returns the new x, y, the last fit's fluxes, whether
-    each star moved in the last step, ``held``, and the indices (into the input) of the stars kept."""
+    where a footprint ends (image units); ``wings``: the stars' far wings as drawn (redrawn here
+    where they moved or changed). Returns the new x, y, the last fit's fluxes, whether each star
+    moved in the last step, ``held``, the indices (into the input) of the stars kept, and their
+    far wings."""
     index = np.arange(len(x))
     held = held.copy()
     for _ in range(params.n_iter):
         fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
+        update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
-                        radii=radii, covariance=False, wing_flux=flux)
+                        radii=radii, covariance=False, far_wings=wings)
         residual = data - fit.star_image - fit.sky_image
         step_x, step_y = np.zeros(len(x)), np.zeros(len(x))
         for radius in np.unique(fit_radius):  # the saturated stars, centred on their wings
@@ -174,7 +183,8 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
         kept = np.flatnonzero(snr(fit.flux, fit.flux_err) >= params.min_snr)
         kept = kept[merge_close_pairs(x[kept], y[kept], fit.flux[kept], params.merge_separation * fwhm)]
         x, y, index, flux, moved, held = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept], held[kept]
-    return x, y, flux, moved, held, index
+        wings = kept_far_wings(wings, kept, psf)
+    return x, y, flux, moved, held, index, wings
 
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
@@ -266,23 +276,32 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                           else stars["peak"] >= saturated_above)
     stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
     stars["held"] = np.zeros(len(stars["x"]), bool)
+    wings = no_far_wings(data.shape, len(stars["x"]))
     passes = []
     for k in range(psf_params.residual_passes + 1):
-        x, y, flux, moved, held, kept = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
-                                               stars["saturated"], stars["held"], stars["found_x"],
-                                               stars["found_y"], psf, fwhm, level, psf_params)
+        x, y, flux, moved, held, kept, wings = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
+                                                      stars["saturated"], stars["held"], stars["found_x"],
+                                                      stars["found_y"], psf, fwhm, level, psf_params, wings)
         stars = {name: value[kept] for name, value in stars.items()}
         stars["x"], stars["y"], stars["held"] = x, y, held
         stars["n_iter"] += psf_params.n_iter
         fit_radius = fitting_radii(fwhm, stars["saturated"])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         last = k == psf_params.residual_passes  # only the last fit's errors are kept
+        update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
-                        radii=radii, free_positions=moved, covariance=last, wing_flux=flux)
+                        radii=radii, free_positions=moved, covariance=last, far_wings=wings)
         stars["flux"] = fit.flux
         model = fit.star_image
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if last:
+            # the far wings as this fit measured the stars (the model a PSF file gives back),
+            # not as they were held in it
+            # (each where it was drawn: the fit split every star's pixels between its core and
+            # its drawn wing there)
+            drawn = wings.light.copy()
+            update_far_wings(wings, wings.x, wings.y, fit.flux, radii, psf, 0.0, relative=0.0)
+            model += (wings.light - drawn).astype(np.float32)
             # five fitting radii each way: near a star's own residual, but over enough stars of a
             # crowd that the blends the fit cannot see (a companion within a pixel, whose light
             # the star takes) are charged to their share
@@ -297,8 +316,10 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                                  core)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
             radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
+            wings = no_far_wings(data.shape, len(x))  # drawn anew with the new PSF
+            update_far_wings(wings, x, y, fit.flux, radii, psf, WING_TOLERANCE * level)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
-                            psf_params.sky_cell, radii=radii, covariance=False, wing_flux=fit.flux)
+                            psf_params.sky_cell, radii=radii, covariance=False, far_wings=wings)
             stars["flux"] = fit.flux
             model = fit.star_image
             variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
@@ -325,6 +346,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         new.update(found_x=new["x"].copy(), found_y=new["y"].copy(),
                    found_in_pass=np.full(n_new, k + 1, np.int32), n_iter=np.zeros(n_new, np.int32))
         stars = {name: np.r_[stars[name], new[name]] for name in stars}
+        wings = kept_far_wings(wings, np.arange(len(x)), psf, n_new)
     x, y = stars["x"], stars["y"]
     stars["n_iter"] += 1  # the last fit, positions held
     # the PSF stars among the final stars (for the correction to total flux and the QA figure)
