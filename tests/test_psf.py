@@ -210,6 +210,22 @@ def test_the_psfs_table_is_its_cubic_spline():
     assert EPSF(moffat_epsf(FWHM).data, 4)._fine is None
 
 
+def test_the_light_beyond_a_radius_is_the_wings_pixels_summed():
+    """EPSF.light_beyond (the part of the correction to total beyond the correction's aperture)
+    against the PSF's own pixels summed out to its reach, for a star on a pixel's centre."""
+    from clusterphot.simulate import moffat_wing
+
+    psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    r = int(psf.reach)
+    oy, ox = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
+    values = psf.evaluate(ox, oy)
+    for radius in (9.0, 20.0):
+        summed = values[np.hypot(ox, oy) > radius].sum()
+        assert psf.light_beyond(radius) == pytest.approx(summed, rel=0.05)
+    assert 0.005 < psf.light_beyond(9.0) < 0.03  # about 1 per cent beyond 9 px for FWHM 2.2 px
+    assert EPSF(moffat_epsf(FWHM).data, 4).light_beyond(9.0) == 0.0 and psf.light_beyond(psf.reach) == 0.0
+
+
 def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     from clusterphot.psffit import far_wing_light, kept_far_wings, no_far_wings, update_far_wings
     from clusterphot.simulate import moffat_wing

@@ -134,6 +134,20 @@ class EPSF:
         slope = -2.0 * beta * value / (alpha**2 * s)  # d value / d (r**2) times 2
         return value, slope * dx, slope * dy
 
+    def light_beyond(self, radius: float) -> float:
+        """The fraction of a star's flux (in the PSF's units) beyond ``radius`` px out to its
+        ``reach``: the integral of its Moffat wing (0 without a wing). With the light within
+        an aperture of that radius it makes the star's total: an aperture correction to 9 px
+        leaves out about 1 per cent of the light."""
+        if self.wing is None or radius >= self.reach:
+            return 0.0
+        alpha, beta, log_amplitude = self.wing
+        inner, outer = 1.0 + (radius / alpha) ** 2, 1.0 + (self.reach / alpha) ** 2
+        scale = math.exp(log_amplitude) * math.pi * alpha**2
+        if abs(beta - 1.0) < 1e-9:
+            return scale * math.log(outer / inner)
+        return scale * (inner ** (1.0 - beta) - outer ** (1.0 - beta)) / (beta - 1.0)
+
     def wing_value(self, r2: np.ndarray) -> np.ndarray:
         """The wing's value at squared radii ``r2`` (px^2), its derivatives not computed."""
         alpha, beta, log_amplitude = self.wing
