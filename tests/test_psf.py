@@ -197,7 +197,7 @@ def test_the_psfs_table_is_its_cubic_spline():
 
     psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
     rng = np.random.default_rng(5)
-    dx, dy = rng.uniform(-6.0, 6.0, (2, 20000))
+    dx, dy = rng.uniform(-6.0, 6.0, (2, 150000))  # enough to be tabulated (TABLE_AFTER)
     dx, dy = dx[np.hypot(dx, dy) <= psf.wing_start], dy[np.hypot(dx, dy) <= psf.wing_start]
     centre = psf.data.shape[0] // 2
     nodes = np.stack([dy * 4 + centre, dx * 4 + centre])
@@ -206,8 +206,9 @@ def test_the_psfs_table_is_its_cubic_spline():
         spline = ndimage.map_coordinates(grid, nodes, order=3, mode="constant") * scale
         table = psf.evaluate(dx, dy) if which == 0 else psf.gradient(dx, dy)[which - 1]
         assert np.abs(table - spline).max() < 1e-3 * np.abs(spline).max()
+    assert psf._fine and psf._fine[0] is not None  # it was the table
     # and without a wing there is no table: the spline itself
-    assert EPSF(moffat_epsf(FWHM).data, 4)._fine is None
+    assert EPSF(moffat_epsf(FWHM).data, 4)._fine_tables() is None
 
 
 def test_the_light_beyond_a_radius_is_the_wings_pixels_summed():

@@ -45,6 +45,7 @@ WING_INNER = 1.5
 WING_OUTER = 2.5
 WING_REACH = 4.0  # times the grid's radius: how far a PSF with a fitted wing holds a star's light
 FINE_SAMPLING = 32  # per pixel: the spline's table for bilinear interpolation (EPSF._fine_tables)
+TABLE_AFTER = 100_000  # offsets: an evaluation of more tabulates the spline (a PSF built and not fitted with, never)
 
 
 def cubic_bspline(u: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ class EPSF:
     # gives the PSF (a cubic spline costs ten times as much); None: the grid's last pixel
     wing_from: float | None = None
     _splines: tuple = field(init=False, repr=False, compare=False)
-    _fine: tuple | None = field(init=False, repr=False, compare=False)
+    _fine: list = field(init=False, repr=False, compare=False)  # [tables or None], once computed
 
     def __post_init__(self):
         data = np.asarray(self.data, dtype=np.float64)
@@ -79,7 +80,7 @@ class EPSF:
         gy, gx = np.gradient(data)
         splines = tuple(ndimage.spline_filter(a, order=3, mode="constant") for a in (data, gx, gy))
         object.__setattr__(self, "_splines", splines)
-        object.__setattr__(self, "_fine", self._fine_tables())
+        object.__setattr__(self, "_fine", [])  # tabulated at the first large evaluation (5 MB)
 
     def _fine_tables(self) -> tuple[np.ndarray, ...] | None:
         """The cubic splines of the values and derivatives tabulated FINE_SAMPLING times per pixel
@@ -183,11 +184,14 @@ class EPSF:
 
     def _spline(self, which: int, dx, dy) -> np.ndarray:
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
-        if self._fine is not None and dx.size:
-            half = (self._fine[0].shape[0] // 2) / FINE_SAMPLING
+        if dx.size > TABLE_AFTER and not self._fine:
+            self._fine.append(self._fine_tables())
+        tables = self._fine[0] if self._fine else None
+        if tables is not None and dx.size:
+            half = (tables[0].shape[0] // 2) / FINE_SAMPLING
             if max(np.abs(dx).max(), np.abs(dy).max()) < half:
                 coordinates = np.stack([(dy.ravel() + half) * FINE_SAMPLING, (dx.ravel() + half) * FINE_SAMPLING])
-                return ndimage.map_coordinates(self._fine[which], coordinates, order=1, mode="nearest",
+                return ndimage.map_coordinates(tables[which], coordinates, order=1, mode="nearest",
                                                prefilter=False).reshape(dx.shape)
         values = ndimage.map_coordinates(self._splines[which], self._nodes(dx.ravel(), dy.ravel()), order=3,
                                          mode="constant", cval=0.0, prefilter=False)

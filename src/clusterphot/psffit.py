@@ -105,9 +105,10 @@ class FarWings:
     drawn on the frame, with the positions, fluxes and radii it was drawn with.
 
     Why: a bright star's far wing reaches 30-50 px, three quarters of all the pixels the stars'
-    models cover, and it is not fitted (:func:`fit_stars` holds it). Drawing it anew for every
-    fit cost a quarter of the PSF path's time; redrawn only for the stars that moved or whose
-    flux changed (:func:`update_far_wings`), it is drawn about four times per frame."""
+    models cover, and it is not fitted (:func:`fit_stars` holds it). Drawing every star's anew
+    for every fit cost a quarter of the PSF path's time; only the stars that moved or whose flux
+    changed are redrawn (:func:`update_far_wings`), on the dense benchmark frame a third of
+    them per fit once the first fits have settled."""
 
     light: np.ndarray  # (ny, nx) float64, image units
     x: np.ndarray  # where each star's far wing was drawn

@@ -26,7 +26,7 @@ across a detector); memory then grows with a tile, not the frame.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -291,10 +291,27 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
                         radii=radii, free_positions=moved, covariance=last, far_wings=wings)
+        weak = snr(fit.flux, fit.flux_err) < psf_params.min_snr if last else np.zeros(len(x), bool)
+        if weak.any():
+            # The S/N cuts between fits took each flux's error alone; with its neighbours'
+            # covariance a degenerate blend (two stars fitted to one's light, each with half of
+            # it) falls below min_snr: drop those, and fit once more so their light goes back
+            # to the stars that hold it
+            keep = np.flatnonzero(~weak)
+            stars = {name: value[keep] for name, value in stars.items()}
+            x, y, moved, flux = stars["x"], stars["y"], moved[keep], fit.flux[keep]
+            wings = kept_far_wings(wings, keep, psf)
+            fit_radius = fitting_radii(fwhm, stars["saturated"])
+            radii = footprint_radii(psf, flux, level, fit_radius + 1)
+            update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
+            fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
+                            psf_params.sky_cell, radii=radii, free_positions=moved, covariance=True, far_wings=wings)
+            stars["n_iter"] += 1
         stars["flux"] = fit.flux
         model = fit.star_image
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if last:
+            passes[-1]["dropped_by_covariance"] = int(weak.sum())
             # the far wings as this fit measured the stars (the model a PSF file gives back),
             # not as they were held in it
             # (each where it was drawn: the fit split every star's pixels between its core and
@@ -509,7 +526,8 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     cx0, cy0, cx1, cy1 = own_core
     sky_cells = fit.sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)]
     model = tile_model[cy0:cy1, cx0:cx1] if keep_model else None
-    return TileResult(Tile(core, result.psf, psf is None), {name: value[keep] for name, value in stars.items()},
+    # the tile's PSF without the table its fit evaluated (5 MB; a hundred tiles keep theirs)
+    return TileResult(Tile(core, replace(result.psf), psf is None), {name: value[keep] for name, value in stars.items()},
                       np.cumsum(keep)[chosen] - 1, ratios, sky_cells, result.passes, model)
 
 
