@@ -227,6 +227,20 @@ def test_the_light_beyond_a_radius_is_the_wings_pixels_summed():
     assert EPSF(moffat_epsf(FWHM).data, 4).light_beyond(9.0) == 0.0 and psf.light_beyond(psf.reach) == 0.0
 
 
+def test_of_a_blend_below_the_snr_cut_only_the_fainter_parts_are_dropped():
+    from clusterphot.psfphot import weak_blend_members
+
+    # a weak pair, a weak star alone, a weak star beside a bright one, a bright one alone
+    x = np.array([10.0, 11.0, 50.0, 100.0, 101.5, 200.0])
+    y = np.zeros(6)
+    flux = np.array([100.0, 50.0, 10.0, 1000.0, 20.0, 500.0])
+    weak = np.array([True, True, True, False, True, False])
+    drop = weak_blend_members(x, y, flux, weak, 2.2)
+    assert drop.tolist() == [False, True, False, False, True, False]
+    assert not weak_blend_members(x, y, flux, np.zeros(6, bool), 2.2).any()
+    assert not weak_blend_members(x[:1], y[:1], flux[:1], weak[:1], 2.2).any()
+
+
 def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     from clusterphot.psffit import far_wing_light, kept_far_wings, no_far_wings, update_far_wings
     from clusterphot.simulate import moffat_wing

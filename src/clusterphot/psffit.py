@@ -125,18 +125,35 @@ def no_far_wings(shape: tuple[int, int], n: int) -> FarWings:
 def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
                    psf: EPSF) -> np.ndarray:
     """The stars' light beyond the PSF's ``wing_start`` and within their footprints, flat.
-    Only the wing's formula is evaluated there (no spline, no gradients): drawing far wings is
-    most of what the PSF path spends per pixel."""
+
+    Drawing far wings is most of what the PSF path spends per pixel, so this is
+    :func:`star_footprints` and :meth:`EPSF.wing_value` taken apart: only the ring of offsets
+    beyond the wing's start, only the wing's formula, in float32 (a far wing is below 1e-3 of
+    its star's light)."""
+    ny, nx = shape
     start = psf.wing_start
-    light = np.zeros(shape[0] * shape[1])
+    light = np.zeros(ny * nx)
     reaches = (radii + 0.5 > start) & (flux != 0)
     if not np.isfinite(start) or not reaches.any():
         return light
-    # pixels within start - 1 of the nearest pixel are within start of the star
-    star, flat, dx, dy = star_footprints(shape, x[reaches], y[reaches], radii[reaches], beyond=start - 1.0)
-    r2 = dx * dx + dy * dy
-    far = (r2 > start**2) & (r2 <= psf.reach**2)
-    light += np.bincount(flat[far], weights=flux[reaches][star[far]] * psf.wing_value(r2[far]), minlength=light.size)
+    alpha, beta, log_amplitude = (np.float32(value) for value in psf.wing)
+    x, y, flux, radii = x[reaches], y[reaches], flux[reaches], radii[reaches]
+    flats, values = [], []
+    for radius in np.unique(radii):  # a handful of groups of stars, never one by one
+        members = radii == radius
+        oy, ox = disk_offsets(radius + 0.5)
+        ring = ox**2 + oy**2 > (start - 1.0) ** 2  # nearer the star's nearest pixel is within start of it
+        oy, ox = oy[ring], ox[ring]
+        xi, yi = np.rint(x[members]).astype(np.intp), np.rint(y[members]).astype(np.intp)
+        dx = (xi - x[members]).astype(np.float32)[:, None] + ox.astype(np.float32)
+        dy = (yi - y[members]).astype(np.float32)[:, None] + oy.astype(np.float32)
+        r2 = dx * dx + dy * dy
+        px, py = xi[:, None] + ox, yi[:, None] + oy
+        use = (r2 > start**2) & (r2 <= psf.reach**2) & (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+        wing = np.exp(log_amplitude - beta * np.log1p(r2[use] / alpha**2))
+        flats.append((py * nx + px)[use])
+        values.append(np.broadcast_to(flux[members].astype(np.float32)[:, None], use.shape)[use] * wing)
+    light += np.bincount(np.concatenate(flats), weights=np.concatenate(values), minlength=light.size)
     return light
 
 

@@ -148,7 +148,7 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            flux: np.ndarray, saturated: np.ndarray, held: np.ndarray, found_x: np.ndarray, found_y: np.ndarray,
            psf: EPSF, fwhm: float, level: float, params: PSFParameters,
-           wings: FarWings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, FarWings]:
+           wings: FarWings, final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, FarWings]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, or merged into a brighter one closer than ``merge_separation`` FWHM, are
     dropped. A star that wanders further than ``max_shift`` from where it was found (a blend the
@@ -157,15 +157,18 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
     where a footprint ends (image units); ``wings``: the stars' far wings as drawn (redrawn here
     where they moved or changed). Returns the new x, y, the last fit's fluxes, whether each star
     moved in the last step, ``held``, the indices (into the input) of the stars kept, and their
-    far wings."""
+    far wings. ``final``: the last pass, whose last step's S/N cut takes each flux's covariance
+    with its most coupled neighbour (a degenerate pair, two stars fitted to one's light, each
+    seems certain alone)."""
     index = np.arange(len(x))
     held = held.copy()
-    for _ in range(params.n_iter):
+    for step in range(params.n_iter):
+        pairs = final and step == params.n_iter - 1
         fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
-                        radii=radii, covariance=False, far_wings=wings)
+                        n_neighbours=1, radii=radii, covariance=pairs, far_wings=wings)
         residual = data - fit.star_image - fit.sky_image
         step_x, step_y = np.zeros(len(x)), np.zeros(len(x))
         for radius in np.unique(fit_radius):  # the saturated stars, centred on their wings
@@ -185,6 +188,20 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
         x, y, index, flux, moved, held = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept], held[kept]
         wings = kept_far_wings(wings, kept, psf)
     return x, y, flux, moved, held, index, wings
+
+
+def weak_blend_members(x: np.ndarray, y: np.ndarray, flux: np.ndarray, weak: np.ndarray,
+                       radius: float) -> np.ndarray:
+    """The ``weak`` stars (below the S/N cut) with a brighter star within ``radius`` px: the
+    parts of a blend to drop. The brightest of a blend stays, weak or not (it takes its
+    partners' light back when fitted again); dropping every weak part would lose the star."""
+    drop = np.zeros(len(x), bool)
+    if weak.any() and len(x) > 1:
+        pairs = cKDTree(np.column_stack([x, y])).query_pairs(radius, output_type="ndarray")
+        if len(pairs):
+            fainter = np.where(flux[pairs[:, 0]] < flux[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+            drop[fainter[weak[fainter]]] = True
+    return drop
 
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
@@ -281,7 +298,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     for k in range(psf_params.residual_passes + 1):
         x, y, flux, moved, held, kept, wings = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
                                                       stars["saturated"], stars["held"], stars["found_x"],
-                                                      stars["found_y"], psf, fwhm, level, psf_params, wings)
+                                                      stars["found_y"], psf, fwhm, level, psf_params, wings,
+                                                      k == psf_params.residual_passes)
         stars = {name: value[kept] for name, value in stars.items()}
         stars["x"], stars["y"], stars["held"] = x, y, held
         stars["n_iter"] += psf_params.n_iter
@@ -291,19 +309,19 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
                         radii=radii, free_positions=moved, covariance=last, far_wings=wings)
-        weak = snr(fit.flux, fit.flux_err) < psf_params.min_snr if last else np.zeros(len(x), bool)
+        weak = (weak_blend_members(x, y, fit.flux, snr(fit.flux, fit.flux_err) < psf_params.min_snr,
+                                   2 * fit_radius_for(fwhm)) if last else np.zeros(len(x), bool))
         if weak.any():
             # The S/N cuts between fits took each flux's error alone; with its neighbours'
-            # covariance a degenerate blend (two stars fitted to one's light, each with half of
+            # covariance a degenerate blend (stars fitted to one's light, each with a part of
             # it) falls below min_snr: drop those, and fit once more so their light goes back
-            # to the stars that hold it
+            # to the star that holds it
             keep = np.flatnonzero(~weak)
             stars = {name: value[keep] for name, value in stars.items()}
             x, y, moved, flux = stars["x"], stars["y"], moved[keep], fit.flux[keep]
-            wings = kept_far_wings(wings, keep, psf)
+            wings = kept_far_wings(wings, keep, psf)  # the others' as they were held in the fit
             fit_radius = fitting_radii(fwhm, stars["saturated"])
             radii = footprint_radii(psf, flux, level, fit_radius + 1)
-            update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
                             psf_params.sky_cell, radii=radii, free_positions=moved, covariance=True, far_wings=wings)
             stars["n_iter"] += 1
@@ -317,7 +335,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             # (each where it was drawn: the fit split every star's pixels between its core and
             # its drawn wing there)
             drawn = wings.light.copy()
-            update_far_wings(wings, wings.x, wings.y, fit.flux, radii, psf, 0.0, relative=0.0)
+            update_far_wings(wings, wings.x, wings.y, fit.flux, radii, psf, WING_TOLERANCE * level)
             model += (wings.light - drawn).astype(np.float32)
             # five fitting radii each way: near a star's own residual, but over enough stars of a
             # crowd that the blends the fit cannot see (a companion within a pixel, whose light
