@@ -214,13 +214,16 @@ def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params, core)
     if len(chosen) < params.min_psf_stars:  # fewer than the first time: keep the PSF there is
         return psf, chosen
-    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf, radii[chosen])
+    radius = int(np.ceil(params.psf_radius * fwhm))
+    # each drawn as far as the fit drew it, but no further than its square stamp's corners
+    stamp = np.minimum(radii[chosen], int(math.ceil(math.sqrt(2.0) * radius)) + 1)
+    own = render(data.shape, x[chosen], y[chosen], fit.flux[chosen], psf, stamp)
     # The sky from each stamp's outer ring, not the fitted cellular sky: that one has taken up
     # whatever wing light the current PSF lacks, and subtracting it would make every rebuilt
     # PSF's wings fainter than the last.
     cleaned = data - model + own
     rebuilt, _, _ = build_epsf(cleaned, bad, x[chosen], y[chosen], fwhm, params.oversampling,
-                               radius=int(np.ceil(params.psf_radius * fwhm)), min_stars=params.min_psf_stars)
+                               radius=radius, min_stars=params.min_psf_stars)
     return rebuilt, chosen
 
 
@@ -537,7 +540,12 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     # and the sky subtracted
     chosen = result.psf_stars
     tile_model = fit.star_image + fit.sky_image
-    own = render(tile_data.shape, result.x[chosen], result.y[chosen], fit.flux[chosen], result.psf)
+    # each drawn as far as the fit drew it, but no further than the correction's aperture needs
+    # (a PSF star's whole footprint reaches 30-50 px: ten times the pixels)
+    radii = footprint_radii(result.psf, fit.flux[chosen], psf_params.footprint_level * sky.std,
+                            fit_radius_for(params.fwhm) + 1)
+    radii = np.minimum(radii, int(math.ceil(params.aperture_correction_radius)) + 1)
+    own = render(tile_data.shape, result.x[chosen], result.y[chosen], fit.flux[chosen], result.psf, radii)
     ratios = total_over_psf_flux(tile_data - tile_model + own, tile_bad, result.x[chosen], result.y[chosen],
                                  fit.flux[chosen], result.psf, params)
     cell = psf_params.sky_cell  # boxes start on cell boundaries: the box's cells are the frame's
