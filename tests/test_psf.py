@@ -255,9 +255,11 @@ def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
     fresh = far_wing_light(shape, x, y, flux, radii, psf).reshape(shape)
     assert fresh.max() > 0 and np.allclose(wings.light, fresh, atol=1e-9 * fresh.max())
-    # a third of the stars change flux, move, or change footprint; a quarter are dropped; two join
-    changed = rng.random(n) < 0.33
-    flux, x = np.where(changed, flux * 1.5, flux), np.where(changed, x + 0.3, x)
+    # a third of the stars change flux, move and change footprint, a third only their flux; a
+    # quarter are dropped; two join
+    draw = rng.random(n)
+    changed, brighter = draw < 0.33, draw > 0.67
+    flux, x = np.where(changed, flux * 1.5, np.where(brighter, flux * 0.7, flux)), np.where(changed, x + 0.3, x)
     radii = np.where(changed, radii + 2, radii)
     update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
     kept = np.flatnonzero(rng.random(n) > 0.25)

@@ -170,14 +170,18 @@ def update_far_wings(wings: FarWings, x: np.ndarray, y: np.ndarray, flux: np.nda
     alpha, beta, _ = psf.wing
     edge = float(psf.envelope(np.array([start]))[0])  # the far wing's largest value
     slope = 2.0 * beta * start / (alpha**2 + start**2)  # its steepest logarithmic slope (1/px) out there
-    change = edge * (np.abs(flux - wings.flux) + np.abs(flux) * slope * np.hypot(x - wings.x, y - wings.y))
-    moved = np.hypot(x - wings.x, y - wings.y)
-    stale = (change > np.maximum(tolerance, relative * edge * np.abs(flux))) | (wings.radius < 0) | (moved > 0.5)
+    shift = np.hypot(x - wings.x, y - wings.y)
+    change = edge * (np.abs(flux - wings.flux) + np.abs(flux) * slope * shift)
+    stale = (change > np.maximum(tolerance, relative * edge * np.abs(flux))) | (wings.radius < 0) | (shift > 0.5)
     if not stale.any():
         return
-    # erased with what they were drawn with, drawn with what they are now: one pass
-    both_x, both_y = np.r_[wings.x[stale], x[stale]], np.r_[wings.y[stale], y[stale]]
-    both_flux, both_radii = np.r_[-wings.flux[stale], flux[stale]], np.r_[wings.radius[stale], radii[stale]]
+    # where only the flux changed, drawn with the difference; the others erased with what they
+    # were drawn with and drawn with what they are now; all in one pass
+    in_place = stale & (x == wings.x) & (y == wings.y) & (radii == wings.radius)
+    moved = stale & ~in_place
+    both_x, both_y = np.r_[x[in_place], wings.x[moved], x[moved]], np.r_[y[in_place], wings.y[moved], y[moved]]
+    both_flux = np.r_[flux[in_place] - wings.flux[in_place], -wings.flux[moved], flux[moved]]
+    both_radii = np.r_[radii[in_place], wings.radius[moved], radii[moved]]
     wings.light += far_wing_light(wings.light.shape, both_x, both_y, both_flux, both_radii, psf).reshape(
         wings.light.shape)
     wings.x[stale], wings.y[stale], wings.flux[stale], wings.radius[stale] = x[stale], y[stale], flux[stale], radii[stale]
