@@ -254,7 +254,8 @@ def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     wings = no_far_wings(shape, n)
     update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
     fresh = far_wing_light(shape, x, y, flux, radii, psf).reshape(shape)
-    assert fresh.max() > 0 and np.allclose(wings.light, fresh, atol=1e-9 * fresh.max())
+    # (float32 arithmetic: a millionth of the brightest pixel)
+    assert fresh.max() > 0 and np.allclose(wings.light, fresh, atol=1e-6 * fresh.max())
     # a third of the stars change flux, move and change footprint, a third only their flux; a
     # quarter are dropped; two join
     draw = rng.random(n)
@@ -268,7 +269,7 @@ def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     flux, radii = np.r_[flux[kept], 1e6, 1e5], np.r_[radii[kept], 25, 20]
     update_far_wings(wings, x, y, flux, radii, psf, 0.0, relative=0.0)
     fresh = far_wing_light(shape, x, y, flux, radii, psf).reshape(shape)
-    assert np.allclose(wings.light, fresh, atol=1e-9 * fresh.max())
+    assert np.allclose(wings.light, fresh, atol=1e-6 * fresh.max())
     # below the tolerance nothing is redrawn: the light stays as drawn
     before = wings.light.copy()
     update_far_wings(wings, x, y, flux * 1.001, radii, psf, 1e9)
