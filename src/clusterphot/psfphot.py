@@ -8,14 +8,17 @@ sparse solve per iteration).
    PSF's radius;
 2. learn the effective PSF from them (:mod:`clusterphot.psf`);
 3. fit all stars' fluxes and the sky together (:mod:`clusterphot.psffit`, each star's model out
-   to where its light falls below ``footprint_level`` sky sigma), then move every star by a
-   local fit to the residual, ``n_iter`` times; after each fit drop stars below ``min_snr``
-   sigma and merge pairs closer than ``merge_separation`` FWHM (one star fitted twice);
+   to where its light falls below ``footprint_level`` sky sigma; its far wing, beyond about 2.5
+   FWHM, drawn with its last flux and held), then move every star by a local fit to the
+   residual, ``n_iter`` times; after each fit drop stars below ``min_snr`` sigma and merge
+   pairs closer than ``merge_separation`` FWHM (one star fitted twice);
 4. learn the PSF again from the frame with every other star subtracted (``psf_rebuilds``);
 5. subtract the model, detect again on the residual (scaled to the local noise), add the new
    stars and go back to 3, ``residual_passes`` times;
-6. a last fit with the positions held gives the fluxes, their errors and the fit quality; the
-   PSF stars, their neighbours subtracted, give the correction from PSF flux to total.
+6. a last fit with the positions held gives the fluxes, their errors (the fit's covariance; the
+   fainter parts of a blend then below ``min_snr`` are dropped and the rest fitted again) and
+   the fit quality; the PSF stars, their neighbours subtracted, give the correction from PSF
+   flux to total (their light within the correction's aperture, and the PSF's wing beyond).
 
 A frame larger than ``tile`` pixels goes through all of this tile by tile
 (:func:`measure_frame_psf`): each tile with a margin of its neighbours' stars, and its own PSF
@@ -147,8 +150,9 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            flux: np.ndarray, saturated: np.ndarray, held: np.ndarray, found_x: np.ndarray, found_y: np.ndarray,
-           psf: EPSF, fwhm: float, level: float, params: PSFParameters,
-           wings: FarWings, final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, FarWings]:
+           psf: EPSF, fwhm: float, level: float, params: PSFParameters, wings: FarWings,
+           final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                         FarWings]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, or merged into a brighter one closer than ``merge_separation`` FWHM, are
     dropped. A star that wanders further than ``max_shift`` from where it was found (a blend the
@@ -333,10 +337,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         passes.append({"stars": int(len(x)), "new": int((stars["found_in_pass"] == k).sum())})
         if last:
             passes[-1]["dropped_by_covariance"] = int(weak.sum())
-            # the far wings as this fit measured the stars (the model a PSF file gives back),
-            # not as they were held in it
-            # (each where it was drawn: the fit split every star's pixels between its core and
-            # its drawn wing there)
+            # the far wings redrawn with this fit's fluxes, each where it was drawn (the fit split
+            # every star's pixels between its core and its drawn wing there): the model a PSF
+            # file gives back
             drawn = wings.light.copy()
             update_far_wings(wings, wings.x, wings.y, fit.flux, radii, psf, WING_TOLERANCE * level)
             model += (wings.light - drawn).astype(np.float32)
