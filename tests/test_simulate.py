@@ -114,7 +114,7 @@ def test_star_is_rendered_at_its_true_position_with_its_true_flux():
     assert (star * yy).sum() / star.sum() == pytest.approx(truth["y"][0], abs=0.01)
     # The FWHM is as stated: the peak pixel of a pixel-integrated PSF is a bit below the
     # continuous Moffat's peak, but by much less than a 10 per cent change in width would give.
-    alpha = truth.meta["psf_fwhm"] / (2 * np.sqrt(2 ** (1 / sim.MOFFAT_BETA) - 1))
+    alpha = sim.moffat_alpha(truth.meta["psf_fwhm"])
     moffat_peak = (sim.MOFFAT_BETA - 1) / (np.pi * alpha**2)
     assert 0.75 < star.max() / truth["flux"][0] / moffat_peak <= 1.0
 

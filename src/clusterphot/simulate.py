@@ -310,6 +310,12 @@ def _wcs_cards(wcs: WCS) -> list[tuple[str, object, str]]:
 # --------------------------------------------------------------------------- rendering
 
 
+def moffat_alpha(fwhm: float, beta: float = MOFFAT_BETA) -> float:
+    """The Moffat profile's core width alpha (px) for a FWHM (px): (1 + (r/alpha)^2)^-beta is
+    half its peak at r = FWHM/2."""
+    return float(fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0)))
+
+
 def moffat_phase_stamps(
     fwhm: float,
     beta: float = MOFFAT_BETA,
@@ -322,7 +328,7 @@ def moffat_phase_stamps(
     Returns float32 (n_phase+1, n_phase+1, 2r+1, 2r+1): [py, px] is a star at
     (px/n_phase, py/n_phase) px from the centre of stamp pixel (r, r). Each stamp sums to 1.
     """
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    alpha = moffat_alpha(fwhm, beta)
     phases = np.arange(n_phase + 1) / n_phase
     sub = (np.arange(n_sub) + 0.5) / n_sub - 0.5  # sample points inside a pixel
     offsets = np.arange(-radius, radius + 1)
@@ -340,7 +346,7 @@ def moffat_phase_stamps(
 def moffat_wing(fwhm: float, beta: float = MOFFAT_BETA) -> tuple[float, float, float]:
     """The simulator's Moffat as a PSF wing (:class:`clusterphot.psf.EPSF`'s ``wing``): alpha (px),
     beta and ln amplitude, the profile of a star of unit flux per pixel far from its centre."""
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    alpha = moffat_alpha(fwhm, beta)
     return float(alpha), float(beta), float(np.log((beta - 1.0) / (np.pi * alpha**2)))
 
 
