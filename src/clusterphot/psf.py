@@ -129,10 +129,10 @@ class EPSF:
 
     def _wing(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The wing's value and its derivatives in dx and dy."""
-        alpha, beta, log_amplitude = self.wing
-        s = 1.0 + (dx**2 + dy**2) / alpha**2
-        value = np.exp(log_amplitude - beta * np.log(s))
-        slope = -2.0 * beta * value / (alpha**2 * s)  # d value / d (r**2) times 2
+        alpha, beta, _ = self.wing
+        r2 = dx**2 + dy**2
+        value = self.wing_value(r2)
+        slope = -2.0 * beta * value / (alpha**2 + r2)  # d value / d (r**2) times 2
         return value, slope * dx, slope * dy
 
     def light_beyond(self, radius: float) -> float:
@@ -150,7 +150,8 @@ class EPSF:
         return scale * (inner ** (1.0 - beta) - outer ** (1.0 - beta)) / (beta - 1.0)
 
     def wing_value(self, r2: np.ndarray) -> np.ndarray:
-        """The wing's value at squared radii ``r2`` (px^2), its derivatives not computed."""
+        """The wing's value at squared radii ``r2`` (px^2), in ``r2``'s precision (the far wings
+        are drawn in float32), its derivatives not computed."""
         alpha, beta, log_amplitude = self.wing
         return np.exp(log_amplitude - beta * np.log1p(r2 / alpha**2))
 

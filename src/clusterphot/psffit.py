@@ -49,20 +49,16 @@ class StarFit:
 
 
 def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: float,
-                     square: bool = False, beyond: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     square: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat pixel indices within ``radius`` of each star's nearest pixel (a disk, or with
     ``square`` the square the PSF is tabulated on), -1 off the frame, and those pixels' offsets
-    (dx, dy) from the star. Shapes (n_stars, n_offsets). ``beyond``: only offsets further than
-    this from the nearest pixel (a ring)."""
+    (dx, dy) from the star. Shapes (n_stars, n_offsets)."""
     ny, nx = shape
     if square:
         r = int(math.floor(radius))
         oy, ox = (a.ravel() for a in np.mgrid[-r : r + 1, -r : r + 1])
     else:
         oy, ox = disk_offsets(radius)
-    if beyond > 0:
-        outside = ox**2 + oy**2 > beyond**2
-        oy, ox = oy[outside], ox[outside]
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
     px, py = xi[:, None] + ox[None, :], yi[:, None] + oy[None, :]
     flat = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), py * nx + px, -1)
@@ -84,14 +80,14 @@ def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: 
 
 
 def star_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray,
-                    radii: np.ndarray, beyond: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pixels of every star's footprint (a disk of its radius around its nearest pixel) on
     the frame, as flat arrays: star index, flat pixel index, dx, dy. Stars are handled in groups
-    of equal radius (a handful), never one by one. ``beyond``: as for :func:`pixel_footprints`."""
+    of equal radius (a handful), never one by one."""
     parts = []
     for radius in np.unique(radii):
         members = np.flatnonzero(radii == radius)
-        flat, dx, dy = pixel_footprints(shape, x[members], y[members], radius + 0.5, beyond=beyond)
+        flat, dx, dy = pixel_footprints(shape, x[members], y[members], radius + 0.5)
         on = flat >= 0
         parts.append((np.broadcast_to(members[:, None], flat.shape)[on], flat[on], dx[on], dy[on]))
     if not parts:
@@ -136,7 +132,6 @@ def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: n
     reaches = (radii + 0.5 > start) & (flux != 0)
     if not np.isfinite(start) or not reaches.any():
         return light
-    alpha, beta, log_amplitude = (np.float32(value) for value in psf.wing)
     x, y, flux, radii = x[reaches], y[reaches], flux[reaches], radii[reaches]
     flats, values = [], []
     for radius in np.unique(radii):  # a handful of groups of stars, never one by one
@@ -150,7 +145,7 @@ def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: n
         r2 = dx * dx + dy * dy
         px, py = xi[:, None] + ox, yi[:, None] + oy
         use = (r2 > start**2) & (r2 <= psf.reach**2) & (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-        wing = np.exp(log_amplitude - beta * np.log1p(r2[use] / alpha**2))
+        wing = psf.wing_value(r2[use])
         flats.append((py * nx + px)[use])
         values.append(np.broadcast_to(flux[members].astype(np.float32)[:, None], use.shape)[use] * wing)
     light += np.bincount(np.concatenate(flats), weights=np.concatenate(values), minlength=light.size)
