@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table
 
-from .synthetic import gaussian_stars, grid_of_stars, write_frame
+from .synthetic import gaussian_stars, grid_of_stars, moffat_field, write_frame
 
 CLUSTERPHOT = Path(sys.executable).with_name("clusterphot")
 
@@ -38,3 +39,50 @@ def test_a_missing_frame_is_one_line_and_exit_1(tmp_path):
     assert "nope.fits: file does not exist" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.ecsv").exists()
+
+
+def test_measure_with_psf_fitting_writes_the_psf_catalogue_and_file(tmp_path):
+    rng = np.random.default_rng(3)
+    x, y = grid_of_stars((200, 200), spacing=24, margin=16, rng=rng)
+    flux = rng.uniform(2e4, 2e5, x.size)
+    image = moffat_field((200, 200), x, y, flux, fwhm=2.2, sky=50.0, read_noise=4.0, rng=rng)
+    frame = write_frame(tmp_path / "frame.fits", image, exptime=50.0)
+    output, psf_file = tmp_path / "cat.ecsv", tmp_path / "psf" / "F606W.fits"
+    result = subprocess.run([str(CLUSTERPHOT), "measure", str(frame), "-f", "F606W", "-o", str(output),
+                             "--fwhm", "2.2", "--zeropoint", "25.0", "--method", "psf",
+                             "--psf-output", str(psf_file)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    table = Table.read(output)
+    assert table.meta["photometry_method"] == "psf"
+    assert {"qfit", "crowding"} <= set(table.colnames)
+    assert len(table) == x.size
+    # each measured star against the nearest true one: the PSF flux corrected to total
+    nearest = np.argmin(np.hypot(table["x"][:, None] - x, table["y"][:, None] - y), axis=1)
+    ratio = np.asarray(table["flux"]) / flux[nearest]
+    assert abs(np.median(ratio) - 1) < 0.02 and np.all(np.abs(ratio - 1) < 0.05)
+    header = fits.getheader(psf_file)
+    assert header["FWHM"] == table.meta["psf"]["fwhm"] and 2.0 < header["FWHM"] < 2.6
+    assert header["NSTARS"] == table.meta["psf"]["n_stars"] >= 20
+    assert f"{x.size} stars" in result.stdout and f"from {header['NSTARS']} stars" in result.stdout
+
+
+def test_too_few_psf_stars_is_one_line_or_a_fallback_to_apertures(tmp_path):
+    rng = np.random.default_rng(4)
+    x, y = grid_of_stars((100, 100), spacing=30, margin=20, rng=rng)  # 9 stars, 20 PSF stars needed
+    image = moffat_field((100, 100), x, y, np.full(x.size, 5e4), fwhm=2.2, rng=rng)
+    frame = write_frame(tmp_path / "frame.fits", image, exptime=50.0)
+    command = [str(CLUSTERPHOT), "measure", str(frame), "-f", "F606W", "--fwhm", "2.2", "--zeropoint", "25.0",
+               "--method", "psf"]
+    result = subprocess.run([*command, "-o", str(tmp_path / "psf.ecsv"), "--fallback", "error"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"{frame}: only " in result.stderr and "20 needed" in result.stderr
+    assert not (tmp_path / "psf.ecsv").exists()
+
+    result = subprocess.run([*command, "-o", str(tmp_path / "fallback.ecsv"), "--fallback", "aperture"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    table = Table.read(tmp_path / "fallback.ecsv")
+    assert table.meta["photometry_method"] == "aperture" and "20 needed" in table.meta["psf_fallback"]["reason"]
+    assert "qfit" not in table.colnames and "measured with apertures" in result.stdout

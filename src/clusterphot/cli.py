@@ -1,6 +1,7 @@
 """Command line: measure one frame, or simulate a demo cluster, without the workflow.
 
     clusterphot measure frame.fits --filter F606W -o F606W.ecsv
+    clusterphot measure frame.fits --filter F606W -o F606W.ecsv --method psf --psf-output F606W_psf.fits
     clusterphot simulate results/demo/demo1 --name demo1 --seed 1
 """
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .catalog import catalog_for_frame
+from .catalog import PHOTOMETRY_METHODS, catalog_for_frame
 from .config import FrameSettings
 from .logs import clean_failure, log_to
 from .outputs import write_table
 from .photometry import PhotometryParameters
+from .psfphot import PSFParameters
 from .zeropoints import SYSTEMS
 
 
@@ -25,6 +27,9 @@ def _add_measure(subparsers) -> None:
     p.add_argument("--system", choices=SYSTEMS, default="AB", help="magnitude system (default AB)")
     p.add_argument("--zeropoint-cache", type=Path, default=Path("resources/zeropoints"))
     p.add_argument("--zeropoint-service", default=None, help="URL of an ACS zero-point API server")
+    p.add_argument("--method", choices=PHOTOMETRY_METHODS, default="aperture",
+                   help="aperture photometry, or PSF fitting as the workflow's photometry.method: psf "
+                        "(default aperture)")
     frame = p.add_argument_group("frame overrides (default: from the header)")
     frame.add_argument("--exptime", type=float, help="exposure time, s")
     frame.add_argument("--zeropoint", type=float, help="zero point, mag for the frame's units per second")
@@ -39,6 +44,15 @@ def _add_measure(subparsers) -> None:
                       help="detection threshold in sky sigma")
     phot.add_argument("--aperture-radius", type=float, default=PhotometryParameters.aperture_radius)
     phot.add_argument("--annulus-radii", type=float, nargs=2, default=PhotometryParameters.annulus_radii)
+    psf = p.add_argument_group("PSF photometry (--method psf; other photometry.psf settings at their defaults)")
+    psf.add_argument("--psf-output", type=Path,
+                     help="write the frame's PSF file (FITS) here, as results/psf/{cluster}/{filter}.fits")
+    psf.add_argument("--min-psf-stars", type=int, default=PSFParameters.min_psf_stars,
+                     help="fewer suitable stars: the frame's PSF cannot be learned (see --fallback)")
+    psf.add_argument("--residual-passes", type=int, default=PSFParameters.residual_passes,
+                     help="searches for stars on the residual image")
+    psf.add_argument("--fallback", choices=("error", "aperture"), default="error",
+                     help="too few PSF stars: stop (error, the default), or measure with apertures")
     p.add_argument("--log", type=Path, help="write the log here instead of the terminal")
 
 
@@ -66,13 +80,31 @@ def measure(args: argparse.Namespace) -> None:
     params = PhotometryParameters(fwhm=args.fwhm, threshold=args.threshold,
                                   aperture_radius=args.aperture_radius,
                                   annulus_radii=tuple(args.annulus_radii))
+    psf_params = None
+    if args.method == "psf":
+        psf_params = PSFParameters(min_psf_stars=args.min_psf_stars, residual_passes=args.residual_passes)
     table = catalog_for_frame(args.image, settings, params, system=args.system,
                               zeropoint_cache=args.zeropoint_cache,
-                              zeropoint_service=args.zeropoint_service)
+                              zeropoint_service=args.zeropoint_service,
+                              method=args.method, psf_params=psf_params, fallback=args.fallback,
+                              psf_output=args.psf_output)
     write_table(table, args.output)
+    print(summary(args.output, table))
+
+
+def summary(output: Path, table) -> str:
+    """One line: stars, zero point, correction to total; for PSF photometry the PSF's FWHM and stars."""
     zp = table.meta["zeropoint"]
-    print(f"{args.output}: {len(table)} stars, zero point {zp['value']:.3f} ({zp['system']}, {zp['source']}), "
-          f"aperture correction {table.meta['aperture_correction']['mag']:+.3f} mag")
+    line = f"{output}: {len(table)} stars, zero point {zp['value']:.3f} ({zp['system']}, {zp['source']}), "
+    correction = table.meta["aperture_correction"]["mag"]
+    if table.meta.get("photometry_method") == "psf":
+        psf = table.meta["psf"]
+        return line + (f"PSF photometry, correction to total {correction:+.3f} mag, "
+                       f"PSF FWHM {psf['fwhm']:.2f} px from {psf['n_stars']} stars")
+    line += f"aperture correction {correction:+.3f} mag"
+    if "psf_fallback" in table.meta:
+        line += f"; no PSF ({table.meta['psf_fallback']['reason']}), measured with apertures"
+    return line
 
 
 def simulate(args: argparse.Namespace) -> None:
@@ -89,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     _add_measure(subparsers)
     _add_simulate(subparsers)
     args = parser.parse_args(argv)
+    if args.command == "measure" and args.psf_output is not None and args.method != "psf":
+        parser.error("--psf-output needs --method psf")
     log_to(getattr(args, "log", None))
     with clean_failure():
         {"measure": measure, "simulate": simulate}[args.command](args)
