@@ -45,7 +45,10 @@ integer) and this script scores every catalogue the same way against the truth:
   iso, iso sc/lim the bright stars whose true neighbours within 8 px hold < 1 % of their flux, and
                   sc/lim of those alone (crowding aside: how close the fit itself comes to the limit)
   pulls           per 1-mag bin of true magnitude (matched, unsaturated, >= 30 stars): the robust
-                  std (1.4826 MAD) of (delta-mag - bias) / reported error; 1.0 means honest errors
+                  std (1.4826 MAD) of (delta-mag - bias) / reported error; 1.0 means honest errors;
+                  for clusterphot also of the stars not flagged "poor fit" (flag 32, qfit above
+                  max_qfit: the PSF does not describe the star, in a crowd mostly a companion within
+                  a pixel or two that no detection separated), and the fraction so flagged
 
 Then clusterphot's ratios against each anchor and the issue's targets: CPU per 1000 stars
 <= 1.0 s, >= 3x faster than crowdsource and >= 6x faster than IterativePSFPhotometry, bright
@@ -210,7 +213,7 @@ def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False) 
     from clusterphot.frames import bad_pixel_mask, read_frame as read_float32
     from clusterphot.photometry import PhotometryParameters, measure_frame
     from clusterphot.psf import EPSF
-    from clusterphot.psfphot import PSFParameters, measure_frame_psf
+    from clusterphot.psfphot import FLAG_POOR_FIT, PSFParameters, measure_frame_psf
     from astropy.io import fits
 
     data = read_float32(image).data
@@ -232,8 +235,11 @@ def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False) 
         tiles = stars.extra["tiles"]
         note = (f"{len(tiles)} tiles, {sum(t.own_psf for t in tiles)} with their own PSF" if tiles
                 else f"{len(stars.extra['passes'])} passes") + f", PSF from {stars.extra['psf'].n_stars or 'truth'}"
-    return {"clock": stop(start), "x": stars.x, "y": stars.y, "flux": stars.flux, "flux_err": stars.flux_err,
-            "note": note, "frame_mb": data.nbytes / 2**20}
+    result = {"clock": stop(start), "x": stars.x, "y": stars.y, "flux": stars.flux, "flux_err": stars.flux_err,
+              "note": note, "frame_mb": data.nbytes / 2**20}
+    if not aperture:
+        result["poor_fit"] = (stars.flags & FLAG_POOR_FIT) > 0
+    return result
 
 
 def daofinder(threshold: float):
@@ -361,8 +367,10 @@ def child(method: str, image: Path, psf_path: Path, output: Path, group_separati
         result = run_crowdsource(image, given)
     else:
         raise ValueError(f"unknown method {method!r}")
-    Table({name: np.asarray(result[name], dtype=np.float64) for name in ("x", "y", "flux", "flux_err")}).write(
-        output, format="ascii.ecsv", overwrite=True)
+    catalog = Table({name: np.asarray(result[name], dtype=np.float64) for name in ("x", "y", "flux", "flux_err")})
+    if "poor_fit" in result:  # clusterphot's flag 32: the PSF does not describe the star (a blend, mostly)
+        catalog["poor_fit"] = np.asarray(result["poor_fit"], bool)
+    catalog.write(output, format="ascii.ecsv", overwrite=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps({**result["clock"], "peak_mb": peak, "note": result["note"],
                       **({"frame_mb": result["frame_mb"]} if "frame_mb" in result else {})}))
@@ -400,6 +408,7 @@ def score(catalog, truth) -> dict:
     x, y = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
     keep = np.isfinite(flux) & (flux > 0) & np.isfinite(x) & np.isfinite(y)
     x, y, flux, flux_err = x[keep], y[keep], flux[keep], flux_err[keep]
+    poor_fit = np.asarray(catalog["poor_fit"], bool)[keep] if "poor_fit" in catalog.colnames else None
     meta = truth.meta
     tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
     tflux, tmag = np.asarray(truth["flux"], float), np.asarray(truth["mag"], float)
@@ -423,12 +432,16 @@ def score(catalog, truth) -> dict:
     isolated = bright & (neighbours[ti] < 0.01 * tflux[ti])
     bias = float(np.median(dmag[bright])) if bright.any() else float("nan")
     scatter = robust_std(dmag[bright])
-    pulls = {}
+    pulls, pulls_fit_well, poor_fit_fraction = {}, {}, {}
     unsaturated = ~saturated[ti]
     for lo in np.arange(np.floor(tmag[ti].min()), np.ceil(tmag[ti].max())) if len(ti) else []:
         sel = unsaturated & (tmag[ti] >= lo) & (tmag[ti] < lo + 1) & np.isfinite(err) & (err > 0)
         if sel.sum() >= 30:
             pulls[f"{lo:.0f}"] = robust_std((dmag[sel] - bias) / err[sel])
+            if poor_fit is not None:
+                well = sel & ~poor_fit[di]
+                pulls_fit_well[f"{lo:.0f}"] = robust_std((dmag[well] - bias) / err[well])
+                poor_fit_fraction[f"{lo:.0f}"] = float(poor_fit[di][sel].mean())
     with np.errstate(invalid="ignore"):
         median_err = float(np.nanmedian(err[bright])) if bright.any() else float("nan")
     return {
@@ -446,6 +459,7 @@ def score(catalog, truth) -> dict:
         "isolated_scatter_over_limit": (robust_std(dmag[isolated]) / float(np.median(limit[isolated]))
                                         if isolated.sum() >= 10 else float("nan")),
         "pulls": pulls,
+        **({"pulls_fit_well": pulls_fit_well, "poor_fit_fraction": poor_fit_fraction} if poor_fit is not None else {}),
     }
 
 
@@ -504,6 +518,11 @@ def print_tables(results: dict) -> None:
         for method, r in rows.items():
             if "pulls" in r:
                 print(f"| {frame} | {method} | " + " | ".join(fmt(r["pulls"].get(b), ".2f") for b in bins) + " |")
+            if "pulls_fit_well" in r:
+                print(f"| {frame} | {method}, not flagged poor fit | "
+                      + " | ".join(fmt(r["pulls_fit_well"].get(b), ".2f") for b in bins) + " |")
+                print(f"| {frame} | {method}: fraction flagged poor fit | "
+                      + " | ".join(fmt(r["poor_fit_fraction"].get(b), ".2f") for b in bins) + " |")
 
 
 def print_ratios(results: dict) -> None:

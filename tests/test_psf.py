@@ -188,6 +188,34 @@ def test_the_psf_beyond_its_grid_is_its_wing_out_to_its_reach():
     assert radii[0] < psf.radius < radii[1] <= psf.reach
 
 
+def test_a_psf_refined_once_from_another_comes_to_the_true_one():
+    """build_epsf's ``initial`` (how the PSF is learned again once the neighbours are subtracted):
+    a PSF 10 per cent too wide, refined once on the stars, is the true one within the tolerance
+    of one learned from scratch, and the stars' positions (0.1 px off) are refined with it (one
+    iteration from scratch leaves them 0.1 px off)."""
+    rng = np.random.default_rng(1)
+    shape = (500, 500)
+    x, y = isolated_grid(shape, 40, rng)
+    image = moffat_field(shape, x, y, rng.uniform(5e4, 3e5, x.size), FWHM, SKY, READ_NOISE, rng) - SKY
+
+    def normalised(psf):
+        return EPSF(core_normalised(psf.data, psf.oversampling, normalisation_radius(FWHM)), psf.oversampling)
+
+    true, wide = normalised(moffat_epsf(FWHM)), normalised(moffat_epsf(1.1 * FWHM))
+    refined, x_fit, y_fit = build_epsf(image, np.zeros(shape, bool), x + rng.normal(0, 0.1, x.size),
+                                       y + rng.normal(0, 0.1, x.size), FWHM, radius=12, initial=wide, n_iter=1)
+    offsets = np.arange(-6, 7, dtype=float)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    peak = float(true.evaluate(0.0, 0.0))
+    assert np.abs(wide.evaluate(dx, dy) - true.evaluate(dx, dy)).max() > 0.05 * peak  # off to begin with
+    for phase in (0.0, 0.25, 0.5):
+        difference = refined.evaluate(dx - phase, dy - phase) - true.evaluate(dx - phase, dy - phase)
+        assert np.abs(difference).max() < 0.02 * peak, phase
+    assert np.std(x_fit - x) < 0.03 and np.std(y_fit - y) < 0.03
+    with pytest.raises(ValueError, match="grid"):  # another grid cannot be refined
+        build_epsf(image, np.zeros(shape, bool), x, y, FWHM, radius=9, initial=wide, n_iter=1)
+
+
 def test_the_psfs_table_is_its_cubic_spline():
     """The bilinear table the fit evaluates (EPSF._fine_tables) against ndimage's cubic spline of
     the same grid, values and derivatives, out to where the wing's formula takes over."""

@@ -45,7 +45,9 @@ WING_INNER = 1.5
 WING_OUTER = 2.5
 WING_REACH = 4.0  # times the grid's radius: how far a PSF with a fitted wing holds a star's light
 FINE_SAMPLING = 32  # per pixel: the spline's table for bilinear interpolation (EPSF._fine_tables)
-TABLE_AFTER = 100_000  # offsets: an evaluation of more tabulates the spline (a PSF built and not fitted with, never)
+# offsets: once a PSF has been evaluated at more (in all), its spline is tabulated; the table costs
+# what the cubic spline spends on about 70,000 (a PSF built and not fitted with, never)
+TABLE_AFTER = 100_000
 
 
 def cubic_bspline(u: np.ndarray) -> np.ndarray:
@@ -69,6 +71,7 @@ class EPSF:
     wing_from: float | None = None
     _splines: tuple = field(init=False, repr=False, compare=False)
     _fine: list = field(init=False, repr=False, compare=False)  # [tables or None], once computed
+    _evaluated: list = field(init=False, repr=False, compare=False)  # [offsets evaluated so far]
 
     def __post_init__(self):
         data = np.asarray(self.data, dtype=np.float64)
@@ -80,7 +83,8 @@ class EPSF:
         gy, gx = np.gradient(data)
         splines = tuple(ndimage.spline_filter(a, order=3, mode="constant") for a in (data, gx, gy))
         object.__setattr__(self, "_splines", splines)
-        object.__setattr__(self, "_fine", [])  # tabulated at the first large evaluation (5 MB)
+        object.__setattr__(self, "_fine", [])  # tabulated after TABLE_AFTER evaluations (5 MB)
+        object.__setattr__(self, "_evaluated", [0])
 
     def _fine_tables(self) -> tuple[np.ndarray, ...] | None:
         """The cubic splines of the values and derivatives tabulated FINE_SAMPLING times per pixel
@@ -185,8 +189,10 @@ class EPSF:
 
     def _spline(self, which: int, dx, dy) -> np.ndarray:
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
-        if dx.size > TABLE_AFTER and not self._fine:
-            self._fine.append(self._fine_tables())
+        if not self._fine:
+            self._evaluated[0] += dx.size
+            if self._evaluated[0] > TABLE_AFTER:
+                self._fine.append(self._fine_tables())
         tables = self._fine[0] if self._fine else None
         if tables is not None and dx.size:
             half = (tables[0].shape[0] // 2) / FINE_SAMPLING
@@ -245,11 +251,14 @@ def psf_stamps(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
 
 
 def fit_stamps(psf: EPSF, values: np.ndarray, dx: np.ndarray, dy: np.ndarray, sky: np.ndarray,
-               fit_radius: float, n_iter: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               fit_radius: float, n_iter: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each stamp's flux and position correction by least squares with ``psf`` on the pixels
     within ``fit_radius`` of the star (its core: the wings hold more of the neighbours' light
-    than of its own), the sky given; all stamps at once (a batch of 3x3 normal equations).
-    Returns flux, shift_x, shift_y; the new position is the old one plus the shift."""
+    than of its own), the sky given; all stamps at once (a batch of 3x3 normal equations),
+    ``n_iter`` Gauss-Newton steps. Returns flux, shift_x, shift_y; the new position is the old
+    one plus the shift. (One step is the default: :func:`build_epsf` calls it once per
+    iteration, so the stars' positions converge with the PSF; three steps each changed
+    nothing on the benchmark frames but the time.)"""
     n = values.shape[0]
     shift_x, shift_y = np.zeros(n), np.zeros(n)
     # only the stamp's columns that can come within the fit radius (the stars move < 1 px):
@@ -477,12 +486,15 @@ def with_model_wings(grid: np.ndarray, oversampling: int, profile: tuple[float, 
 def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float,
                oversampling: int = 4, radius: int | None = None, n_iter: int = 4, min_stars: int = 10,
                neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-               sky_subtracted: bool = False) -> tuple[EPSF, np.ndarray, np.ndarray]:
+               sky_subtracted: bool = False, initial: EPSF | None = None) -> tuple[EPSF, np.ndarray, np.ndarray]:
     """The effective PSF of a sky-subtracted frame from the stars at (x, y): bright, isolated,
     unsaturated stars chosen by the caller. Returns the PSF and the stars' refined positions.
     ``neighbours``: (x, y) of every detected star; pixels near another one are left out.
     ``sky_subtracted``: the frame holds only the PSF stars' light (their neighbours and the sky
-    subtracted with a model), so no sky is estimated around them.
+    subtracted with a model), so no sky is estimated around them. ``initial``: a PSF learned
+    before, to be refined: the stars are first fitted with it and its nodes corrected (step 4's
+    refinement), not stacked anew from the nodes nearest each sample (one such iteration then
+    does what four do from scratch); it must be on the same grid (``radius``, ``oversampling``).
 
     ``radius`` (px) is the half-size of the tabulated PSF (default 4 FWHM, at least 6 px).
     Raises FrameError (without the file's name) when fewer than ``min_stars`` stars are given.
@@ -492,6 +504,8 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
                          f"(at least {min_stars} needed)")
     radius = radius or max(6, int(math.ceil(4.0 * fwhm)))
     size = 2 * radius * oversampling + 1
+    if initial is not None and initial.data.shape != (size, size):
+        raise ValueError(f"the initial PSF's grid is {initial.data.shape}, not ({size}, {size})")
     x, y = np.asarray(x, dtype=np.float64).copy(), np.asarray(y, dtype=np.float64).copy()
 
     # Smoothing: a quartic Savitzky-Golay filter about 1.2 FWHM wide (the configured FWHM;
@@ -517,7 +531,11 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     values, dx, dy, sky = stamps(x, y)
     flux = np.nansum(values - sky[:, None], axis=1)  # a first flux: the stamp's sum above its sky
     fit_radius = max(1.5, 1.5 * fwhm)
-    psf = None
+    psf = initial
+    if initial is not None:
+        flux, shift_x, shift_y = fit_stamps(initial, values, dx, dy, sky, fit_radius)
+        x, y = x + shift_x, y + shift_y
+        values, dx, dy, sky = stamps(x, y)
     for iteration in range(n_iter):
         last = iteration == n_iter - 1
         good = np.isfinite(flux) & (flux > 0) & np.isfinite(sky)

@@ -120,18 +120,27 @@ def no_far_wings(shape: tuple[int, int], n: int) -> FarWings:
 
 def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
                    psf: EPSF) -> np.ndarray:
-    """The stars' light beyond the PSF's ``wing_start`` and within their footprints, flat.
+    """The stars' light beyond the PSF's ``wing_start`` and within their footprints, flat
+    (:func:`add_far_wing_light` on an empty frame)."""
+    light = np.zeros(shape)
+    add_far_wing_light(light, x, y, flux, radii, psf)
+    return light.ravel()
+
+
+def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
+                       psf: EPSF) -> None:
+    """Add (in place) to ``light`` (a frame, float64) the stars' light beyond the PSF's
+    ``wing_start`` and within their footprints.
 
     Drawing far wings is most of what the PSF path spends per pixel, so this is
     :func:`star_footprints` and :meth:`EPSF.wing_value` taken apart: only the ring of offsets
     beyond the wing's start, only the wing's formula, in float32 (a far wing is below 1e-3 of
     its star's light)."""
-    ny, nx = shape
+    ny, nx = light.shape
     start = psf.wing_start
-    light = np.zeros(ny * nx)
     reaches = (radii + 0.5 > start) & (flux != 0)
     if not np.isfinite(start) or not reaches.any():
-        return light
+        return
     x, y, flux, radii = x[reaches], y[reaches], flux[reaches], radii[reaches]
     flats, values = [], []
     for radius in np.unique(radii):  # a handful of groups of stars, never one by one
@@ -148,8 +157,11 @@ def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: n
         wing = psf.wing_value(r2[use])
         flats.append((py * nx + px)[use])
         values.append(np.broadcast_to(flux[members].astype(np.float32)[:, None], use.shape)[use] * wing)
-    light += np.bincount(np.concatenate(flats), weights=np.concatenate(values), minlength=light.size)
-    return light
+    flat, value = np.concatenate(flats), np.concatenate(values).astype(np.float64)
+    if flat.size > light.size // 4:  # a frame's worth: one histogram (bincount) is faster
+        light += np.bincount(flat, weights=value, minlength=light.size).reshape(light.shape)
+    else:  # a few stars redrawn: only their pixels touched (a histogram would sweep the frame twice)
+        np.add.at(light.reshape(-1), flat, value)
 
 
 def update_far_wings(wings: FarWings, x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
@@ -177,22 +189,19 @@ def update_far_wings(wings: FarWings, x: np.ndarray, y: np.ndarray, flux: np.nda
     both_x, both_y = np.r_[x[in_place], wings.x[moved], x[moved]], np.r_[y[in_place], wings.y[moved], y[moved]]
     both_flux = np.r_[flux[in_place] - wings.flux[in_place], -wings.flux[moved], flux[moved]]
     both_radii = np.r_[radii[in_place], wings.radius[moved], radii[moved]]
-    wings.light += far_wing_light(wings.light.shape, both_x, both_y, both_flux, both_radii, psf).reshape(
-        wings.light.shape)
+    add_far_wing_light(wings.light, both_x, both_y, both_flux, both_radii, psf)
     wings.x[stale], wings.y[stale], wings.flux[stale], wings.radius[stale] = x[stale], y[stale], flux[stale], radii[stale]
 
 
 def kept_far_wings(wings: FarWings, kept: np.ndarray, psf: EPSF, n_new: int = 0) -> FarWings:
-    """The far wings of the stars ``kept`` (indices), the others' erased, with room for ``n_new``
-    stars after them (nothing drawn)."""
+    """The far wings of the stars ``kept`` (indices), the others' erased from ``wings.light`` (in
+    place), with room for ``n_new`` stars after them (nothing drawn)."""
     gone = np.ones(len(wings.x), bool)
     gone[kept] = False
-    light = wings.light
     if gone.any():
-        light = light + far_wing_light(light.shape, wings.x[gone], wings.y[gone], -wings.flux[gone],
-                                       wings.radius[gone], psf).reshape(light.shape)
+        add_far_wing_light(wings.light, wings.x[gone], wings.y[gone], -wings.flux[gone], wings.radius[gone], psf)
     new = np.zeros(n_new)
-    return FarWings(light, np.r_[wings.x[kept], new], np.r_[wings.y[kept], new], np.r_[wings.flux[kept], new],
+    return FarWings(wings.light, np.r_[wings.x[kept], new], np.r_[wings.y[kept], new], np.r_[wings.flux[kept], new],
                     np.r_[wings.radius[kept], np.full(n_new, -1, np.intp)])
 
 
