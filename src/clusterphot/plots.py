@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval  # noqa: E402
-from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Circle, Patch, Rectangle  # noqa: E402
 from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
@@ -158,16 +158,18 @@ def image_norm(pixels: np.ndarray, bad: np.ndarray | None) -> ImageNormalize:
 
 
 def show_image(ax: plt.Axes, pixels: np.ndarray, bad: np.ndarray | None,
-               extent: tuple[float, float, float, float]) -> None:
-    """Display pixels in frame coordinates; masked pixels in a colour of their own."""
-    norm = image_norm(pixels, bad)
+               extent: tuple[float, float, float, float], norm=None):
+    """Display pixels in frame coordinates; masked pixels in a colour of their own. ``norm``:
+    the stretch (default :func:`image_norm` of these pixels). Returns the image."""
+    norm = image_norm(pixels, bad) if norm is None else norm
     shown = pixels if bad is None else np.ma.masked_array(pixels, mask=bad)
     cmap = plt.get_cmap("gray").with_extremes(bad="darkslateblue")
-    ax.imshow(shown, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
+    image = ax.imshow(shown, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
+    return image
 
 
 def in_box(x: np.ndarray, y: np.ndarray, x0: int, y0: int, width: int, height: int,
@@ -276,25 +278,22 @@ def draw_model_panels(axes, data: np.ndarray, bad: np.ndarray | None, x0: int, y
     residual = np.ma.masked_array(pixels - model, mask=mask | ~np.isfinite(pixels))
     extent = (x0 - 0.5, x0 + width - 0.5, y0 - 0.5, y0 + height - 0.5)
     norm = image_norm(pixels, mask)
-    cmap = plt.get_cmap("gray").with_extremes(bad="darkslateblue")
-    axes[0].imshow(np.ma.masked_array(pixels, mask=mask), origin="lower", cmap=cmap, norm=norm, extent=extent,
-                   interpolation="nearest")
-    axes[1].imshow(model, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
+    show_image(axes[0], pixels, mask, extent, norm)
+    show_image(axes[1], model, None, extent, norm)
     # linear and symmetric: at least +-5 sky sigma (the noise shows), wider when the residuals
     # are (a poor fit in a crowd must not be a wall of saturated pixels)
     values = np.abs(residual.compressed())
     spread = float(np.percentile(values, 99)) if values.size else 0.0
     sigma = view.sky_sigma if view.sky_sigma > 0 else max(spread, 1.0) / 5.0
     limit = max(5.0 * sigma, spread)
-    shown = axes[2].imshow(residual, origin="lower", cmap=plt.get_cmap("gray").with_extremes(bad="darkslateblue"),
-                           vmin=-limit, vmax=limit, extent=extent, interpolation="nearest")
+    shown = show_image(axes[2], residual.data, residual.mask, extent, Normalize(-limit, limit))
     rms = float(np.ma.std(residual)) if residual.count() else float("nan")
     titles = ("Data", "Model: fitted stars + sky (same stretch)",
               f"Data - model (linear, +-{limit / sigma:.0f} sky sigma); rms {rms / sigma:.1f} sigma")
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("x (pixels)")
-    axes[0].set_ylabel("y (pixels)")
+    for ax in axes[1:]:
+        ax.set_ylabel("")
     return shown
 
 
