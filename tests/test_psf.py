@@ -235,6 +235,11 @@ def test_the_psfs_table_is_its_cubic_spline():
         table = psf.evaluate(dx, dy) if which == 0 else psf.gradient(dx, dy)[which - 1]
         assert np.abs(table - spline).max() < 1e-3 * np.abs(spline).max()
     assert psf._fine and psf._fine[0] is not None  # it was the table
+    # tabulated once the offsets evaluated add up to TABLE_AFTER, however small each evaluation
+    small = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    for part in np.array_split(np.arange(dx.size), 20):
+        small.evaluate(dx[part], dy[part])
+    assert small._fine and small._fine[0] is not None
     # and without a wing there is no table: the spline itself
     assert EPSF(moffat_epsf(FWHM).data, 4)._fine_tables() is None
 

