@@ -118,15 +118,6 @@ def no_far_wings(shape: tuple[int, int], n: int) -> FarWings:
     return FarWings(np.zeros(shape), np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.intp))
 
 
-def far_wing_light(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
-                   psf: EPSF) -> np.ndarray:
-    """The stars' light beyond the PSF's ``wing_start`` and within their footprints, flat
-    (:func:`add_far_wing_light` on an empty frame)."""
-    light = np.zeros(shape)
-    add_far_wing_light(light, x, y, flux, radii, psf)
-    return light.ravel()
-
-
 def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
                        psf: EPSF) -> None:
     """Add (in place) to ``light`` (a frame, float64) the stars' light beyond the PSF's
