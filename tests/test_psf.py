@@ -244,6 +244,57 @@ def test_the_psfs_table_is_its_cubic_spline():
     assert EPSF(moffat_epsf(FWHM).data, 4)._fine_tables() is None
 
 
+def test_bilinear_is_ndimages_order_1_interpolation():
+    """psf.bilinear (the table's lookup, its weights shared by the tables) against
+    ndimage.map_coordinates(order=1), over a whole table up to its last row and column."""
+    from scipy import ndimage
+
+    from clusterphot.psf import bilinear
+
+    rng = np.random.default_rng(7)
+    tables = [rng.normal(size=(33, 33)), rng.normal(size=(33, 33))]
+    row, column = rng.uniform(0.0, 32.0, (2, 5000))
+    edge = np.nextafter(32.0, 0.0)
+    row[:3], column[:3] = [32.0, edge, 0.0], [0.0, 32.0, edge]  # the edges, exactly and nearly
+    ours = bilinear(tables, row, column)
+    for table, value in zip(tables, ours):
+        expected = ndimage.map_coordinates(table, np.stack([row, column]), order=1, mode="nearest")
+        np.testing.assert_allclose(value, expected, rtol=0, atol=1e-12)
+    assert bilinear(tables, row.reshape(50, 100), column.reshape(50, 100))[0].shape == (50, 100)
+
+
+def test_the_far_wings_table_is_the_wings_formula():
+    """EPSF.far_wing_value (the lookup far wings are drawn with) against the wing's formula, from
+    where the formula takes over out to the PSF's reach: within 0.1 per cent."""
+    from clusterphot.simulate import moffat_wing
+
+    psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    r2 = np.linspace(psf.wing_start**2, psf.reach**2, 100001).astype(np.float32)
+    looked_up, formula = psf.far_wing_value(r2), psf.wing_value(r2.astype(np.float64))
+    assert looked_up.dtype == np.float32
+    assert np.abs(looked_up / formula - 1.0).max() < 0.001  # 0.0005 here; a table 4x coarser, 0.0019
+
+
+def test_dense_blocks_are_the_normal_matrixs_submatrices():
+    """psffit.dense_blocks (the covariance's blocks) against the dense matrix indexed, with -1 a
+    dummy parameter (1 on the diagonal, 0 elsewhere)."""
+    from scipy import sparse
+
+    from clusterphot.psffit import dense_blocks
+
+    rng = np.random.default_rng(3)
+    normal = sparse.random(40, 40, density=0.2, random_state=rng, format="csc")
+    normal = normal + normal.T
+    index = rng.integers(-1, 40, (25, 6))
+    blocks = dense_blocks(normal, index)
+    full = normal.toarray()
+    for k in range(len(index)):
+        expected = np.eye(6)
+        real = index[k] >= 0
+        expected[np.ix_(real, real)] = full[np.ix_(index[k][real], index[k][real])]
+        np.testing.assert_array_equal(blocks[k], expected)
+
+
 def test_the_light_beyond_a_radius_is_the_wings_pixels_summed():
     """EPSF.light_beyond (the part of the correction to total beyond the correction's aperture)
     against the PSF's own pixels summed out to its reach, for a star on a pixel's centre."""

@@ -7,6 +7,7 @@ at once from fixed pixel offsets, and photutils measures the apertures.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -195,12 +196,16 @@ def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: Photome
     return found
 
 
+@functools.lru_cache(maxsize=256)
 def disk_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Integer (dy, dx) offsets of the pixels whose centres lie within ``radius``."""
+    """Integer (dy, dx) offsets of the pixels whose centres lie within ``radius`` (read-only:
+    they are cached, the PSF fit asks for the same few radii hundreds of times)."""
     r = int(math.ceil(radius))
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     inside = dx**2 + dy**2 <= radius**2
-    return dy[inside], dx[inside]
+    dy, dx = dy[inside], dx[inside]
+    dy.flags.writeable = dx.flags.writeable = False
+    return dy, dx
 
 
 def annulus_offsets(r_in: float, r_out: float) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
@@ -45,6 +46,7 @@ WING_INNER = 1.5
 WING_OUTER = 2.5
 WING_REACH = 4.0  # times the grid's radius: how far a PSF with a fitted wing holds a star's light
 FINE_SAMPLING = 32  # per pixel: the spline's table for bilinear interpolation (EPSF._fine_tables)
+WING_TABLE_SAMPLING = 64  # per px^2: the far wing's table (EPSF.far_wing_table)
 # offsets: once a PSF has been evaluated at more (in all), its spline is tabulated; the table costs
 # what the cubic spline spends on about 70,000 (a PSF built and not fitted with, never)
 TABLE_AFTER = 100_000
@@ -54,6 +56,30 @@ def cubic_bspline(u: np.ndarray) -> np.ndarray:
     """The cubic B-spline basis function at ``u`` (in nodes), as ndimage's order-3 splines use it."""
     a = np.abs(u)
     return np.where(a < 1.0, 2.0 / 3.0 - a**2 + 0.5 * a**3, np.where(a < 2.0, (2.0 - a) ** 3 / 6.0, 0.0))
+
+
+def bilinear(tables: list[np.ndarray], row: np.ndarray, column: np.ndarray) -> list[np.ndarray]:
+    """``tables`` (all of one shape) interpolated bilinearly at fractional (row, column), which
+    must lie within them, at least 0 and below their last row and column. The same as
+    ndimage.map_coordinates(order=1); written out because the weights are then computed once for
+    all the tables (the values, or both derivatives), which makes it twice as fast per table."""
+    last_row, last_column = tables[0].shape[0] - 2, tables[0].shape[1] - 2  # (rounding at the edge)
+    r0 = np.minimum(row.astype(np.intp), last_row)  # floor: both are >= 0
+    c0 = np.minimum(column.astype(np.intp), last_column)
+    fr, fc = row - r0, column - c0
+    width = tables[0].shape[1]
+    at = r0 * width + c0
+    values = []
+    for table in tables:
+        flat = table.ravel()
+        # the neighbours through views shifted by one column and one row (no index arrays added)
+        top = flat[at]
+        top += (flat[1:][at] - top) * fc
+        bottom = flat[width:][at]
+        bottom += (flat[width + 1 :][at] - bottom) * fc
+        top += (bottom - top) * fr
+        values.append(top)
+    return values
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,22 @@ class EPSF:
         alpha, beta, log_amplitude = self.wing
         return np.exp(log_amplitude - beta * np.log1p(r2 / alpha**2))
 
+    @cached_property
+    def far_wing_table(self) -> np.ndarray:
+        """The wing's value (float32) at squared radii 0, 1/64, 2/64, ... px^2 out to ``reach``,
+        for drawing far wings by lookup at the nearest entry: four times faster than the
+        formula (a logarithm and an exponential per pixel), and off by at most 0.2 per cent of
+        the wing where it falls fastest, a wing itself uncertain by a few per cent."""
+        r2 = np.arange(int(math.ceil(self.reach**2 * WING_TABLE_SAMPLING)) + 2) / WING_TABLE_SAMPLING
+        return self.wing_value(r2).astype(np.float32)
+
+    def far_wing_value(self, r2: np.ndarray) -> np.ndarray:
+        """The wing at squared radii ``r2`` (px^2, float32, within ``reach``) from
+        ``far_wing_table``."""
+        at = r2 * np.float32(WING_TABLE_SAMPLING)
+        at += np.float32(0.5)
+        return np.take(self.far_wing_table, at.astype(np.int32))
+
     def _nodes(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
         centre = self.data.shape[0] // 2
         return np.stack([np.asarray(dy) * self.oversampling + centre, np.asarray(dx) * self.oversampling + centre])
@@ -168,9 +210,9 @@ class EPSF:
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
         beyond = self._beyond_grid(dx, dy)
         if not beyond.any():
-            return self._spline(0, dx, dy)
+            return self._spline((0,), dx, dy)[0]
         values = np.zeros(dx.shape)
-        values[~beyond] = self._spline(0, dx[~beyond], dy[~beyond])
+        values[~beyond] = self._spline((0,), dx[~beyond], dy[~beyond])[0]
         values[beyond] = self._wing(dx[beyond], dy[beyond])[0]
         return np.where(dx**2 + dy**2 <= self.reach**2, values, 0.0)
 
@@ -178,8 +220,8 @@ class EPSF:
         """d psf / d dx and d psf / d dy at the offsets (per pixel)."""
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
         beyond = self._beyond_grid(dx, dy)
-        gx = self._spline(1, dx[~beyond], dy[~beyond]) * self.oversampling
-        gy = self._spline(2, dx[~beyond], dy[~beyond]) * self.oversampling
+        gx, gy = self._spline((1, 2), dx[~beyond], dy[~beyond])
+        gx, gy = gx * self.oversampling, gy * self.oversampling
         if not beyond.any():
             return gx.reshape(dx.shape), gy.reshape(dx.shape)
         grad_x, grad_y = np.zeros(dx.shape), np.zeros(dx.shape)
@@ -187,7 +229,9 @@ class EPSF:
         _, grad_x[beyond], grad_y[beyond] = self._wing(dx[beyond], dy[beyond])
         return grad_x, grad_y
 
-    def _spline(self, which: int, dx, dy) -> np.ndarray:
+    def _spline(self, which: tuple[int, ...], dx, dy) -> list[np.ndarray]:
+        """The splines ``which`` (0: values, 1 and 2: d/dx and d/dy per node) at the offsets: from
+        the table (bilinear) once it is made, from the spline's coefficients before."""
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
         if not self._fine:
             self._evaluated[0] += dx.size
@@ -197,12 +241,10 @@ class EPSF:
         if tables is not None and dx.size:
             half = (tables[0].shape[0] // 2) / FINE_SAMPLING
             if max(np.abs(dx).max(), np.abs(dy).max()) < half:
-                coordinates = np.stack([(dy.ravel() + half) * FINE_SAMPLING, (dx.ravel() + half) * FINE_SAMPLING])
-                return ndimage.map_coordinates(tables[which], coordinates, order=1, mode="nearest",
-                                               prefilter=False).reshape(dx.shape)
-        values = ndimage.map_coordinates(self._splines[which], self._nodes(dx.ravel(), dy.ravel()), order=3,
-                                         mode="constant", cval=0.0, prefilter=False)
-        return values.reshape(dx.shape)
+                return bilinear([tables[k] for k in which], (dy + half) * FINE_SAMPLING, (dx + half) * FINE_SAMPLING)
+        nodes = self._nodes(dx.ravel(), dy.ravel())
+        return [ndimage.map_coordinates(self._splines[k], nodes, order=3, mode="constant", cval=0.0,
+                                        prefilter=False).reshape(dx.shape) for k in which]
 
     def envelope(self, radius: np.ndarray) -> np.ndarray:
         """The PSF's largest absolute value at or beyond each radius (px): decreasing, so a

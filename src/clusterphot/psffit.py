@@ -60,9 +60,15 @@ def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radiu
     else:
         oy, ox = disk_offsets(radius)
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
-    px, py = xi[:, None] + ox[None, :], yi[:, None] + oy[None, :]
-    flat = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), py * nx + px, -1)
-    return flat, px - x[:, None], py - y[:, None]
+    # a few passes over the (stars x offsets) arrays, the frame's edges checked only for the
+    # stars whose square reaches them: this runs on millions of pixels per fit
+    flat = (yi * nx + xi)[:, None] + (oy * nx + ox)[None, :]
+    reach = int(np.abs(ox).max(initial=0))
+    edge = np.flatnonzero((xi < reach) | (xi >= nx - reach) | (yi < reach) | (yi >= ny - reach))
+    if edge.size:
+        px, py = xi[edge, None] + ox[None, :], yi[edge, None] + oy[None, :]
+        flat[edge] = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), flat[edge], -1)
+    return flat, (xi - x)[:, None] + ox[None, :], (yi - y)[:, None] + oy[None, :]
 
 
 def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: float | np.ndarray) -> np.ndarray:
@@ -125,8 +131,8 @@ def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np
 
     Drawing far wings is most of what the PSF path spends per pixel, so this is
     :func:`star_footprints` and :meth:`EPSF.wing_value` taken apart: only the ring of offsets
-    beyond the wing's start, only the wing's formula, in float32 (a far wing is below 1e-3 of
-    its star's light)."""
+    beyond the wing's start, only the wing (looked up in its table), in float32 (a far wing is
+    below 1e-3 of its star's light)."""
     ny, nx = light.shape
     start = psf.wing_start
     reaches = (radii + 0.5 > start) & (flux != 0)
@@ -143,10 +149,13 @@ def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np
         dx = (xi - x[members]).astype(np.float32)[:, None] + ox.astype(np.float32)
         dy = (yi - y[members]).astype(np.float32)[:, None] + oy.astype(np.float32)
         r2 = dx * dx + dy * dy
-        px, py = xi[:, None] + ox, yi[:, None] + oy
-        use = (r2 > start**2) & (r2 <= psf.reach**2) & (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
-        wing = psf.wing_value(r2[use])
-        flats.append((py * nx + px)[use])
+        use = (r2 > start**2) & (r2 <= psf.reach**2)
+        edge = np.flatnonzero((xi <= radius) | (xi >= nx - radius - 1) | (yi <= radius) | (yi >= ny - radius - 1))
+        if edge.size:  # only the stars whose footprint reaches the frame's edge
+            px, py = xi[edge, None] + ox, yi[edge, None] + oy
+            use[edge] &= (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+        wing = psf.far_wing_value(r2[use])
+        flats.append(((yi * nx + xi)[:, None] + (oy * nx + ox))[use])
         values.append(np.broadcast_to(flux[members].astype(np.float32)[:, None], use.shape)[use] * wing)
     flat, value = np.concatenate(flats), np.concatenate(values).astype(np.float64)
     if flat.size > light.size // 4:  # a frame's worth: one histogram (bincount) is faster
@@ -354,7 +363,11 @@ def covariance_errors(normal: sparse.spmatrix, n: int, free: np.ndarray, shift_c
     neighbours = strongest_neighbours(normal, n, n_neighbours)
     of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
     index = np.concatenate([own, of_neighbours.reshape(n, -1), star_sky[:, None]], axis=1)
-    inverse = np.linalg.inv(dense_blocks(normal, index))
+    # only the inverse's first three columns (the star's own) are wanted: solved for, not inverted
+    blocks = dense_blocks(normal, index)
+    unit = np.zeros(blocks.shape[:2] + (3,))
+    unit[:, [0, 1, 2], [0, 1, 2]] = 1.0
+    inverse = np.linalg.solve(blocks, unit)
     flux_err = np.sqrt(np.maximum(inverse[:, 0, 0], 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         position_err = np.where(free, np.sqrt(np.maximum(inverse[:, 1, 1] + inverse[:, 2, 2], 0.0) / 2)
@@ -416,14 +429,11 @@ def dense_blocks(normal: sparse.spmatrix, index: np.ndarray) -> np.ndarray:
     """The (n, p, p) dense sub-matrices of ``normal`` on each row's columns ``index`` (n, p);
     an index of -1 stands for a dummy parameter (1 on the diagonal, 0 elsewhere)."""
     matrix = normal.tocsr()
-    matrix.sort_indices()
-    n_columns = matrix.shape[1]
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_columns
-    keys += matrix.indices
-    a, b = index[:, :, None], index[:, None, :]
-    wanted = np.where((a >= 0) & (b >= 0), a * n_columns + b, -1)
-    position = np.clip(np.searchsorted(keys, wanted), 0, keys.size - 1)
-    blocks = np.where((wanted >= 0) & (keys[position] == wanted), matrix.data[position], 0.0)
+    rows = np.broadcast_to(index[:, :, None], index.shape + index.shape[1:])
+    columns = np.broadcast_to(index[:, None, :], rows.shape)
+    real = (rows >= 0) & (columns >= 0)
+    blocks = np.zeros(rows.shape)
+    blocks[real] = np.asarray(matrix[rows[real], columns[real]]).ravel()  # scipy's lookup, in C++
     dummy = index < 0
     blocks[:, np.arange(index.shape[1]), np.arange(index.shape[1])] += dummy
     return blocks
