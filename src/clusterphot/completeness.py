@@ -1,0 +1,210 @@
+"""Artificial-star tests (issue 12): where to put the artificial stars, how bright to make them,
+how to add them to a frame, which of them the photometry got back, and the completeness,
+photometric bias and scatter that follow, per magnitude and per distance from the cluster's
+centre.
+
+The artificial stars follow the cluster's own spatial profile as its bright stars trace it
+(they are nearly complete everywhere, the faint detections are not: in the core they are
+the ones crowding hides), so the artificial stars see the real crowding; their magnitudes are
+uniform over the range asked for. A star counts as recovered only when a new detection (no
+star of the frame's own catalogue within the recovery radius) lies within that radius of it
+and within ``max_delta_mag`` of its magnitude.
+
+Pixel coordinates are 0-based with a pixel's centre on the integer, as everywhere here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from astropy import units as u
+from astropy.stats import binom_conf_interval
+from astropy.table import Table
+from scipy import ndimage, optimize
+from scipy.spatial import cKDTree
+
+from .psf import EPSF
+from .psffit import footprint_radii, star_footprints
+
+KERNEL_NEIGHBOURS = 5  # a bright star's kernel is as wide as its distance to its 5th nearest bright star
+ZONES = 3  # radial zones from the cluster's centre, of equal numbers of artificial stars
+
+
+def cluster_centre(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], smoothing: float) -> tuple[float, float]:
+    """Where the stars (x, y) are densest: the peak of their counts smoothed by a Gaussian of
+    ``smoothing`` px, refined to the mean position of the stars within ``smoothing`` of it."""
+    ny, nx = shape
+    step = max(1.0, smoothing / 4.0)  # px per bin: a 10k frame's counts in a few MB, not 800
+    bins = (max(1, math.ceil(ny / step)), max(1, math.ceil(nx / step)))
+    counts, _, _ = np.histogram2d(y, x, bins=bins, range=((-0.5, bins[0] * step - 0.5), (-0.5, bins[1] * step - 0.5)))
+    row, column = np.unravel_index(np.argmax(ndimage.gaussian_filter(counts, smoothing / step)), counts.shape)
+    peak_x, peak_y = (column + 0.5) * step - 0.5, (row + 0.5) * step - 0.5
+    near = np.hypot(x - peak_x, y - peak_y) <= smoothing
+    if not near.any():
+        return float(peak_x), float(peak_y)
+    return float(np.mean(x[near])), float(np.mean(y[near]))
+
+
+def positions_like(x: np.ndarray, y: np.ndarray, n: int, shape: tuple[int, int], rng: np.random.Generator,
+                   bad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` positions on the frame drawn from the surface density the stars (x, y) trace: an
+    adaptive kernel density estimate's sample, each a randomly chosen star's position plus a
+    Gaussian offset as wide as that star's distance to its KERNEL_NEIGHBOURS-th nearest
+    neighbour (narrow in the core, wide in the sparse outskirts). Positions off the frame, or
+    on a ``bad`` pixel (masked, the zero-filled border), are drawn again."""
+    if len(x) < 2:
+        raise ValueError("the spatial profile needs at least two stars to trace it")
+    ny, nx = shape
+    k = min(KERNEL_NEIGHBOURS, len(x) - 1)
+    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=k + 1)
+    width = np.maximum(distance[:, k], 0.5)
+    out_x, out_y = np.empty(0), np.empty(0)
+    while len(out_x) < n:  # a few rounds: only the positions that fell off the frame are redrawn
+        wanted = n - len(out_x)
+        star = rng.integers(0, len(x), wanted)
+        px = x[star] + rng.normal(0.0, 1.0, wanted) * width[star]
+        py = y[star] + rng.normal(0.0, 1.0, wanted) * width[star]
+        on = (px >= -0.5) & (px < nx - 0.5) & (py >= -0.5) & (py < ny - 0.5)
+        if bad is not None:
+            on[on] = ~bad[np.rint(py[on]).astype(np.intp), np.rint(px[on]).astype(np.intp)]
+        out_x, out_y = np.r_[out_x, px[on]], np.r_[out_y, py[on]]
+    return out_x, out_y
+
+
+def default_magnitude_range(mag: np.ndarray, saturated: np.ndarray) -> tuple[float, float]:
+    """The artificial stars' magnitudes by default: from the brightest unsaturated star 0.5 mag
+    brighter to the faintest detection 1.5 mag fainter (the completeness falls to 0 in it)."""
+    mag = np.asarray(mag, float)
+    usable = np.isfinite(mag) & ~np.asarray(saturated, bool)
+    if not usable.any():
+        raise ValueError("no unsaturated star with a magnitude to set the artificial stars' range by")
+    return float(mag[usable].min() - 0.5), float(mag[np.isfinite(mag)].max() + 1.5)
+
+
+def add_artificial_stars(data: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
+                         electrons_per_unit: float, rng: np.random.Generator, level: float = 0.0) -> None:
+    """Add (in place) the stars' light drawn with ``psf`` (``flux`` in image units) with its
+    photon noise: Poisson in electrons, through ``electrons_per_unit``. The frame's own noise is
+    already in it; only the artificial stars' shot noise is added. Each star is drawn out to
+    where its light falls below ``level`` (image units; 0: the PSF's reach), and only the pixels
+    they touch are visited (a HUGS frame is not copied per pass)."""
+    radii = footprint_radii(psf, np.asarray(flux, float), level, 1.0)
+    star, flat, dx, dy = star_footprints(data.shape, np.asarray(x, float), np.asarray(y, float), radii)
+    pixels, at = np.unique(flat, return_inverse=True)
+    light = np.bincount(at, weights=np.asarray(flux, float)[star] * psf.evaluate(dx, dy), minlength=len(pixels))
+    electrons = rng.poisson(np.maximum(light, 0.0) * electrons_per_unit)
+    data.reshape(-1)[pixels] += (electrons / electrons_per_unit).astype(data.dtype)
+
+
+def recovered_stars(x_in: np.ndarray, y_in: np.ndarray, mag_in: np.ndarray, x_out: np.ndarray, y_out: np.ndarray,
+                    mag_out: np.ndarray, x_real: np.ndarray, y_real: np.ndarray, radius: float,
+                    max_delta_mag: float) -> np.ndarray:
+    """For each artificial star, the index of the measured star that recovers it, -1 where none:
+    a measured star that is new (no star of the frame's own catalogue (x_real, y_real) within
+    ``radius``), within ``radius`` of the artificial star and within ``max_delta_mag`` of its
+    magnitude. One to one: a measured star recovers at most one artificial star (the nearest)."""
+    match = np.full(len(x_in), -1, np.intp)
+    if len(x_in) == 0 or len(x_out) == 0:
+        return match
+    new = np.ones(len(x_out), bool)
+    if len(x_real):
+        distance, _ = cKDTree(np.column_stack([x_real, y_real])).query(np.column_stack([x_out, y_out]))
+        new = distance > radius
+    candidates = np.flatnonzero(new & np.isfinite(mag_out))
+    if len(candidates) == 0:
+        return match
+    pairs = cKDTree(np.column_stack([x_in, y_in])).sparse_distance_matrix(
+        cKDTree(np.column_stack([x_out[candidates], y_out[candidates]])), radius, output_type="ndarray")
+    artificial, measured, distance = pairs["i"], candidates[pairs["j"]], pairs["v"]
+    close_in_mag = np.abs(mag_out[measured] - mag_in[artificial]) <= max_delta_mag
+    artificial, measured, distance = artificial[close_in_mag], measured[close_in_mag], distance[close_in_mag]
+    # nearest pairs first: each measured star goes to its nearest artificial star, then each
+    # artificial star takes its nearest of those (at the 5 per cent densities of artificial
+    # stars, two of them wanting one measured star within a pixel is rare: the farther loses)
+    order = np.argsort(distance, kind="stable")
+    artificial, measured = artificial[order], measured[order]
+    first = np.sort(np.unique(measured, return_index=True)[1])
+    artificial, measured = artificial[first], measured[first]
+    first = np.unique(artificial, return_index=True)[1]
+    match[artificial[first]] = measured[first]
+    return match
+
+
+def radial_zones(radius: np.ndarray, n_zones: int = ZONES) -> np.ndarray:
+    """Edges (px, n_zones + 1 of them, the first 0 and the last inf) of radial zones holding
+    equal numbers of the given radii."""
+    inner = np.quantile(radius, np.arange(1, n_zones) / n_zones) if len(radius) else np.zeros(n_zones - 1)
+    return np.r_[0.0, inner, np.inf]
+
+
+def completeness_curve(mag_in: np.ndarray, recovered: np.ndarray, delta_mag: np.ndarray, radius: np.ndarray,
+                       bin_width: float = 0.5, zone_edges: np.ndarray | None = None) -> Table:
+    """Per magnitude bin and radial zone (zone 0: all; 1...: from the centre out): the artificial
+    stars injected, the fraction recovered with its 68.3 per cent (Wilson) binomial interval, and
+    the recovered stars' median delta mag (measured - injected) and robust scatter (1.4826 MAD).
+    NaN where a bin has no star or none recovered. ``radius``: each star's distance (px) from the
+    cluster's centre; ``zone_edges`` as from :func:`radial_zones` (its default)."""
+    mag_in, recovered = np.asarray(mag_in, float), np.asarray(recovered, bool)
+    edges_mag = np.arange(math.floor(mag_in.min() / bin_width) * bin_width,
+                          mag_in.max() + bin_width, bin_width) if len(mag_in) else np.zeros(1)
+    zone_edges = radial_zones(radius) if zone_edges is None else np.asarray(zone_edges, float)
+    rows = []
+    zones = [(0, 0.0, np.inf)] + [(k + 1, zone_edges[k], zone_edges[k + 1]) for k in range(len(zone_edges) - 1)]
+    for zone, r_in, r_out in zones:
+        in_zone = (radius >= r_in) & (radius < r_out)
+        for low, high in zip(edges_mag[:-1], edges_mag[1:]):
+            in_bin = in_zone & (mag_in >= low) & (mag_in < high)
+            n, k = int(in_bin.sum()), int((in_bin & recovered).sum())
+            found = delta_mag[in_bin & recovered]
+            median = float(np.median(found)) if k else math.nan
+            scatter = float(1.4826 * np.median(np.abs(found - median))) if k > 1 else math.nan
+            fraction, (lower, upper) = ((k / n, binom_conf_interval(k, n, 0.683, interval="wilson"))
+                                        if n else (math.nan, (math.nan, math.nan)))
+            rows.append((zone, r_in, r_out, 0.5 * (low + high), low, high, n, k, fraction, float(lower),
+                         float(upper), median, scatter))
+    names = ("zone", "r_in", "r_out", "mag", "mag_low", "mag_high", "injected", "recovered", "completeness",
+             "completeness_low", "completeness_high", "delta_mag", "delta_mag_scatter")
+    table = Table(rows=rows, names=names)
+    for name in ("r_in", "r_out"):
+        table[name].unit = u.pix
+    for name in ("mag", "mag_low", "mag_high", "delta_mag", "delta_mag_scatter"):
+        table[name].unit = u.mag
+    table.meta["zone_edges_px"] = [float(edge) for edge in zone_edges]
+    return table
+
+
+def fleming(mag: np.ndarray, plateau: float, alpha: float, m_half: float) -> np.ndarray:
+    """Fleming et al. (1995)'s completeness function: ``plateau`` for bright stars, falling to
+    half of it at ``m_half``, ``alpha`` (1/mag) setting how fast."""
+    t = alpha * (np.asarray(mag, float) - m_half)
+    return 0.5 * plateau * (1.0 - t / np.sqrt(1.0 + t * t))
+
+
+def fit_fleming(mag_in: np.ndarray, recovered: np.ndarray) -> tuple[float, float, float]:
+    """(plateau, alpha, m_half) of :func:`fleming` by maximum likelihood on the artificial stars
+    one by one (each recovered or not: Bernoulli), no binning. NaNs when there are too few
+    (fewer than 20) or none lost or none found."""
+    mag_in, recovered = np.asarray(mag_in, float), np.asarray(recovered, bool)
+    if len(mag_in) < 20 or recovered.all() or not recovered.any():
+        return math.nan, math.nan, math.nan
+
+    def cost(p: np.ndarray) -> float:
+        fraction = np.clip(fleming(mag_in, 1.0 / (1.0 + math.exp(-p[0])), math.exp(p[1]), p[2]), 1e-12, 1 - 1e-12)
+        return -float(np.sum(np.where(recovered, np.log(fraction), np.log1p(-fraction))))
+
+    # a start from the data: the plateau of the brightest fifth, the median magnitude lost
+    plateau = min(max(recovered[mag_in <= np.quantile(mag_in, 0.2)].mean(), 0.05), 0.99)
+    start = [math.log(plateau / (1.0 - plateau)), math.log(2.0), float(np.median(mag_in[~recovered]))]
+    best = optimize.minimize(cost, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6,
+                                                                          "maxiter": 2000})
+    return 1.0 / (1.0 + math.exp(-best.x[0])), math.exp(best.x[1]), float(best.x[2])
+
+
+def completeness_limit(plateau: float, alpha: float, m_half: float, level: float) -> float:
+    """The magnitude where the fitted :func:`fleming` completeness falls to ``level`` (m50 with
+    0.5, m90 with 0.9); NaN where it never reaches it (a crowded zone's plateau below it)."""
+    if not level < plateau:  # (also NaN)
+        return math.nan
+    u = 1.0 - 2.0 * level / plateau  # t / sqrt(1 + t^2) at the level
+    return float(m_half + u / math.sqrt(1.0 - u * u) / alpha)
