@@ -16,6 +16,7 @@ Pixel coordinates are 0-based with a pixel's centre on the integer, as everywher
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from astropy import units as u
@@ -24,8 +25,10 @@ from astropy.table import Table
 from scipy import ndimage, optimize
 from scipy.spatial import cKDTree
 
+from .photometry import Measurements, PhotometryParameters
 from .psf import EPSF
-from .psffit import footprint_radii, star_footprints
+from .psffit import cell_image, fit_radius_for, footprint_radii, render, star_footprints
+from .psfphot import PSFParameters, close_to, measure_frame_psf
 
 KERNEL_NEIGHBOURS = 5  # a bright star's kernel is as wide as its distance to its 5th nearest bright star
 ZONES = 3  # radial zones from the cluster's centre, of equal numbers of artificial stars
@@ -208,3 +211,34 @@ def completeness_limit(plateau: float, alpha: float, m_half: float, level: float
         return math.nan
     u = 1.0 - 2.0 * level / plateau  # t / sqrt(1 + t^2) at the level
     return float(m_half + u / math.sqrt(1.0 - u * u) / alpha)
+
+
+def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[str, np.ndarray], psf: EPSF,
+                            correction: float, level: float, sky_cells: np.ndarray, x: np.ndarray, y: np.ndarray,
+                            flux: np.ndarray,
+                            params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
+                            saturation: float | None, rng: np.random.Generator,
+                            patch_radius: float) -> Measurements:
+    """One artificial-star pass of the PSF path: the artificial stars (``flux``: total, image
+    units) added to a copy of ``frame`` (as read, sky and all) with their photon noise, and the
+    frame measured again as its catalogue was (:func:`clusterphot.psfphot.measure_frame_psf`:
+    detection, fitting, residual passes, cuts, flags), with the catalogue's ``psf`` and
+    ``correction`` to total, but only around the artificial stars: the stars detected within
+    ``patch_radius`` px of one are fitted; the catalogue's other stars (``catalogue``: x, y and
+    total ``flux``) are drawn as the catalogue measured them, out to where their light falls
+    below ``level`` (image units), and held, with the catalogue's fitted ``sky_cells``: a
+    patch's fit then refines the frame's sky (the fitted sky cells' prior is 0) rather than
+    starting it anew from the few pixels a small patch holds of a cell (in a cluster's core
+    the cells hold the light of the stars too faint to detect, a hundred electrons per pixel
+    and more). The pass's ``sky`` column is then only what the patch adds to that sky. A whole
+    frame is not fitted again for a few hundred artificial stars."""
+    data = np.array(frame, dtype=np.float32)
+    add_artificial_stars(data, x, y, np.asarray(flux, float) / correction, psf, electrons_per_unit, rng, level)
+    cx, cy = np.asarray(catalogue["x"], float), np.asarray(catalogue["y"], float)
+    psf_flux = np.asarray(catalogue["flux"], float) / correction
+    away = ~close_to(cx, cy, (x, y, patch_radius)) & np.isfinite(psf_flux)
+    radii = footprint_radii(psf, psf_flux[away], level, fit_radius_for(params.fwhm) + 1)
+    held = render(data.shape, cx[away], cy[away], psf_flux[away], psf, radii)
+    held += cell_image(np.asarray(sky_cells, np.float32), psf_params.sky_cell, data.shape)
+    return measure_frame_psf(data, bad, params, replace(psf_params, psf_rebuilds=0), electrons_per_unit, saturation,
+                             psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius))

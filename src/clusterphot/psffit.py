@@ -119,9 +119,11 @@ class FarWings:
     radius: np.ndarray  # -1: never drawn
 
 
-def no_far_wings(shape: tuple[int, int], n: int) -> FarWings:
-    """Nothing drawn yet, for ``n`` stars."""
-    return FarWings(np.zeros(shape), np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.intp))
+def no_far_wings(shape: tuple[int, int], n: int, held_light: np.ndarray | None = None) -> FarWings:
+    """Nothing drawn yet, for ``n`` stars; the frame starts with ``held_light`` (image units;
+    light of stars that are not fitted, kept as it is) or 0."""
+    light = np.zeros(shape) if held_light is None else np.asarray(held_light, dtype=np.float64).copy()
+    return FarWings(light, np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, -1, np.intp))
 
 
 def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndarray, radii: np.ndarray,
@@ -248,7 +250,10 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # rather than fitted. A star's flux is measured by its core; its far wing (a bright star's
     # reaches 50 px) adds little but thousands of entries to the design matrix, whose product
     # with itself is the fit's largest cost.
-    holds_wings = far_wings is not None and np.isfinite(psf.wing_start)
+    # (``far_wings.light`` may also hold light not of these stars, e.g. an artificial-star pass's
+    # stars outside its patches: it is held even when the PSF has no wing to split off)
+    holds_light = far_wings is not None
+    holds_wings = holds_light and np.isfinite(psf.wing_start)
     if holds_wings:
         radii = np.minimum(radii, int(math.ceil(psf.wing_start)) + 1)
     star, flat, dx, dy = star_footprints(image.shape, x, y, radii)
@@ -263,7 +268,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     p_all = psf.evaluate(dx, dy)
     all_star, all_flat = star, flat
     star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
-    fixed = far_wings.light.ravel()[pixels] if holds_wings else np.zeros(pixels.size)
+    fixed = far_wings.light.ravel()[pixels] if holds_light else np.zeros(pixels.size)
     free = move if free_positions is None else (move | free_positions)  # stars with shift columns
     moving_entry = free[star]
     gx, gy = np.zeros(p.size), np.zeros(p.size)
@@ -344,7 +349,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     cell_values[cells] = solution[n_columns - cells.size :]
     sky_image = cell_image(cell_values, sky_cell, image.shape)
     star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
-    if holds_wings:
+    if holds_light:
         star_image += far_wings.light
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
                    sky_image.astype(np.float32), cell_values.reshape(-(-ny // sky_cell), -(-nx // sky_cell)),

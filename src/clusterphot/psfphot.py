@@ -264,20 +264,38 @@ def errors_with_confusion(fit: StarFit, excess: np.ndarray, x: np.ndarray, y: np
     fit.position_err = fit.position_err * scale
 
 
+def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """True for positions within ``radius`` px of one of the positions ``near`` = (x, y, radius)."""
+    near_x, near_y, radius = near
+    if len(x) == 0 or len(near_x) == 0:
+        return np.zeros(len(x), bool)
+    distance, _ = cKDTree(np.column_stack([near_x, near_y])).query(np.column_stack([x, y]),
+                                                                    distance_upper_bound=radius)
+    return np.isfinite(distance)
+
+
 def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
                    psf_params: PSFParameters, electrons_per_unit: float,
                    saturated_above: float | None, psf: EPSF | None = None, psf_is_true: bool = False,
                    found: dict[str, np.ndarray] | None = None,
-                   core: tuple[int, int, int, int] | None = None) -> PSFPhotometry:
+                   core: tuple[int, int, int, int] | None = None, held_light: np.ndarray | None = None,
+                   near: tuple[np.ndarray, np.ndarray, float] | None = None) -> PSFPhotometry:
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
     from the frame unless one is given: a frame's PSF for one of its tiles (learned again from
     the tile's stars when it has enough), or with ``psf_is_true`` the exact PSF (benchmarks give
     every method the true PSF; no allowance is then made for what a learned PSF gets wrong).
     ``found``: the frame's :func:`detections`, when the caller has them. ``core``: a tile's own
-    pixels (x0, y0, x1, y1) in its box: only stars there teach it the PSF."""
+    pixels (x0, y0, x1, y1) in its box: only stars there teach it the PSF.
+
+    For artificial-star passes: ``held_light`` (the frame's shape, image units), the light of
+    stars not fitted here, subtracted in every fit and counted in the noise; ``near`` (x, y,
+    radius): only the detections (on the frame and on the residual images) within radius px of
+    one of these positions are fitted."""
     fwhm = params.fwhm
     if found is None:
         found = detections(data, sky, params, saturated_above)
+    if near is not None:
+        found = {name: value[close_to(found["x"], found["y"], near)] for name, value in found.items()}
     if len(found["x"]) == 0:
         raise FrameError("no stars detected")
     # per-star arrays, kept in step as stars are dropped and added
@@ -303,7 +321,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                           else stars["peak"] >= saturated_above)
     stars["flux"] = stars["peak"] / float(psf.evaluate(0.0, 0.0))  # a first guess, for the footprints
     stars["held"] = np.zeros(len(stars["x"]), bool)
-    wings = no_far_wings(data.shape, len(stars["x"]))
+    wings = no_far_wings(data.shape, len(stars["x"]), held_light)
     passes = []
     for k in range(psf_params.residual_passes + 1):
         x, y, flux, moved, held, kept, wings = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
@@ -360,7 +378,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                                  core)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
             radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
-            wings = no_far_wings(data.shape, len(x))  # drawn anew with the new PSF
+            wings = no_far_wings(data.shape, len(x), held_light)  # drawn anew with the new PSF
             update_far_wings(wings, x, y, fit.flux, radii, psf, WING_TOLERANCE * level)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
                             psf_params.sky_cell, radii=radii, covariance=False, far_wings=wings)
@@ -377,6 +395,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         residual = light * (sky.std / np.sqrt(detection_variance))
         residual[bad] = 0.0
         new = detections(residual, sky, params, None)
+        if near is not None:
+            new = {name: value[close_to(new["x"], new["y"], near)] for name, value in new.items()}
         if len(new["x"]) == 0:
             break
         distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([new["x"], new["y"]]))
@@ -528,15 +548,21 @@ class TileResult:
 def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, box: tuple, found: dict,
                  sky: SkyStatistics,
                  params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
-                 saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool) -> TileResult:
+                 saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool,
+                 held_light: np.ndarray | None = None,
+                 near: tuple[np.ndarray, np.ndarray, float] | None = None) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
     stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
-    core's stars."""
+    core's stars. ``held_light`` (the frame's) and ``near`` (frame pixels) as for
+    :func:`psf_photometry`."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
     own_core = in_box(core, box)
+    tile_held = None if held_light is None else held_light[by0:by1, bx0:bx1]
+    tile_near = None if near is None else (near[0] - bx0, near[1] - by0, near[2])
     result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
-                            psf=psf, psf_is_true=psf_is_true, found=found, core=own_core)
+                            psf=psf, psf_is_true=psf_is_true, found=found, core=own_core, held_light=tile_held,
+                            near=tile_near)
     fit = result.fit
     keep = tile_of(result.x + bx0, result.y + by0, cores) == cores.index(core)
     stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
@@ -566,7 +592,9 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
 def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                       psf_params: PSFParameters, electrons_per_unit: float,
                       saturation: float | None, keep_model: bool = False,
-                      true_psf: EPSF | None = None) -> Measurements:
+                      true_psf: EPSF | None = None, psf: EPSF | None = None,
+                      catalogue_correction: float | None = None, held_light: np.ndarray | None = None,
+                      near: tuple[np.ndarray, np.ndarray, float] | None = None) -> Measurements:
     """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
     to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
 
@@ -587,6 +615,14 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     (:func:`clusterphot.psffit.footprint_radii`), and with ``keep_model`` the ``model`` (stars
     plus fitted sky, float32, the frame's shape: ``data - model`` is the residual image).
     ``true_psf``: every star is fitted with it, nothing learned (benchmarks, tests).
+
+    An artificial-star pass measures the frame again as its catalogue was measured, but only
+    around the artificial stars (:mod:`clusterphot.completeness`): ``psf``, the catalogue's
+    (learned) PSF, used on every tile and not learned again (give ``psf_params`` no rebuilds);
+    ``catalogue_correction``, the catalogue's correction to total, not measured again; ``held_light``
+    (frame-sized, image units, sky-subtracted) the light of the catalogue's stars away from the
+    artificial ones, subtracted and counted in the noise, not fitted; ``near`` = (x, y, radius):
+    only stars detected within radius px of these positions are fitted.
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level, _ = subtract_frame_sky(data, bad, params)
@@ -596,6 +632,11 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     tiles = tile_boxes(data.shape, tile, tile_margin(psf_params, fwhm))
     cores = [core for core, _ in tiles]
     found_in_box, frame_found = tile_detections(data, tiles, sky_stats, params, saturated_above)
+    if near is not None:  # an artificial-star pass: only the stars near the artificial ones
+        found_in_box = [{name: value[close_to(found["x"] + box[0], found["y"] + box[1], near)]
+                         for name, value in found.items()} for found, (_, box) in zip(found_in_box, tiles)]
+        frame_found = {name: value[close_to(frame_found["x"], frame_found["y"], near)]
+                       for name, value in frame_found.items()}
     if len(frame_found["x"]) == 0:
         raise FrameError("no stars detected")
 
@@ -606,17 +647,19 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
 
     with_stars = [k for k, ((core, box), found) in enumerate(zip(tiles, found_in_box))
                   if in_core(found["x"] + box[0], found["y"] + box[1], core).any()]
-    learners = [] if true_psf is not None else [k for k in with_stars if own_psf_stars(k) >= psf_params.min_psf_stars]
+    given = true_psf is not None or psf is not None
+    learners = [] if given else [k for k in with_stars if own_psf_stars(k) >= psf_params.min_psf_stars]
     results = {}
 
-    def measure(k: int, psf: EPSF | None) -> None:
+    def measure(k: int, tile_psf: EPSF | None) -> None:
         core, box = tiles[k]
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
-                                  electrons_per_unit, saturated_above, psf, true_psf is not None, keep_model)
+                                  electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
+                                  held_light, near)
 
     for k in learners:
         measure(k, None)
-    frame_psf = true_psf
+    frame_psf = true_psf if true_psf is not None else psf
     if frame_psf is None and learners and len(tiles) > 1:
         frame_psf = mean_psf([results[k].tile.psf for k in learners])
     elif frame_psf is None and not learners:
@@ -646,13 +689,19 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     # The correction to total: each PSF is normalised within a radius, and how much of a star's
     # light lies beyond it depends on the PSF; a tile with its own PSF gets its own correction
     # (from its PSF stars, when there are enough), the others share the frame PSF's.
-    shared = [part.ratios for part in done if not part.tile.own_psf]
-    pooled = np.concatenate(shared if sum(len(r) for r in shared) >= params.aperture_correction_min_stars
-                            else [part.ratios for part in done])
-    correction = psf_aperture_correction(pooled, params)
-    for part in done:
-        own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
-        part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
+    if catalogue_correction is not None:  # an artificial-star pass: the catalogue's, as it was measured
+        correction = ApertureCorrection(catalogue_correction, math.nan, 0, params.aperture_correction_radius, False,
+                                        "the catalogue's, given")
+        for part in done:
+            part.tile.correction = catalogue_correction
+    else:
+        shared = [part.ratios for part in done if not part.tile.own_psf]
+        pooled = np.concatenate(shared if sum(len(r) for r in shared) >= params.aperture_correction_min_stars
+                                else [part.ratios for part in done])
+        correction = psf_aperture_correction(pooled, params)
+        for part in done:
+            own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
+            part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
     factor = np.repeat([part.tile.correction for part in done], np.diff(starts))
 
     x, y = stars["x"], stars["y"]
