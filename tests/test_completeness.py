@@ -95,26 +95,28 @@ def test_injected_stars_carry_their_flux_and_its_photon_noise():
 
 
 def test_an_artificial_star_is_recovered_only_by_a_new_detection_close_in_place_and_magnitude():
-    x_in = np.array([10.0, 30.0, 50.0, 70.0, 90.0, 90.5])
-    y_in = np.zeros(6)
-    mag_in = np.array([20.0, 20.0, 20.0, 20.0, 20.0, 20.0])
-    # measured: 0 recovers the first (0.4 px, 0.1 mag off); 1 is a real star's (at 30, 0.3);
-    # 2 is 1.5 px from the third; 3 is on the fourth but 1 mag off; 4 sits on both of the last
-    # two: it recovers the nearer, the other is lost
-    x_out = np.array([10.4, 30.0, 51.5, 70.0, 90.4])
-    y_out = np.array([0.0, 0.3, 0.0, 0.0, 0.0])
-    mag_out = np.array([20.1, 20.0, 20.0, 21.0, 20.05])
-    x_real, y_real = np.array([30.0, 300.0]), np.array([0.3, 0.0])
-    match = recovered_stars(x_in, y_in, mag_in, x_out, y_out, mag_out, x_real, y_real, 1.0, 0.75)
-    assert match.tolist() == [0, -1, -1, -1, -1, 4]
+    x_in = np.array([10.0, 30.0, 50.0, 70.0, 90.0, 90.5, 110.0])
+    y_in = np.zeros(7)
+    mag_in = np.full(7, 20.0)
+    # measured: 0 recovers the first (0.4 px, 0.1 mag off); 1 is a real star as it was (at 30, 0.3,
+    # 20.1 mag); 2 is 1.5 px from the third; 3 is on the fourth but 1 mag off; 4 sits on both the
+    # fifth and sixth: it recovers the nearer, the other is lost; 5 is on a real star of 23 mag
+    # but 3 mag brighter than it: the artificial star, found
+    x_out = np.array([10.4, 30.0, 51.5, 70.0, 90.4, 110.2])
+    y_out = np.array([0.0, 0.3, 0.0, 0.0, 0.0, 0.0])
+    mag_out = np.array([20.1, 20.0, 20.0, 21.0, 20.05, 19.98])
+    x_real, y_real, mag_real = np.array([30.0, 300.0, 110.0]), np.array([0.3, 0.0, 0.2]), np.array([20.1, 20.0, 23.0])
+    match = recovered_stars(x_in, y_in, mag_in, x_out, y_out, mag_out, x_real, y_real, mag_real, 1.0, 0.75)
+    assert match.tolist() == [0, -1, -1, -1, -1, 4, 5]
     # no real catalogue: the second is recovered by what was a real star; exactly on top counts
-    match = recovered_stars(x_in, y_in, mag_in, x_out, y_out, mag_out, np.zeros(0), np.zeros(0), 1.0, 0.75)
+    none = np.zeros(0)
+    match = recovered_stars(x_in, y_in, mag_in, x_out, y_out, mag_out, none, none, none, 1.0, 0.75)
     assert match[1] == 1
-    exact = recovered_stars(x_in[:1], y_in[:1], mag_in[:1], x_in[:1], y_in[:1], mag_in[:1], np.zeros(0),
-                            np.zeros(0), 1.0, 0.75)
+    exact = recovered_stars(x_in[:1], y_in[:1], mag_in[:1], x_in[:1], y_in[:1], mag_in[:1], none, none, none, 1.0,
+                            0.75)
     assert exact.tolist() == [0]
-    assert recovered_stars(x_in, y_in, mag_in, x_out[:0], y_out[:0], mag_out[:0], x_real, y_real, 1.0,
-                           0.75).tolist() == [-1] * 6
+    assert recovered_stars(x_in, y_in, mag_in, x_out[:0], y_out[:0], mag_out[:0], x_real, y_real, mag_real, 1.0,
+                           0.75).tolist() == [-1] * 7
 
 
 def test_the_completeness_curve_recovers_a_known_completeness_and_its_limits():
@@ -204,7 +206,8 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
 
     def recovered(m):
         out_mag = -2.5 * np.log10(np.where(m.flux > 0, m.flux, np.nan))
-        return recovered_stars(x, y, mag, m.x, m.y, out_mag, real.x, real.y, 1.0, 0.75), out_mag
+        real_mag = -2.5 * np.log10(np.where(real.flux > 0, real.flux, np.nan))
+        return recovered_stars(x, y, mag, m.x, m.y, out_mag, real.x, real.y, real_mag, 1.0, 0.75), out_mag
 
     by_patches, mag_patches = recovered(patches)
     by_whole, mag_whole = recovered(whole)

@@ -101,19 +101,23 @@ def add_artificial_stars(data: np.ndarray, x: np.ndarray, y: np.ndarray, flux: n
 
 
 def recovered_stars(x_in: np.ndarray, y_in: np.ndarray, mag_in: np.ndarray, x_out: np.ndarray, y_out: np.ndarray,
-                    mag_out: np.ndarray, x_real: np.ndarray, y_real: np.ndarray, radius: float,
-                    max_delta_mag: float) -> np.ndarray:
+                    mag_out: np.ndarray, x_real: np.ndarray, y_real: np.ndarray, mag_real: np.ndarray,
+                    radius: float, max_delta_mag: float) -> np.ndarray:
     """For each artificial star, the index of the measured star that recovers it, -1 where none:
-    a measured star that is new (no star of the frame's own catalogue (x_real, y_real) within
-    ``radius``), within ``radius`` of the artificial star and within ``max_delta_mag`` of its
-    magnitude. One to one: a measured star recovers at most one artificial star (the nearest)."""
+    a measured star within ``radius`` of the artificial star and within ``max_delta_mag`` of its
+    magnitude, and new: not a star of the frame's own catalogue (x_real, y_real, mag_real) as it
+    was, i.e. none of those within ``radius`` and ``max_delta_mag`` of it (a bright artificial
+    star on a faint real one is found; the real star measured where an artificial one fell
+    near it is not). One to one: a measured star recovers at most one artificial star."""
     match = np.full(len(x_in), -1, np.intp)
     if len(x_in) == 0 or len(x_out) == 0:
         return match
     new = np.ones(len(x_out), bool)
     if len(x_real):
-        distance, _ = cKDTree(np.column_stack([x_real, y_real])).query(np.column_stack([x_out, y_out]))
-        new = distance > radius
+        pairs = cKDTree(np.column_stack([x_out, y_out])).sparse_distance_matrix(
+            cKDTree(np.column_stack([x_real, y_real])), radius, output_type="ndarray")
+        same = np.abs(np.asarray(mag_out)[pairs["i"]] - np.asarray(mag_real)[pairs["j"]]) <= max_delta_mag
+        new[pairs["i"][same]] = False
     candidates = np.flatnonzero(new & np.isfinite(mag_out))
     if len(candidates) == 0:
         return match
