@@ -163,7 +163,7 @@ def test_the_completeness_curve_recovers_a_known_completeness_and_its_limits():
     assert np.isnan(fit_fleming(mag, np.ones(n, bool))[0])
 
 
-def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_measured_again():
+def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_measured_again(tmp_path):
     """Issue 12: the artificial stars (5 per cent of the stars, following the bright stars into
     a crowded core) measured only around themselves, the catalogue's other stars held as
     measured, are recovered as when the whole frame is measured again with the same PSF and
@@ -172,9 +172,13 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     errors), from a third of the fits."""
     from dataclasses import replace
 
+    from astropy.table import Table
+
+    from clusterphot.catalog import write_frame_psf
     from clusterphot.completeness import measure_artificial_pass
     from clusterphot.frames import bad_pixel_mask
     from clusterphot.photometry import PhotometryParameters
+    from clusterphot.psfio import read_psf
     from clusterphot.psfphot import PSFParameters, measure_frame_psf
     from clusterphot.simulate import simulate_crowded_frame
 
@@ -184,8 +188,10 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     params, psf_params = PhotometryParameters(fwhm=2.2), PSFParameters()
     data = frame.copy()
     real = measure_frame_psf(data, bad_pixel_mask(data), params, psf_params, 1.0, full_well)
-    psf, correction = real.extra["psf"], real.aperture_correction.factor
-    level = real.extra["footprint_level"]
+    # the PSF file the workflow writes beside the catalogue, and read back as a pass job will
+    write_frame_psf(tmp_path / "psf.fits", real, Table({"id": np.arange(len(real.x))}), psf_params, {})
+    psf_file = read_psf(tmp_path / "psf.fits")
+    psf, correction, level = psf_file.psf, psf_file.correction, psf_file.footprint_level
     catalogue = {"x": real.x, "y": real.y, "flux": real.flux}
 
     rng = np.random.default_rng(12)
@@ -195,9 +201,8 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     mag = rng.uniform(-2.5 * np.log10(np.quantile(real.flux, 0.9)), -2.5 * np.log10(np.quantile(real.flux, 0.02)), n)
     flux = 10 ** (-0.4 * mag)
 
-    patches = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf, correction, level,
-                                      real.extra["sky_cells"], x, y, flux,
-                                      params, psf_params, 1.0, full_well, np.random.default_rng(99), 12.0)
+    patches = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
+                                      psf_params, 1.0, full_well, np.random.default_rng(99), 12.0)
     # the whole frame again: the same artificial stars and noise, the same PSF and correction
     whole_data = frame.copy()
     add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level)

@@ -7,8 +7,8 @@ The artificial stars follow the cluster's own spatial profile as its bright star
 (they are nearly complete everywhere, the faint detections are not: in the core they are
 the ones crowding hides), so the artificial stars see the real crowding; their magnitudes are
 uniform over the range asked for. A star counts as recovered only when a new detection (no
-star of the frame's own catalogue within the recovery radius) lies within that radius of it
-and within ``max_delta_mag`` of its magnitude.
+star of the frame's own catalogue within the recovery radius and ``max_delta_mag`` of it) lies
+within that radius of it and within ``max_delta_mag`` of its magnitude.
 
 Pixel coordinates are 0-based with a pixel's centre on the integer, as everywhere here.
 """
@@ -27,7 +27,8 @@ from scipy.spatial import cKDTree
 
 from .photometry import Measurements, PhotometryParameters
 from .psf import EPSF
-from .psffit import cell_image, fit_radius_for, footprint_radii, render, star_footprints
+from .psffit import footprint_radii, star_footprints
+from .psfio import PSFFile, model_image
 from .psfphot import PSFParameters, close_to, measure_frame_psf
 
 KERNEL_NEIGHBOURS = 5  # a bright star's kernel is as wide as its distance to its 5th nearest bright star
@@ -217,32 +218,31 @@ def completeness_limit(plateau: float, alpha: float, m_half: float, level: float
     return float(m_half + u / math.sqrt(1.0 - u * u) / alpha)
 
 
-def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[str, np.ndarray], psf: EPSF,
-                            correction: float, level: float, sky_cells: np.ndarray, x: np.ndarray, y: np.ndarray,
-                            flux: np.ndarray,
-                            params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
-                            saturation: float | None, rng: np.random.Generator,
-                            patch_radius: float) -> Measurements:
+def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[str, np.ndarray], psf_file: PSFFile,
+                            x: np.ndarray, y: np.ndarray, flux: np.ndarray, params: PhotometryParameters,
+                            psf_params: PSFParameters, electrons_per_unit: float, saturation: float | None,
+                            rng: np.random.Generator, patch_radius: float) -> Measurements:
     """One artificial-star pass of the PSF path: the artificial stars (``flux``: total, image
     units) added to a copy of ``frame`` (as read, sky and all) with their photon noise, and the
     frame measured again as its catalogue was (:func:`clusterphot.psfphot.measure_frame_psf`:
-    detection, fitting, residual passes, cuts, flags), with the catalogue's ``psf`` and
-    ``correction`` to total, but only around the artificial stars: the stars detected within
-    ``patch_radius`` px of one are fitted; the catalogue's other stars (``catalogue``: x, y and
-    total ``flux``) are drawn as the catalogue measured them, out to where their light falls
-    below ``level`` (image units), and held, with the catalogue's fitted ``sky_cells``: a
-    patch's fit then refines the frame's sky (the fitted sky cells' prior is 0) rather than
-    starting it anew from the few pixels a small patch holds of a cell (in a cluster's core
-    the cells hold the light of the stars too faint to detect, a hundred electrons per pixel
-    and more). The pass's ``sky`` column is then only what the patch adds to that sky. A whole
-    frame is not fitted again for a few hundred artificial stars."""
+    detection, fitting, residual passes, cuts, flags), with the PSF and correction to total of
+    its PSF file (``psf_file``, :func:`clusterphot.psfio.read_psf`), but only around the
+    artificial stars: the stars detected within ``patch_radius`` px of one are fitted; the
+    catalogue's other stars (``catalogue``: x, y and total ``flux``) are held as the fit drew
+    them, with its fitted sky (:func:`clusterphot.psfio.model_image`): a patch's fit then
+    refines the frame's sky (the fitted sky cells' prior is 0) rather than starting it anew from
+    the few pixels a small patch holds of a cell (in a cluster's core the cells hold the light
+    of the stars too faint to detect, a hundred electrons per pixel and more). The pass's
+    ``sky`` column is then only what the patch adds to that sky. A whole frame is not fitted
+    again for a few hundred artificial stars. (A frame measured in tiles is fitted here with
+    the frame's PSF on every tile; its held stars keep their tiles' PSFs.)"""
+    psf, correction = psf_file.psf, psf_file.correction
     data = np.array(frame, dtype=np.float32)
-    add_artificial_stars(data, x, y, np.asarray(flux, float) / correction, psf, electrons_per_unit, rng, level)
+    add_artificial_stars(data, x, y, np.asarray(flux, float) / correction, psf, electrons_per_unit, rng,
+                         psf_file.footprint_level)
     cx, cy = np.asarray(catalogue["x"], float), np.asarray(catalogue["y"], float)
-    psf_flux = np.asarray(catalogue["flux"], float) / correction
-    away = ~close_to(cx, cy, (x, y, patch_radius)) & np.isfinite(psf_flux)
-    radii = footprint_radii(psf, psf_flux[away], level, fit_radius_for(params.fwhm) + 1)
-    held = render(data.shape, cx[away], cy[away], psf_flux[away], psf, radii)
-    held += cell_image(np.asarray(sky_cells, np.float32), psf_params.sky_cell, data.shape)
+    away = ~close_to(cx, cy, (x, y, patch_radius))
+    ny, nx = data.shape
+    held = model_image(psf_file, cx[away], cy[away], np.asarray(catalogue["flux"], float)[away], (0, 0, nx, ny))
     return measure_frame_psf(data, bad, params, replace(psf_params, psf_rebuilds=0), electrons_per_unit, saturation,
                              psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius))
