@@ -60,15 +60,23 @@ def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radiu
     else:
         oy, ox = disk_offsets(radius)
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
-    # a few passes over the (stars x offsets) arrays, the frame's edges checked only for the
-    # stars whose square reaches them: this runs on millions of pixels per fit
+    # a few passes over the (stars x offsets) arrays: this runs on millions of pixels per fit
     flat = (yi * nx + xi)[:, None] + (oy * nx + ox)[None, :]
-    reach = int(np.abs(ox).max(initial=0))
-    edge = np.flatnonzero((xi < reach) | (xi >= nx - reach) | (yi < reach) | (yi >= ny - reach))
-    if edge.size:
-        px, py = xi[edge, None] + ox[None, :], yi[edge, None] + oy[None, :]
-        flat[edge] = np.where((px >= 0) & (px < nx) & (py >= 0) & (py < ny), flat[edge], -1)
+    edge, on_frame = near_edge_on_frame(shape, xi, yi, ox, oy)
+    flat[edge] = np.where(on_frame, flat[edge], -1)
     return flat, (xi - x)[:, None] + ox[None, :], (yi - y)[:, None] + oy[None, :]
+
+
+def near_edge_on_frame(shape: tuple[int, int], xi: np.ndarray, yi: np.ndarray, ox: np.ndarray,
+                       oy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stars (indices) at pixels (xi, yi) whose offsets (ox, oy) reach past the frame's edge,
+    and for those alone which of their pixels are on the frame, shape (n_edge, n_offsets): the
+    others' are all on it, and checking only these saves four passes over every footprint."""
+    ny, nx = shape
+    reach_x, reach_y = int(np.abs(ox).max(initial=0)), int(np.abs(oy).max(initial=0))
+    edge = np.flatnonzero((xi < reach_x) | (xi >= nx - reach_x) | (yi < reach_y) | (yi >= ny - reach_y))
+    px, py = xi[edge, None] + ox[None, :], yi[edge, None] + oy[None, :]
+    return edge, (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
 
 
 def footprint_radii(psf: EPSF, flux: np.ndarray | None, level: float, smallest: float | np.ndarray) -> np.ndarray:
@@ -135,7 +143,7 @@ def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np
     :func:`star_footprints` and :meth:`EPSF.wing_value` taken apart: only the ring of offsets
     beyond the wing's start, only the wing (looked up in its table), in float32 (a far wing is
     below 1e-3 of its star's light)."""
-    ny, nx = light.shape
+    nx = light.shape[1]
     start = psf.wing_start
     reaches = (radii + 0.5 > start) & (flux != 0)
     if not np.isfinite(start) or not reaches.any():
@@ -152,10 +160,8 @@ def add_far_wing_light(light: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np
         dy = (yi - y[members]).astype(np.float32)[:, None] + oy.astype(np.float32)
         r2 = dx * dx + dy * dy
         use = (r2 > start**2) & (r2 <= psf.reach**2)
-        edge = np.flatnonzero((xi <= radius) | (xi >= nx - radius - 1) | (yi <= radius) | (yi >= ny - radius - 1))
-        if edge.size:  # only the stars whose footprint reaches the frame's edge
-            px, py = xi[edge, None] + ox, yi[edge, None] + oy
-            use[edge] &= (px >= 0) & (px < nx) & (py >= 0) & (py < ny)
+        edge, on_frame = near_edge_on_frame(light.shape, xi, yi, ox, oy)
+        use[edge] &= on_frame
         wing = psf.far_wing_value(r2[use])
         flats.append(((yi * nx + xi)[:, None] + (oy * nx + ox))[use])
         values.append(np.broadcast_to(flux[members].astype(np.float32)[:, None], use.shape)[use] * wing)
