@@ -574,7 +574,6 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     # the correction to total from the core's PSF stars, each on the tile with every other star
     # and its own background subtracted
     chosen = result.psf_stars
-    tile_model = fit.star_image + fit.sky_image
     # each drawn as far as the fit drew it, but no further than the correction's aperture needs
     # (a PSF star's whole footprint reaches 30-50 px: ten times the pixels)
     radii = footprint_radii(result.psf, fit.flux[chosen], psf_params.footprint_level * sky.std,
@@ -587,13 +586,14 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     # its level with the stars' fluxes. With either, the correction came out 1-3 per cent low
     # (bright stars +0.010 to +0.028 mag too faint on simulated crowded frames; -0.002 to
     # -0.003 with the annulus).
-    background, _, _ = local_sky(tile_data - fit.star_image, tile_bad, result.x[chosen], result.y[chosen], params)
-    ratios = total_over_psf_flux(tile_data - fit.star_image + own, tile_bad, result.x[chosen], result.y[chosen],
+    stars_subtracted = tile_data - fit.star_image
+    background, _, _ = local_sky(stars_subtracted, tile_bad, result.x[chosen], result.y[chosen], params)
+    ratios = total_over_psf_flux(stars_subtracted + own, tile_bad, result.x[chosen], result.y[chosen],
                                  fit.flux[chosen], result.psf, params, background)
     cell = psf_params.sky_cell  # boxes start on cell boundaries: the box's cells are the frame's
     cx0, cy0, cx1, cy1 = own_core
     sky_cells = fit.sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)]
-    model = tile_model[cy0:cy1, cx0:cx1] if keep_model else None
+    model = fit.star_image[cy0:cy1, cx0:cx1] + fit.sky_image[cy0:cy1, cx0:cx1] if keep_model else None
     # the tile's PSF without the table its fit evaluated (5 MB; a hundred tiles keep theirs)
     return TileResult(Tile(core, replace(result.psf), psf is None), {name: value[keep] for name, value in stars.items()},
                       np.cumsum(keep)[chosen] - 1, ratios, sky_cells, result.passes, model)
