@@ -343,3 +343,28 @@ def test_url_frames_are_kept_under_resources():
     assert frames["F606W"].image.startswith("https://archive.stsci.edu/hlsps/hugs/ngc6101/hlsp_hugs_hst_acs-wfc_")
     assert frames["F606W"].local_image == "resources/frames/ngc6101/F606W.fits"
     check_frames_exist({"ngc6101": frames}, demo=False)  # URLs are checked when fetched, not here
+
+
+def test_artificial_star_settings_are_the_dataclasses_per_cluster_overrides_key_by_key_and_jobs_global():
+    from clusterphot.artificial import ArtificialStarSettings
+    from clusterphot.config import artificial_star_settings
+
+    defaults = schema_defaults(SCHEMA)["artificial_stars"]
+    assert ArtificialStarSettings.from_meta(defaults) == ArtificialStarSettings()
+    assert {f.name for f in fields(ArtificialStarSettings)} == set(defaults) - {"jobs"}
+    config = validated(with_clusters({
+        "a": {"filters": {"F606W": "a.fits"}, "artificial_stars": {"n_stars": 0}},
+        "b": {"filters": {"F606W": "b.fits"}, "artificial_stars": {"magnitude_range": [17, 27.5]}},
+    }, artificial_stars={"seed": 5}))
+    a, b = artificial_star_settings(config, "a"), artificial_star_settings(config, "b")
+    assert a["n_stars"] == 0 and a["seed"] == 5 and "jobs" not in a
+    assert b["n_stars"] == defaults["n_stars"] and ArtificialStarSettings.from_meta(b).magnitude_range == (17, 27.5)
+    with pytest.raises(ConfigError, match=r"clusters.a.artificial_stars.jobs': .*set 'artificial_stars.jobs'"):
+        validate_config(with_clusters({"a": {"filters": {"F606W": "a.fits"}, "artificial_stars": {"jobs": 4}}}),
+                        SCHEMA)
+    with pytest.raises(ConfigError, match=r"'artificial_stars.magnitude_range': \[27.0, 17.0\] is not \[bright"):
+        validate_config(with_clusters({"a": {"filters": {"F606W": "a.fits"}}},
+                                      artificial_stars={"magnitude_range": [27.0, 17.0]}), SCHEMA)
+    with pytest.raises(ConfigError, match="artificial_stars.fraction"):
+        validate_config(with_clusters({"a": {"filters": {"F606W": "a.fits"}}}, artificial_stars={"fraction": 0.2}),
+                        SCHEMA)

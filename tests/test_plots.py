@@ -193,3 +193,71 @@ def test_magnitude_system_from_meta_or_unit():
     assert magnitude_system(table) == "AB"  # from the unit mag(AB)
     table["mag"].unit = u.mag
     assert magnitude_system(table) == "instrumental"
+
+
+# --- completeness --------------------------------------------------------------------------------
+
+
+def artificial_stars(n=3000, seed=4, m_half=24.0):
+    """Artificial stars recovered with Fleming et al.'s probability (plateau 0.95, alpha 2),
+    their curve and fits as the workflow's completeness rule writes them."""
+    from astropy.table import Table
+
+    from clusterphot.artificial import ArtificialStarSettings, gather_artificial_stars
+    from clusterphot.completeness import fleming
+
+    rng = np.random.default_rng(seed)
+    mag_in = rng.uniform(18.0, 27.0, n)
+    recovered = rng.uniform(size=n) < fleming(mag_in, 0.95, 2.0, m_half)
+    x, y = rng.normal(500, 150, n), rng.normal(500, 150, n)
+    part = Table({"x": x * u.pix, "y": y * u.pix, "mag_in": mag_in * u.mag, "recovered": recovered,
+                  "mag_out": np.where(recovered, mag_in + rng.normal(0.0, 0.03, n), np.nan) * u.mag,
+                  "mag_err_out": np.full(n, 0.03) * u.mag, "x_out": x * u.pix, "y_out": y * u.pix,
+                  "flags_out": np.where(recovered, 0, -1)}, meta={"job": 1, "photometry_method": "aperture"})
+    cat_rng = np.random.default_rng(seed + 1)
+    catalog = Table({"x": cat_rng.normal(500, 150, 800), "y": cat_rng.normal(500, 150, 800),
+                     "flux": np.ones(800), "mag": cat_rng.uniform(17, 26, 800), "mag_err": np.full(800, 0.01),
+                     "flags": np.zeros(800, int)},
+                    meta={"shape": [1000, 1000], "parameters": {"fwhm": 2.0}, "magnitude_system": "AB"})
+    return gather_artificial_stars([part], catalog, ArtificialStarSettings())
+
+
+def test_completeness_plot_shows_the_zones_and_the_photometric_error(tmp_path):
+    from clusterphot.plots import plot_completeness
+
+    stars, curve = artificial_stars()
+    assert curve.meta["m50"] == pytest.approx(24.0, abs=0.1)
+    path = tmp_path / "completeness.png"
+    plot_completeness(stars, curve, path, "NGC 104", "F606W")
+    read_png(path)
+    only_file(tmp_path, "completeness.png")
+    # no artificial star recovered: still a figure, no fit
+    stars["recovered"] = False
+    stars["mag_out"] = np.nan
+    empty_path = tmp_path / "none.png"
+    plot_completeness(stars, curve, empty_path, "NGC 104", "F606W")
+    read_png(empty_path)
+
+
+def test_the_corrected_luminosity_function_divides_each_bin_by_the_fitted_completeness(tmp_path):
+    """Stars of a flat luminosity function seen with the completeness of the artificial stars:
+    corrected, the counts are flat again down to 50 per cent completeness, and not corrected
+    below it."""
+    from clusterphot.completeness import fleming
+    from clusterphot.plots import corrected_counts, luminosity_function_bins
+
+    _, curve = artificial_stars(n=20000)
+    rng = np.random.default_rng(9)
+    true_mag = rng.uniform(18.0, 26.5, 60000)
+    seen = true_mag[rng.uniform(size=true_mag.size) < fleming(true_mag, 0.95, 2.0, 24.0)]
+    edges = luminosity_function_bins(seen)
+    corrected = corrected_counts(seen, edges, curve)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    flat = 60000 / 8.5 * 0.25  # stars per 0.25 mag bin before losing any
+    inside = (centres > 18.2) & (centres < 26.3)
+    assert np.isfinite(corrected[inside & (centres < 23.8)]).all()
+    assert np.nanmedian(np.abs(corrected[inside] / flat - 1)) < 0.05
+    assert np.isnan(corrected[centres > 24.3]).all()  # under 50 per cent: not corrected
+    path = tmp_path / "lf.png"
+    plot_luminosity_function(catalogue(seen), path, "NGC 104", "F606W", curve)
+    read_png(path)

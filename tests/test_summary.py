@@ -138,3 +138,11 @@ def test_tsv_write_is_atomic(tmp_path, monkeypatch):
         write_summary_tsv(summarize_catalogs({"F606W": catalogue()}), path)
     assert path.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.tsv"]
+
+
+def test_completeness_limits_come_from_the_curves_and_are_nan_without_one():
+    curve = Table({"zone": [0]}, meta={"m50": 25.31, "m90": 24.02})
+    summary = summarize_catalogs({"F606W": catalogue(), "F814W": catalogue(seed=1)}, {"F606W": curve})
+    assert summary["m50"][0] == pytest.approx(25.31) and summary["m90"][0] == pytest.approx(24.02)
+    assert math.isnan(summary["m50"][1]) and math.isnan(summary["m90"][1])
+    assert summary["m50"].unit == u.mag

@@ -28,7 +28,8 @@ from .synthetic import field_frames
 pytestmark = pytest.mark.workflow
 FILTERS = ["F438W", "F814W"]
 TINY = {"demo": {"clusters": {"tiny": {"seed": 7, "n_stars": 400, "distance_modulus": 16.5}},
-                 "filters": FILTERS, "shape": [256, 256]}}
+                 "filters": FILTERS, "shape": [256, 256]},
+        "artificial_stars": {"n_stars": 200}}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,33 @@ def test_summary_counts_the_catalogues(demo_run):
         assert row["mag_max"] == pytest.approx(np.nanmax(catalog["mag"]), abs=1e-4)
 
 
+def test_demo_frames_get_their_artificial_star_tests_in_jobs_gathered_into_tables_and_a_plot(demo_run):
+    """Issue 12: per frame, the artificial_stars.jobs jobs (2) each measure half of its
+    artificial stars; gathered into the table of artificial stars and the completeness curve
+    (units, zones, m50 and m90), plotted, and shown in the LF, the CMD and the summary."""
+    summary = Table.read(demo_run / paths.SUMMARY.format(cluster="tiny"), format="ascii.tab")
+    for f in FILTERS:
+        for k in (1, 2):  # the paths as the README documents them
+            assert (demo_run / f"results/completeness/tiny/jobs/{f}_{k}-of-2.ecsv").exists()
+            assert (demo_run / f"logs/artificial_stars/tiny/{f}_{k}-of-2.log").read_text().count("recovered") >= 1
+            assert (demo_run / f"benchmarks/artificial_stars/tiny/{f}_{k}-of-2.tsv").exists()
+        stars = Table.read(demo_run / f"results/completeness/tiny/{f}.ecsv")
+        curve = Table.read(demo_run / f"results/completeness/tiny/{f}_curve.ecsv")
+        read_plot = Image.open(demo_run / f"results/plots/tiny/completeness_{f}.png")
+        assert read_plot.size[0] > 500
+        assert len(stars) == 200 and sorted(set(stars["job"])) == [1, 2]
+        for name, unit in (("x", "pix"), ("y", "pix"), ("mag_in", "mag"), ("mag_out", "mag"), ("x_out", "pix")):
+            assert stars[name].unit == unit, name
+        assert {"recovered", "flags_out", "r_centre", "zone"} <= set(stars.colnames)
+        assert 0.3 < np.mean(stars["recovered"]) < 1.0  # the range reaches below the detection limit
+        assert sorted(set(curve["zone"])) == [0, 1, 2, 3]
+        assert curve.meta["m90"] < curve.meta["m50"] < np.nanmax(stars["mag_in"])
+        assert curve.meta["settings"]["n_stars"] == 200 and len(curve.meta["jobs"]) == 2
+        row = summary[summary["filter"] == f][0]
+        assert row["m50"] == pytest.approx(curve.meta["m50"], abs=1e-4)
+        assert "m50" in (demo_run / f"logs/completeness/tiny/{f}.log").read_text()
+
+
 def test_unchanged_rerun_does_no_work(demo_run):
     result = snakemake(demo_run, TINY)
     assert result.returncode == 0
@@ -100,7 +128,12 @@ def test_unchanged_rerun_does_no_work(demo_run):
     # a photometry parameter: every job that reads a catalogue, but not the simulation
     ({"photometry": {"threshold": 5.0}}, {"photometry": 2, "luminosity_function": 2, "detection_map": 2,
                                            "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
-                                           "cmd": 1, "composite": 1, "all": 1}),
+                                           "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
+                                           "completeness_plot": 2, "all": 1}),
+    # the artificial stars' seed: their jobs and what shows their completeness, not the catalogues
+    ({"artificial_stars": {"n_stars": 200, "seed": 2}}, {"artificial_stars": 4, "completeness": 2,
+                                                         "completeness_plot": 2, "luminosity_function": 2,
+                                                         "cmd": 1, "summary": 1, "all": 1}),
 ])
 def test_changing_one_parameter_reruns_only_what_depends_on_it(demo_run, change, expected):
     config = {**TINY, **change}
@@ -128,9 +161,12 @@ def test_a_run_killed_hard_is_finished_by_the_same_command_and_equals_an_uninter
     result = snakemake(workdir, TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = sorted(p.relative_to(demo_run) for p in (demo_run / "results").rglob("*.ecsv"))
-    assert len(outputs) == 2 * len(FILTERS) + 2  # catalogues, truth lists, merged, one colour
+    # catalogues, truth lists, merged, one colour; per filter its artificial stars, their curve
+    # and its two jobs' artificial stars
+    assert len(outputs) == 2 * len(FILTERS) + 2 + 4 * len(FILTERS)
     for path in outputs:
-        # The same catalogues, byte for byte, as the uninterrupted run's: data, units and metadata.
+        # The same catalogues, byte for byte, as the uninterrupted run's: data, units and metadata
+        # (and the same artificial stars: they are drawn from the seed, not from the run).
         assert (workdir / path).read_bytes() == (demo_run / path).read_bytes(), path
 
 
@@ -295,7 +331,7 @@ def psf_run(tmp_path_factory):
                             n_stars=400, distance_modulus=16.5)
     frames = {f: str(folder / "frames" / f"{f}.fits") for f in PSF_FILTERS}
     config = {"clusters": {"psfc": {"filters": frames, "photometry": {"method": "psf"}}},
-              "photometry": {"psf": {"write_residual": True}}}
+              "photometry": {"psf": {"write_residual": True}}, "artificial_stars": {"n_stars": 100}}
     result = snakemake(folder / "run", config)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "run", config
@@ -316,6 +352,10 @@ def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run, demo
     # the demo, measured with apertures: no PSF file, figure or log
     assert not (demo_run / "results/psf").exists() and not (demo_run / "logs/psf_photometry").exists()
     assert not list((demo_run / "results/plots/tiny").glob("psf_*"))
+    # its artificial stars were drawn and measured with its PSF file
+    for f in PSF_FILTERS:
+        curve = Table.read(workdir / paths.COMPLETENESS_CURVE.format(cluster="psfc", filter=f))
+        assert curve.meta["photometry_method"] == "psf" and curve.meta["n_artificial"] == 100
     # a PSF frame's detection map has the row of data, model and residual below
     psf_map = Image.open(workdir / paths.DETECTION_MAP.format(cluster="psfc", filter="F814W")).size
     aperture_map = Image.open(demo_run / paths.DETECTION_MAP.format(cluster="tiny", filter="F814W")).size

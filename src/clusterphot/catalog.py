@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from . import __version__
 from .config import PSF_WORKFLOW_OPTIONS, FrameSettings
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
-from .frames import bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame, saturation_level
+from .frames import (Frame, bad_pixel_mask, exposure_time, gain, image_unit, keyword, read_frame,
+                     saturation_level)
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
 from .psfio import write_psf
@@ -125,6 +126,36 @@ def check_region(shape: tuple[int, int], params: PhotometryParameters, path: Pat
                          "set 'photometry.region' (or the cluster's own) to pixels on the frame")
 
 
+@dataclass(frozen=True)
+class FrameCalibration:
+    """What turns a frame's pixel values into electrons and magnitudes, from its header and the
+    config's overrides."""
+
+    exptime: float  # s
+    unit: str  # the image's unit, as the header gives it
+    is_rate: bool  # per second
+    gain: float  # electrons per image unit (per second for a rate)
+    electrons_per_unit: float  # electrons per pixel value
+    saturation: float | None  # image units; None: unknown
+
+    def flux_for_mag(self, mag: np.ndarray, zeropoint: float) -> np.ndarray:
+        """The total flux (image units) of stars of magnitude ``mag``: :func:`clusterphot.photometry.magnitudes`
+        inverted."""
+        rate = 10.0 ** (-0.4 * (np.asarray(mag, float) - zeropoint))
+        return rate if self.is_rate else rate * self.exptime
+
+
+def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration:
+    """A frame's exposure time, unit, gain and saturation level (FrameError naming the file
+    where the header lacks what is needed and the config does not give it)."""
+    exptime = exposure_time(frame.header, frame.path, settings.exptime)
+    unit, is_rate = image_unit(frame.header, frame.path)
+    frame_gain = gain(frame.header, unit, settings.gain)
+    saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
+    return FrameCalibration(exptime, unit, is_rate, frame_gain, frame_gain * (exptime if is_rate else 1.0),
+                            saturation)
+
+
 def catalog_for_frame(path: str | Path, settings: FrameSettings, params: PhotometryParameters,
                       system: str = "AB", zeropoint_cache: Path | None = None,
                       zeropoint_service: str | None = None, method: str = "aperture",
@@ -145,11 +176,10 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     header = frame.header
     check_header_filter(header, settings.filter_name, frame.path)
     check_region(frame.shape, params, frame.path)
-    exptime = exposure_time(header, frame.path, settings.exptime)
-    unit, is_rate = image_unit(header, frame.path)
-    frame_gain = gain(header, unit, settings.gain)
-    electrons_per_unit = frame_gain * (exptime if is_rate else 1.0)
-    saturation = saturation_level(header, unit, is_rate, exptime, frame_gain, settings.saturation)
+    calibration = frame_calibration(frame, settings)
+    exptime, unit, is_rate = calibration.exptime, calibration.unit, calibration.is_rate
+    frame_gain, electrons_per_unit = calibration.gain, calibration.electrons_per_unit
+    saturation = calibration.saturation
     if saturation is None:
         log.warning("%s: saturation level unknown (no SATURATE keyword, unknown detector); "
                     "saturated stars are not flagged. Set 'saturation' in the config.", frame.path)

@@ -124,6 +124,13 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     for cluster, entry in (config.get("clusters") or {}).items():
         check_photometry(entry.get("photometry") or {}, f"clusters.{cluster}.photometry")
     check_colours(config)
+    check_artificial_stars(config["artificial_stars"], "artificial_stars")
+    for cluster, entry in (config.get("clusters") or {}).items():
+        own = entry.get("artificial_stars") or {}
+        if "jobs" in own:
+            raise ConfigError(f"config key 'clusters.{cluster}.artificial_stars.jobs': the jobs per frame are "
+                              "one number for every frame (Snakemake's scattergather); set 'artificial_stars.jobs'")
+        check_artificial_stars(own, f"clusters.{cluster}.artificial_stars")
 
 
 def schema_defaults(schema_path: str | Path) -> dict:
@@ -169,6 +176,14 @@ def check_photometry(values: dict, key: str) -> None:
     if annulus is not None and annulus[0] >= annulus[1]:
         raise ConfigError(f"config key '{key}.annulus_radii': inner radius {annulus[0]} must be smaller than "
                           f"the outer {annulus[1]}")
+
+
+def check_artificial_stars(values: dict, key: str) -> None:
+    """The artificial stars' magnitude range runs from bright to faint."""
+    magnitude_range = values.get("magnitude_range")
+    if magnitude_range is not None and magnitude_range[0] >= magnitude_range[1]:
+        raise ConfigError(f"config key '{key}.magnitude_range': {magnitude_range} is not [bright, faint]: the first "
+                          "magnitude must be the smaller")
 
 
 def check_colours(config: dict) -> None:
@@ -280,6 +295,16 @@ def photometry_method(config: dict, cluster: str) -> str:
 def psf_settings(config: dict, cluster: str) -> dict:
     """A cluster's ``photometry.psf`` section: PSFParameters' fields and PSF_WORKFLOW_OPTIONS."""
     return photometry_settings(config, cluster)["psf"]
+
+
+def artificial_star_settings(config: dict, cluster: str) -> dict:
+    """A cluster's ``artificial_stars`` section as plain values (``ArtificialStarSettings``'
+    fields): the global one overlaid by its own, key by key; ``jobs`` left out (it is global:
+    the scattergather's number of jobs)."""
+    own = (config.get("clusters") or {}).get(cluster, {}).get("artificial_stars") or {}
+    values = {**config["artificial_stars"], **own}
+    values.pop("jobs", None)
+    return copy.deepcopy(values)
 
 
 # --- pivot wavelengths, colours and composites ---------------------------------------------------

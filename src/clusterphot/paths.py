@@ -14,6 +14,13 @@ PSF_MODEL = "results/psf/{cluster}/{filter}.fits"
 PSF_FIGURE = "results/plots/{cluster}/psf_{filter}.png"
 PSF_RESIDUAL = "results/psf/{cluster}/{filter}_residual.fits"  # with photometry.psf.write_residual
 
+# per frame with an artificial-star test (artificial_stars.n_stars > 0)
+COMPLETENESS_STARS = "results/completeness/{cluster}/{filter}.ecsv"
+COMPLETENESS_CURVE = "results/completeness/{cluster}/{filter}_curve.ecsv"
+COMPLETENESS_PLOT = "results/plots/{cluster}/completeness_{filter}.png"
+# one job's share of a frame's artificial stars ({scatteritem}: "2-of-4"), gathered into the above
+ARTIFICIAL_JOB = "results/completeness/{cluster}/jobs/{filter}_{scatteritem}.ecsv"
+
 # per cluster
 REGISTRATION = "results/matched/{cluster}/registration.yaml"
 MATCHED = "results/matched/{cluster}/{blue}-{red}.ecsv"
@@ -34,6 +41,7 @@ FETCHED_FRAME = "resources/frames/{cluster}/{filter}.fits"  # a frame given by U
 
 PER_FRAME = (CATALOG, LUMINOSITY_FUNCTION, DETECTION_MAP)
 PER_PSF_FRAME = (PSF_MODEL, PSF_FIGURE)
+PER_COMPLETENESS_FRAME = (COMPLETENESS_STARS, COMPLETENESS_CURVE, COMPLETENESS_PLOT)
 PER_COLOUR = (MATCHED, CMD)
 COMPOSITES = (LUPTON_RGB, WEIGHTED_RGB, LUPTON_PREVIEW, WEIGHTED_PREVIEW, COMPOSITE_PROVENANCE)
 # words a filter may not be called: its per-frame outputs would land on a per-cluster one

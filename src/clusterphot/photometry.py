@@ -465,12 +465,28 @@ def centred_on_frame(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
     return on_frame
 
 
+def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """True for positions within ``radius`` px of one of the positions ``near`` = (x, y, radius)."""
+    near_x, near_y, radius = near
+    if len(x) == 0 or len(near_x) == 0:
+        return np.zeros(len(x), bool)
+    distance, _ = cKDTree(np.column_stack([near_x, near_y])).query(np.column_stack([x, y]),
+                                                                    distance_upper_bound=radius)
+    return np.isfinite(distance)
+
+
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
-                  electrons_per_unit: float, saturation: float | None) -> Measurements:
+                  electrons_per_unit: float, saturation: float | None,
+                  near: tuple[np.ndarray, np.ndarray, float] | None = None,
+                  catalogue_correction: float | None = None) -> Measurements:
     """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected).
 
     ``data`` is used in place: it leaves sky-subtracted, with masked pixels set to 0. A
     second full-size copy would cost as much memory as the frame (400 MB at 10k x 10k).
+
+    An artificial-star pass (:mod:`clusterphot.completeness`) measures only the stars detected
+    within ``near`` = (x, y, radius) of the artificial stars, with the catalogue's aperture
+    correction (``catalogue_correction``), not one measured again.
     """
     bad, sky_stats, sky_level, outside = subtract_frame_sky(data, bad, params)
     found = detect_stars(data, sky_stats, params)
@@ -492,6 +508,9 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
                                                 saturated_above,
                                                 grow=params.fwhm + 1.0)
         found = found[keep]
+    if near is not None:
+        keep = close_to(x, y, near)
+        x, y, found = x[keep], y[keep], found[keep]
     n = len(x)
     flags = np.zeros(n, np.int32)
 
@@ -520,7 +539,11 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     nn_distance = nearest_neighbour_distance(x, y)
     flags[nn_distance < 2 * params.aperture_radius] |= FLAG_NEIGHBOUR
 
-    correction = measure_aperture_correction(data, bad, x, y, net, flux_err, sky, flags, nn_distance, params)
+    if catalogue_correction is None:
+        correction = measure_aperture_correction(data, bad, x, y, net, flux_err, sky, flags, nn_distance, params)
+    else:
+        correction = ApertureCorrection(catalogue_correction, math.nan, 0, params.aperture_correction_radius, False,
+                                        "the catalogue's, given")
     return Measurements(
         x=x, y=y,
         flux=net * correction.factor,

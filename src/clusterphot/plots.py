@@ -8,6 +8,7 @@ half-written images behind.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from .catalog import float_column  # noqa: E402
+from .completeness import fleming  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
 from .psfio import PSFFile, fitted_fluxes, model_image, psf_for, render_stars  # noqa: E402
 
@@ -36,6 +38,8 @@ IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
 IMAGE_STRETCH = AsinhStretch(a=0.05)  # a < 0.1 lifts faint stars out of the sky
 DPI = 110
 MIN_CROP_SIZE = 40  # pixels: the smallest crop that still shows an annulus whole
+MIN_CORRECTED_COMPLETENESS = 0.5  # an LF bin less complete than this is not corrected
+ZONE_COLOURS = ("black", "tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown")
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
@@ -70,8 +74,11 @@ def stars(n: int) -> str:
     return f"{n} star" if n == 1 else f"{n} stars"
 
 
-def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filter_name: str) -> None:
-    """Histogram of the finite magnitudes (counts per 0.25 mag) with a KDE on a twin axis."""
+def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filter_name: str,
+                             curve: Table | None = None) -> None:
+    """Histogram of the finite magnitudes (counts per 0.25 mag) with a KDE on a twin axis; given
+    the frame's completeness ``curve`` (artificial stars), the counts corrected for completeness
+    beside them and the 50 per cent completeness limit."""
     has_mag = "mag" in table.colnames
     mag = float_column(table["mag"]) if has_mag else np.zeros(0)
     finite = mag[np.isfinite(mag)]
@@ -91,17 +98,62 @@ def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filte
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
-                draw_luminosity_function(ax, finite, n_nan)
+                draw_luminosity_function(ax, finite, n_nan, curve)
             save_figure(fig, path)
         finally:
             plt.close(fig)
 
 
-def draw_luminosity_function(ax: plt.Axes, mag: np.ndarray, n_nan: int) -> None:
-    """Counts on ``ax``, the KDE on a twin axis, one legend for both."""
+def completeness_at(curve: Table, mag: np.ndarray) -> np.ndarray:
+    """The completeness of all zones together at ``mag``: the fitted Fleming et al. (1995)
+    curve of the curve's metadata (smooth: the bins hold a few dozen artificial stars each), or
+    where it could not be fitted, the binned values interpolated; NaN fainter than the
+    artificial stars reached."""
+    everything = curve[np.asarray(curve["zone"]) == 0]
+    injected = np.asarray(everything["injected"]) > 0
+    if not injected.any():
+        return np.full(np.shape(mag), np.nan)
+    faintest = float_column(everything["mag_high"])[injected].max()
+    limit = (curve.meta.get("limits") or [{}])[0]
+    shape = [limit.get(key, np.nan) for key in ("plateau", "alpha", "m_half")]
+    if all(value is not None and np.isfinite(value) for value in shape):
+        value = fleming(mag, *shape)
+    else:
+        centres, fraction = float_column(everything["mag"]), float_column(everything["completeness"])
+        known = np.isfinite(fraction)
+        value = np.interp(mag, centres[known], fraction[known]) if known.any() else np.full(np.shape(mag), np.nan)
+    return np.where(np.asarray(mag) > faintest, np.nan, value)
+
+
+def corrected_counts(mag: np.ndarray, edges: np.ndarray, curve: Table) -> np.ndarray:
+    """Counts per bin divided by the completeness at the bin's centre, where it is at least
+    MIN_CORRECTED_COMPLETENESS (below, a correction multiplies noise and spurious detections:
+    NaN)."""
+    counts, _ = np.histogram(mag, edges)
+    fraction = completeness_at(curve, 0.5 * (edges[:-1] + edges[1:]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(fraction >= MIN_CORRECTED_COMPLETENESS, counts / fraction, np.nan)
+
+
+def draw_luminosity_function(ax: plt.Axes, mag: np.ndarray, n_nan: int, curve: Table | None = None) -> None:
+    """Counts on ``ax``, the KDE on a twin axis, one legend for both; with a completeness
+    ``curve``, the corrected counts as a step line and m50 as a dashed line."""
     hist_colour, kde_colour = sns.color_palette("deep")[0], sns.color_palette("deep")[3]
-    sns.histplot(x=mag, bins=luminosity_function_bins(mag), color=hist_colour, ax=ax)
+    edges = luminosity_function_bins(mag)
+    sns.histplot(x=mag, bins=edges, color=hist_colour, ax=ax)
     handles = [Patch(facecolor=hist_colour, alpha=0.75, label=f"{stars(len(mag))} with a magnitude")]
+    if curve is not None and not np.any(np.asarray(curve["injected"]) > 0):
+        curve = None  # no artificial-star test could be run on the frame
+    if curve is not None:
+        corrected = corrected_counts(mag, edges, curve)
+        corrected_colour = sns.color_palette("deep")[2]
+        ax.stairs(corrected, edges, color=corrected_colour, linewidth=1.8)
+        handles.append(Line2D([], [], color=corrected_colour, linewidth=1.8,
+                              label=f"corrected for completeness (where >= {MIN_CORRECTED_COMPLETENESS:.0%})"))
+        m50 = curve.meta.get("m50")
+        if m50 is not None and np.isfinite(m50):
+            ax.axvline(m50, color="0.3", linestyle="--", linewidth=1.2)
+            handles.append(Line2D([], [], color="0.3", linestyle="--", label=f"50% complete: {m50:.2f} mag"))
     # A density needs at least two different magnitudes.
     if len(mag) > 1 and np.ptp(mag) > 0:
         density_ax = ax.twinx()
@@ -113,7 +165,10 @@ def draw_luminosity_function(ax: plt.Axes, mag: np.ndarray, n_nan: int) -> None:
     else:
         handles.append(Line2D([], [], linestyle="none", label="too few stars for a density estimate"))
     handles.append(Line2D([], [], linestyle="none", label=f"{stars(n_nan)} without a magnitude (NaN)"))
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
+    top = ax.get_ylim()[1]
+    if curve is not None and np.isfinite(corrected).any():
+        top = max(top, 1.05 * np.nanmax(corrected))
+    ax.set_ylim(0, top * 1.3)
     if np.ptp(mag) < 2.0:  # a lone bar should not fill the axis
         ax.set_xlim(np.median(mag) - 1.0, np.median(mag) + 1.0)
     ax.legend(handles=handles, loc="upper left", framealpha=0.9)
@@ -564,7 +619,7 @@ def typical_errors(mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
 
 def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
              path: str | Path, cluster: str, blue: str, red: str, band: str, system: str,
-             n_matched: int | None = None) -> None:
+             n_matched: int | None = None, m50: float | None = None) -> None:
     """Colour-magnitude diagram: (blue - red) against ``band``, brighter up.
 
     Up to a few thousand stars are drawn as points; more are shaded by density (log scale)
@@ -595,12 +650,101 @@ def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_er
                         ecolor="tab:red", elinewidth=1.2, capsize=2, label="typical errors")
             ax.set_xlim(x_lo, x_hi)
             ax.set_ylim(y_hi + 0.3, y_lo - 0.3)  # brighter stars up
-            if centres.size:
+            if m50 is not None and np.isfinite(m50):
+                ax.axhline(m50, color="tab:blue", linestyle="--", linewidth=1.2,
+                           label=f"{band} 50% complete ({m50:.2f}, artificial stars)")
+                ax.set_ylim(max(y_hi, m50) + 0.3, y_lo - 0.3)
+            if centres.size or (m50 is not None and np.isfinite(m50)):
                 ax.legend(loc="upper right", fontsize="small")
         ax.set_xlabel(f"{blue} - {red} ({system} mag)")
         ax.set_ylabel(f"{band} ({system} mag)")
         matched = "" if n_matched is None else f" of {n_matched} matched"
         ax.set_title(f"{cluster}: {stars(int(colour.size))}{matched}")
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+# --- completeness ------------------------------------------------------------------------------
+
+
+def zone_label(limit: dict) -> str:
+    """'all' or 'r 120-340 px' for a zone of a completeness curve's ``limits``."""
+    if limit["zone"] == 0:
+        return "all"
+    outer = "" if not np.isfinite(limit["r_out_px"]) else f"-{limit['r_out_px']:.0f}"
+    return f"r {limit['r_in_px']:.0f}{outer} px" if outer else f"r > {limit['r_in_px']:.0f} px"
+
+
+def plot_completeness(stars_table: Table, curve: Table, path: str | Path, cluster: str, filter_name: str) -> None:
+    """Two panels from a frame's artificial stars: the completeness against the injected
+    magnitude per radial zone (binomial 68 per cent intervals, the Fleming et al. 1995 fit,
+    m50), and measured - injected magnitude of the recovered stars with its median and robust
+    scatter per bin."""
+    system = curve.meta.get("magnitude_system") or "instrumental"
+    limits = curve.meta.get("limits") or []
+    if len(stars_table) == 0:  # the test could not be run: say why
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        try:
+            reason = curve.meta.get("skipped") or "artificial_stars.n_stars is 0"
+            ax.text(0.5, 0.5, "no artificial-star test:\n" + "\n".join(textwrap.wrap(reason, 60)),
+                    ha="center", va="center", transform=ax.transAxes, fontsize=11)
+            ax.set_axis_off()
+            ax.set_title(f"{cluster} {filter_name}: completeness unknown")
+            save_figure(fig, path)
+        finally:
+            plt.close(fig)
+        return
+    fig, (ax, ax_delta) = plt.subplots(2, 1, figsize=(7, 7.5), sharex=True, layout="constrained",
+                                       gridspec_kw={"height_ratios": [3, 2]})
+    try:
+        for limit in limits:
+            zone = limit["zone"]
+            rows = curve[(np.asarray(curve["zone"]) == zone) & (np.asarray(curve["injected"]) > 0)]
+            colour = ZONE_COLOURS[zone % len(ZONE_COLOURS)]
+            mag, fraction = float_column(rows["mag"]), float_column(rows["completeness"])
+            low, high = float_column(rows["completeness_low"]), float_column(rows["completeness_high"])
+            m50 = limit.get("m50")
+            label = zone_label(limit) + (f": m50 {m50:.2f}" if m50 is not None and np.isfinite(m50) else "")
+            if zone == 0:  # its intervals only: the zones' would hide one another
+                # (clipped at 0: the interval's ends can miss k/n by a rounding error at k = 0 or n)
+                yerr = [np.maximum(fraction - low, 0.0), np.maximum(high - fraction, 0.0)]
+                ax.errorbar(mag, fraction, yerr=yerr, fmt="o", color=colour, markersize=5, capsize=2,
+                            linewidth=1.0, label=label + " (68% intervals)", zorder=3)
+            else:
+                ax.plot(mag, fraction, "o", color=colour, markersize=3.5, alpha=0.8, label=label, zorder=2)
+            if np.isfinite(limit.get("m_half", np.nan)) and len(mag):
+                grid = np.linspace(mag.min(), mag.max(), 200)
+                t = limit["alpha"] * (grid - limit["m_half"])
+                ax.plot(grid, 0.5 * limit["plateau"] * (1 - t / np.sqrt(1 + t * t)), color=colour,
+                        linewidth=1.5 if zone == 0 else 1.0, alpha=0.8)
+        m50 = curve.meta.get("m50")
+        if m50 is not None and np.isfinite(m50):
+            ax.axvline(m50, color="0.3", linestyle="--", linewidth=1.0)
+        ax.axhline(0.5, color="0.6", linewidth=0.8, linestyle=":")
+        ax.set_ylim(-0.03, 1.08)
+        ax.set_ylabel("Completeness (fraction recovered)")
+        ax.legend(loc="lower left", fontsize="small", title="zone from the centre", title_fontsize="small")
+        n, n_found = len(stars_table), int(np.sum(stars_table["recovered"])) if len(stars_table) else 0
+        ax.set_title(f"{cluster} {filter_name}: {n} artificial stars, {n_found} recovered")
+
+        recovered = np.asarray(stars_table["recovered"], bool) if len(stars_table) else np.zeros(0, bool)
+        mag_in = float_column(stars_table["mag_in"])[recovered] if len(stars_table) else np.zeros(0)
+        delta = (float_column(stars_table["mag_out"])[recovered] - mag_in) if len(stars_table) else np.zeros(0)
+        ax_delta.scatter(mag_in, delta, s=4, color="0.5", alpha=0.5, linewidths=0, rasterized=True,
+                         label="recovered stars")
+        everything = curve[(np.asarray(curve["zone"]) == 0) & (np.asarray(curve["recovered"]) > 1)]
+        centre, median = float_column(everything["mag"]), float_column(everything["delta_mag"])
+        scatter = float_column(everything["delta_mag_scatter"])
+        ax_delta.plot(centre, median, color="black", linewidth=1.5, label="median")
+        ax_delta.fill_between(centre, median - scatter, median + scatter, color="black", alpha=0.15,
+                              label="robust scatter (1.48 MAD)")
+        ax_delta.axhline(0.0, color="0.6", linewidth=0.8)
+        max_delta = float((curve.meta.get("settings") or {}).get("max_delta_mag", 0.75))
+        ax_delta.set_ylim(-max_delta, max_delta)
+        ax_delta.set_ylabel("measured - injected (mag)")
+        ax_delta.set_xlabel(f"{filter_name} injected ({system} mag)")
+        ax_delta.legend(loc="upper left", fontsize="small")
         save_figure(fig, path)
     finally:
         plt.close(fig)

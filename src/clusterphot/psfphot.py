@@ -29,14 +29,16 @@ across a detector); memory then grows with a tile, not the frame.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from photutils.utils.exceptions import NoDetectionsWarning
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
-                         Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame,
+                         Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
                          detect_stars, local_sky, merge_saturated_detections, nearest_neighbour_distance,
                          peak_values, subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
@@ -264,16 +266,6 @@ def errors_with_confusion(fit: StarFit, excess: np.ndarray, x: np.ndarray, y: np
     fit.position_err = fit.position_err * scale
 
 
-def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    """True for positions within ``radius`` px of one of the positions ``near`` = (x, y, radius)."""
-    near_x, near_y, radius = near
-    if len(x) == 0 or len(near_x) == 0:
-        return np.zeros(len(x), bool)
-    distance, _ = cKDTree(np.column_stack([near_x, near_y])).query(np.column_stack([x, y]),
-                                                                    distance_upper_bound=radius)
-    return np.isfinite(distance)
-
-
 def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params: PhotometryParameters,
                    psf_params: PSFParameters, electrons_per_unit: float,
                    saturated_above: float | None, psf: EPSF | None = None, psf_is_true: bool = False,
@@ -394,7 +386,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                                              psf_params.residual_psf_error if approximate else 0.0)
         residual = light * (sky.std / np.sqrt(detection_variance))
         residual[bad] = 0.0
-        new = detections(residual, sky, params, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDetectionsWarning)  # a residual without new stars is no news
+            new = detections(residual, sky, params, None)
         if near is not None:
             new = {name: value[close_to(new["x"], new["y"], near)] for name, value in new.items()}
         if len(new["x"]) == 0:

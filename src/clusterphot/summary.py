@@ -16,8 +16,8 @@ from .outputs import atomic_output
 
 
 SUMMARY_COLUMNS = ("filter", "n_stars", "n_with_mag", "n_clean", "mag_min", "mag_max", "mag_mean",
-                   "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag")
-MAG_COLUMNS = ("mag_min", "mag_max", "mag_mean", "mag_std", "zeropoint", "aperture_correction_mag")
+                   "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag", "m50", "m90")
+MAG_COLUMNS = ("mag_min", "mag_max", "mag_mean", "mag_std", "zeropoint", "aperture_correction_mag", "m50", "m90")
 
 
 def zeropoint_of(meta: Mapping) -> tuple[float, str, str]:
@@ -40,8 +40,16 @@ def aperture_correction_mag(meta: Mapping) -> float:
     return math.nan
 
 
-def summarize_catalog(filter_name: str, catalog: Table) -> dict:
-    """The summary row of one filter's catalogue."""
+def completeness_limits(curve: Table | None) -> tuple[float, float]:
+    """(m50, m90) of a frame's completeness curve (all zones); NaN without one."""
+    if curve is None:
+        return math.nan, math.nan
+    values = [curve.meta.get(key) for key in ("m50", "m90")]
+    return tuple(math.nan if value is None else float(value) for value in values)
+
+
+def summarize_catalog(filter_name: str, catalog: Table, curve: Table | None = None) -> dict:
+    """The summary row of one filter's catalogue (and its completeness curve, if any)."""
     mag = float_column(catalog["mag"]) if "mag" in catalog.colnames else np.full(len(catalog), np.nan)
     flags = np.asarray(catalog["flags"]) if "flags" in catalog.colnames else np.zeros(len(catalog), int)
     finite = np.isfinite(mag)
@@ -61,18 +69,21 @@ def summarize_catalog(filter_name: str, catalog: Table) -> dict:
         "zeropoint_system": system,
         "zeropoint_source": source,
         "aperture_correction_mag": aperture_correction_mag(catalog.meta),
+        "m50": completeness_limits(curve)[0],
+        "m90": completeness_limits(curve)[1],
     }
 
 
-def summarize_catalogs(catalogs: Mapping[str, Table]) -> Table:
+def summarize_catalogs(catalogs: Mapping[str, Table], curves: Mapping[str, Table] | None = None) -> Table:
     """One row per filter, in the mapping's order (see ``SUMMARY_COLUMNS``).
 
     Magnitude statistics use the finite magnitudes only; ``mag_std`` is the population
     standard deviation (ddof=0). ``n_clean`` counts stars with a magnitude and no flags.
     """
-    rows = [summarize_catalog(name, catalog) for name, catalog in catalogs.items()]
+    curves = curves or {}
+    rows = [summarize_catalog(name, catalog, curves.get(name)) for name, catalog in catalogs.items()]
     # Typed empty columns, so a summary of no catalogues still has the right dtypes.
-    dtypes = [str, np.int64, np.int64, np.int64] + [np.float64] * 5 + [str, str, np.float64]
+    dtypes = [str, np.int64, np.int64, np.int64] + [np.float64] * 5 + [str, str] + [np.float64] * 3
     table = Table(rows=[[row[c] for c in SUMMARY_COLUMNS] for row in rows] or None,
                   names=SUMMARY_COLUMNS, dtype=dtypes)
     for name in MAG_COLUMNS:
@@ -80,6 +91,8 @@ def summarize_catalogs(catalogs: Mapping[str, Table]) -> Table:
     table["mag_std"].description = "population standard deviation (ddof=0) of the finite magnitudes"
     table["n_clean"].description = "stars with a finite magnitude and flags == 0"
     table["aperture_correction_mag"].description = "aperture correction applied, mag (negative = brighter)"
+    table["m50"].description = "50 per cent completeness from artificial stars (NaN: no artificial-star test)"
+    table["m90"].description = "90 per cent completeness from artificial stars (NaN: no artificial-star test)"
     return table
 
 

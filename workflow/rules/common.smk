@@ -11,6 +11,7 @@ from pathlib import Path
 try:
     from clusterphot import paths
     from clusterphot.config import (
+        artificial_star_settings,
         check_frames_exist,
         cluster_colour_pairs,
         cluster_pivot_wavelengths,
@@ -54,6 +55,7 @@ try:
     PHOTOMETRY = {name: photometry_parameters(config, name) for name in CLUSTERS}
     METHOD = {name: photometry_method(config, name) for name in CLUSTERS}
     PSF = {name: psf_settings(config, name) for name in CLUSTERS}
+    ARTIFICIAL = {name: artificial_star_settings(config, name) for name in CLUSTERS}
     RGB_PARAMETERS = composite_parameters(config)
 except ConfigError as error:
     sys.exit(f"clusterphot: {error}")
@@ -92,6 +94,82 @@ def detection_map_inputs(wildcards):
     if METHOD[wildcards.cluster] == "psf":
         inputs["psf"] = paths.PSF_MODEL.format(**frame)
     return inputs
+
+
+def has_artificial_stars(cluster):
+    """Whether a cluster's frames get an artificial-star test."""
+    return ARTIFICIAL[cluster]["n_stars"] > 0
+
+
+def frame_pattern(pattern):
+    """A per-frame path pattern with {cluster} and {filter} kept as wildcards through the
+    expand() of Snakemake's gather (which fills in only {scatteritem})."""
+    return pattern.replace("{cluster}", "{{cluster}}").replace("{filter}", "{{filter}}")
+
+
+def artificial_star_inputs(wildcards):
+    """An artificial-star job's frame and catalogue; and its PSF file when the cluster is
+    measured with PSFs (the artificial stars are drawn and measured with it)."""
+    frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
+    inputs = {"image": frame_image(wildcards), "catalog": paths.CATALOG.format(**frame)}
+    if METHOD[wildcards.cluster] == "psf":
+        inputs["psf"] = paths.PSF_MODEL.format(**frame)
+    return inputs
+
+
+# The PSF settings that shape the PSF the artificial stars of a frame measured with
+# apertures are drawn with (completeness.aperture_path_psf); the rest change nothing there.
+PSF_LEARNING_SETTINGS = (
+    "oversampling",
+    "max_psf_stars",
+    "min_psf_stars",
+    "isolation",
+    "psf_radius",
+)
+
+
+def artificial_psf_parameters(wildcards):
+    """The PSF settings an artificial-star job uses: all of a PSF cluster's; for a cluster
+    measured with apertures only those that learn the PSF its artificial stars are drawn
+    with (so that a change in the fitting's settings reruns none of its jobs)."""
+    settings = psf_parameters(wildcards)
+    if METHOD[wildcards.cluster] == "psf":
+        return settings
+    return {k: v for k, v in settings.items() if k in PSF_LEARNING_SETTINGS}
+
+
+def artificial_stars_per_job(wildcards):
+    """About how many artificial stars one job of the frame measures."""
+    n_jobs = int(wildcards.scatteritem.split("-of-")[1])
+    return -(-ARTIFICIAL[wildcards.cluster]["n_stars"] // n_jobs)
+
+
+def completeness_curve_of(wildcards):
+    """The frame's completeness curve, when it has an artificial-star test (for its LF)."""
+    if not has_artificial_stars(wildcards.cluster):
+        return {}
+    return {"curve": paths.COMPLETENESS_CURVE.format(**wildcards)}
+
+
+def cmd_completeness_curve(wildcards):
+    """The completeness curve of the CMD's magnitude band, when the cluster has one."""
+    if not has_artificial_stars(wildcards.cluster):
+        return {}
+    band = cmd_band(config, wildcards.blue, wildcards.red)
+    return {
+        "curve": paths.COMPLETENESS_CURVE.format(cluster=wildcards.cluster, filter=band)
+    }
+
+
+def cluster_completeness_curves(wildcards):
+    """The completeness curves of a cluster's frames (for its summary), when it has them."""
+    if not has_artificial_stars(wildcards.cluster):
+        return []
+    return expand(
+        paths.COMPLETENESS_CURVE,
+        cluster=wildcards.cluster,
+        filter=cluster_filters(wildcards),
+    )
 
 
 def frame_entry(wildcards):
@@ -161,6 +239,10 @@ def all_outputs():
                 outputs += expand(
                     paths.PSF_RESIDUAL, cluster=cluster, filter=list(frames)
                 )
+        if has_artificial_stars(cluster):
+            outputs += expand(
+                paths.PER_COMPLETENESS_FRAME, cluster=cluster, filter=list(frames)
+            )
         outputs += expand([paths.SUMMARY, *paths.COMPOSITES], cluster=cluster)
         if len(frames) > 1:
             outputs += expand(paths.MERGED_CATALOG, cluster=cluster)

@@ -12,6 +12,7 @@ localrules:
 
 rule luminosity_function:
     input:
+        unpack(completeness_curve_of),
         catalog=paths.CATALOG,
     output:
         report(
@@ -101,7 +102,8 @@ rule psf_figure:
 
 rule cmd:
     input:
-        paths.MATCHED,
+        unpack(cmd_completeness_curve),
+        matched=paths.MATCHED,
     output:
         report(
             paths.CMD,

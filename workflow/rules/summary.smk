@@ -9,6 +9,7 @@ localrules:
 rule summary:
     input:
         catalogs=cluster_catalogs,
+        curves=cluster_completeness_curves,
     output:
         report(
             paths.SUMMARY,

@@ -8,7 +8,10 @@ from clusterphot.plots import plot_cmd
 
 log_to(snakemake.log[0])
 with clean_failure():
-    table = Table.read(snakemake.input[0], format="ascii.ecsv")
+    table = Table.read(snakemake.input.matched, format="ascii.ecsv")
+    # the 50 per cent completeness limit of the magnitude band, from its artificial stars
+    curve_path = snakemake.input.get("curve")
+    m50 = None if curve_path is None else Table.read(curve_path, format="ascii.ecsv").meta.get("m50")
     cuts = QualityCuts(**snakemake.params.quality)
     blue, red, band = snakemake.wildcards.blue, snakemake.wildcards.red, snakemake.params.band
     colour, mag, colour_err, mag_err = cmd_arrays(table, blue, red, band, cuts)
@@ -24,4 +27,5 @@ with clean_failure():
         band=band,
         system=table.meta.get("magnitude_system") or "instrumental",
         n_matched=len(table),
+        m50=m50,
     )
