@@ -7,7 +7,8 @@ crowdsource re-run on the frame with the artificial stars injected. In one run:
     clusterphot   clusterphot.completeness.measure_artificial_pass, the PSF path measured again
                   only around the artificial stars, the catalogue's other stars held as fitted
                   (psfio.model_image), with the PSF file of the frame's catalogue; per pass:
-                  positions (completeness.positions_like on the bright stars), magnitudes
+                  positions (completeness.positions_like, the radial profile of the brightest
+                  tenth of the catalogue, as the workflow's jobs), magnitudes
                   (uniform over completeness.default_magnitude_range), injection, measurement
                   and recovery (completeness.recovered_stars) are all on the clock
     crowdsource   crowdsource's fit_im re-run on the whole frame with the same artificial stars
@@ -32,8 +33,10 @@ clusterphot.psfio.read_psf), exactly as tests/test_completeness.py's patch-vs-wh
 Frames, catalogues and PSF files go to a temporary directory, or to --workdir, where they are
 kept and reused (a catalogue only while the clusterphot sources that measured it are unchanged).
 
-A pass injects 5 % of the catalogue's stars (len // 20), positions drawn from the catalogue's
-stars brighter than its median flux, magnitudes uniform over default_magnitude_range of the
+A pass injects 5 % of the catalogue's stars (len // 20), positions drawn from the radial profile
+of the catalogue's brightest tenth (clusterphot.artificial.tracer_stars, profile_centre), the
+catalogue's light drawn once (on the first pass's clock) and the stars near the artificial ones
+taken from it per pass, as the workflow's jobs do; magnitudes uniform over default_magnitude_range of the
 catalogue (brightest unsaturated - 0.5 to faintest + 1.5), and counts one recovered when
 recovered_stars says so (1 px, 0.75 mag, new: not a catalogue star as it was). Seeds: positions
 and magnitudes of pass k from SeedSequence([seed, k]), the injected photon noise from
@@ -160,14 +163,15 @@ def instrumental_mag(flux: np.ndarray) -> np.ndarray:
         return -2.5 * np.log10(np.where(flux > 0, flux, np.nan))
 
 
-def artificial_stars(catalogue: dict, bright: np.ndarray, mag_range: tuple[float, float], shape, bad: np.ndarray,
-                     seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass k's artificial stars: positions like the bright stars', magnitudes uniform in the range."""
+def artificial_stars(catalogue: dict, bright: np.ndarray, centre: tuple[float, float], mag_range: tuple[float, float],
+                     shape, bad: np.ndarray, seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass k's artificial stars: positions with the tracer stars' radial profile, magnitudes
+    uniform in the range."""
     from clusterphot.completeness import positions_like
 
     rng = np.random.default_rng([seed, k])
     n = len(catalogue["x"]) // FRACTION
-    x, y = positions_like(catalogue["x"][bright], catalogue["y"][bright], n, shape, rng, bad)
+    x, y = positions_like(catalogue["x"][bright], catalogue["y"][bright], centre, n, shape, rng, bad)
     return x, y, rng.uniform(mag_range[0], mag_range[1], n)
 
 
@@ -181,7 +185,8 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
                                           recovered_stars)
     from clusterphot.frames import bad_pixel_mask
     from clusterphot.photometry import FLAG_SATURATED, PhotometryParameters
-    from clusterphot.psfio import read_psf
+    from clusterphot.artificial import profile_centre, tracer_stars
+    from clusterphot.psfio import model_image, read_psf
     from clusterphot.psfphot import PSFParameters
 
     p = paths(workdir, frame)
@@ -194,16 +199,22 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
     real_mag = instrumental_mag(catalogue["flux"])
     saturated = (np.asarray(table["flags"]) & FLAG_SATURATED) > 0
     mag_range = default_magnitude_range(real_mag, saturated)
-    flux_ok = np.isfinite(catalogue["flux"])
-    bright = flux_ok & (catalogue["flux"] > np.quantile(catalogue["flux"][flux_ok], 0.5))
+    # the workflow's choices (clusterphot.artificial): the brightest tenth trace the profile
+    bright = tracer_stars(real_mag, np.asarray(table["flags"]))
+    centre = profile_centre(catalogue["x"][bright], catalogue["y"][bright], frame_data.shape, FWHM)
     params, psf_params = PhotometryParameters(fwhm=FWHM), PSFParameters()
     setup = pva.stop(start)
+    light = []
 
     def one_pass(k: int) -> dict:
         begin = pva.clock()
-        x, y, mag = artificial_stars(catalogue, bright, mag_range, frame_data.shape, bad, seed, k)
+        if not light:  # the catalogue's light, drawn once per job as the workflow's job does: on the clock
+            ny, nx = frame_data.shape
+            light.append(model_image(psf_file, catalogue["x"], catalogue["y"], catalogue["flux"], (0, 0, nx, ny)))
+        x, y, mag = artificial_stars(catalogue, bright, centre, mag_range, frame_data.shape, bad, seed, k)
         out = measure_artificial_pass(frame_data, bad, catalogue, psf_file, x, y, 10 ** (-0.4 * mag), params,
-                                      psf_params, 1.0, full_well, np.random.default_rng([seed, k, 1]), patch_radius)
+                                      psf_params, 1.0, full_well, np.random.default_rng([seed, k, 1]), patch_radius,
+                                      light[0])
         match = recovered_stars(x, y, mag, out.x, out.y, instrumental_mag(out.flux), catalogue["x"],
                                 catalogue["y"], real_mag, RADIUS, MAX_DELTA_MAG)
         took = pva.stop(begin)
@@ -227,7 +238,7 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
         # the first pass's artificial stars, with the same photon noise, for the anchor's whole-frame run
         from astropy.io import fits
 
-        x, y, mag = artificial_stars(catalogue, bright, mag_range, frame_data.shape, bad, seed, 0)
+        x, y, mag = artificial_stars(catalogue, bright, centre, mag_range, frame_data.shape, bad, seed, 0)
         injected = frame_data.copy()
         add_artificial_stars(injected, x, y, 10 ** (-0.4 * mag) / psf_file.correction, psf_file.psf, 1.0,
                              np.random.default_rng([seed, 0, 1]), psf_file.footprint_level)

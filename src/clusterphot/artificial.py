@@ -27,7 +27,7 @@ from .errors import FrameError
 from .frames import bad_pixel_mask, read_frame
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
 from .psffit import fit_radius_for
-from .psfio import read_psf
+from .psfio import model_image, read_psf
 from .psfphot import PSFParameters
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,9 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     skipped = None
     if method == "psf":
         psf_file = read_psf(psf_path)
+        # the catalogue's stars and fitted sky, drawn once for all the job's passes
+        catalogue_light = model_image(psf_file, stars["x"], stars["y"], stars["flux"],
+                                      (0, 0, frame.shape[1], frame.shape[0]))
     else:
         try:
             psf = aperture_path_psf(np.array(frame.data, np.float32), bad, stars["x"], stars["y"], params, psf_params,
@@ -167,7 +170,8 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
         flux = calibration.flux_for_mag(mag_in, zeropoint)
         if method == "psf":
             measured = measure_artificial_pass(frame.data, bad, stars, psf_file, x, y, flux, params, psf_params,
-                                               calibration.electrons_per_unit, calibration.saturation, rng, radius)
+                                               calibration.electrons_per_unit, calibration.saturation, rng, radius,
+                                               catalogue_light)
         else:
             measured = measure_artificial_pass_aperture(frame.data, bad, psf, x, y, flux, params,
                                                         calibration.electrons_per_unit, calibration.saturation, rng,

@@ -241,25 +241,33 @@ def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = No
     return flux / corrections[tiles_of(psf_file, x, y)]  # -1: the frame's
 
 
-def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
                 box: tuple[int, int, int, int]) -> np.ndarray:
-    """The fit's model (stars and fitted sky, above SKYLEVEL) of the pixels of ``box`` from the
-    catalogue's x, y and flux; float32. ``frame - SKYLEVEL - model`` is the residual."""
+    """The fit's stars (no sky) on the pixels of ``box`` from the catalogue's x, y and flux, each
+    drawn with the PSF it was fitted with; float32."""
     if psf_file.psf is None:
         raise ValueError("no PSF: the frame fell back to aperture photometry")
     fitted = fitted_fluxes(psf_file, flux, x, y)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not psf_file.tiles:
-        stars = render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
-    else:  # each star with the PSF of the tile it was fitted in
-        stars = np.zeros((box[3], box[2]), np.float32)
-        tile_index = tiles_of(psf_file, x, y)
-        for k, tile in enumerate(psf_file.tiles):
-            mine = tile_index == k
-            if mine.any():
-                stars += render_stars(x[mine], y[mine], fitted[mine], tile.psf, box, psf_file.footprint_level,
-                                      psf_file.footprint_smallest)
-    return stars + sky_image(psf_file, box)
+        return render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
+    stars = np.zeros((box[3], box[2]), np.float32)  # each star with the PSF of the tile it was fitted in
+    tile_index = tiles_of(psf_file, x, y)
+    for k, tile in enumerate(psf_file.tiles):
+        mine = tile_index == k
+        if mine.any():
+            stars += render_stars(x[mine], y[mine], fitted[mine], tile.psf, box, psf_file.footprint_level,
+                                  psf_file.footprint_smallest)
+    return stars
+
+
+def model_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
+                box: tuple[int, int, int, int]) -> np.ndarray:
+    """The fit's model (stars and fitted sky, above SKYLEVEL) of the pixels of ``box`` from the
+    catalogue's x, y and flux; float32. ``frame - SKYLEVEL - model`` is the residual."""
+    stars = stars_image(psf_file, x, y, flux, box)
+    stars += sky_image(psf_file, box)
+    return stars
 
 
 def residual_image(data: np.ndarray, bad: np.ndarray, psf_file: PSFFile, x: np.ndarray, y: np.ndarray,

@@ -542,16 +542,41 @@ class TileResult:
     model: np.ndarray | None  # stars plus sky on the core's pixels, when asked for
 
 
+def psf_star_ratios(tile_data: np.ndarray, tile_bad: np.ndarray, result: PSFPhotometry, sky: SkyStatistics,
+                    params: PhotometryParameters, psf_params: PSFParameters) -> np.ndarray:
+    """Total over PSF flux of a tile's PSF stars (:func:`total_over_psf_flux`), each on the
+    tile with every other star and its own background subtracted."""
+    fit, chosen = result.fit, result.psf_stars
+    # each drawn as far as the fit drew it, but no further than the correction's aperture needs
+    # (a PSF star's whole footprint reaches 30-50 px: ten times the pixels)
+    radii = footprint_radii(result.psf, fit.flux[chosen], psf_params.footprint_level * sky.std,
+                            fit_radius_for(params.fwhm) + 1)
+    radii = np.minimum(radii, int(math.ceil(params.aperture_correction_radius)) + 1)
+    own = render(tile_data.shape, result.x[chosen], result.y[chosen], fit.flux[chosen], result.psf, radii)
+    # The background under each PSF star from its own annulus on the frame with every star
+    # subtracted, not the frame's median nor the fitted cellular sky: in a crowd the median is
+    # raised by the light of the stars too faint to detect, unevenly, and a fitted cell trades
+    # its level with the stars' fluxes. With either, the correction came out 1-3 per cent low
+    # (bright stars +0.010 to +0.028 mag too faint on simulated crowded frames; -0.002 to
+    # -0.003 with the annulus).
+    stars_subtracted = tile_data - fit.star_image
+    background, _, _ = local_sky(stars_subtracted, tile_bad, result.x[chosen], result.y[chosen], params)
+    return total_over_psf_flux(stars_subtracted + own, tile_bad, result.x[chosen], result.y[chosen],
+                               fit.flux[chosen], result.psf, params, background)
+
+
 def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, box: tuple, found: dict,
                  sky: SkyStatistics,
                  params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
                  saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool,
                  held_light: np.ndarray | None = None,
-                 near: tuple[np.ndarray, np.ndarray, float] | None = None) -> TileResult:
+                 near: tuple[np.ndarray, np.ndarray, float] | None = None,
+                 measure_correction: bool = True) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
     stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
     core's stars. ``held_light`` (the frame's) and ``near`` (frame pixels) as for
-    :func:`psf_photometry`."""
+    :func:`psf_photometry`. ``measure_correction`` False (an artificial-star pass, which takes
+    the catalogue's): no PSF stars' ratios of total to PSF flux (``ratios`` empty)."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
     own_core = in_box(core, box)
@@ -568,22 +593,8 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     # the correction to total from the core's PSF stars, each on the tile with every other star
     # and its own background subtracted
     chosen = result.psf_stars
-    # each drawn as far as the fit drew it, but no further than the correction's aperture needs
-    # (a PSF star's whole footprint reaches 30-50 px: ten times the pixels)
-    radii = footprint_radii(result.psf, fit.flux[chosen], psf_params.footprint_level * sky.std,
-                            fit_radius_for(params.fwhm) + 1)
-    radii = np.minimum(radii, int(math.ceil(params.aperture_correction_radius)) + 1)
-    own = render(tile_data.shape, result.x[chosen], result.y[chosen], fit.flux[chosen], result.psf, radii)
-    # The background under each PSF star from its own annulus on the frame with every star
-    # subtracted, not the frame's median nor the fitted cellular sky: in a crowd the median is
-    # raised by the light of the stars too faint to detect, unevenly, and a fitted cell trades
-    # its level with the stars' fluxes. With either, the correction came out 1-3 per cent low
-    # (bright stars +0.010 to +0.028 mag too faint on simulated crowded frames; -0.002 to
-    # -0.003 with the annulus).
-    stars_subtracted = tile_data - fit.star_image
-    background, _, _ = local_sky(stars_subtracted, tile_bad, result.x[chosen], result.y[chosen], params)
-    ratios = total_over_psf_flux(stars_subtracted + own, tile_bad, result.x[chosen], result.y[chosen],
-                                 fit.flux[chosen], result.psf, params, background)
+    ratios = (psf_star_ratios(tile_data, tile_bad, result, sky, params, psf_params) if measure_correction
+              else np.zeros(0))
     cell = psf_params.sky_cell  # boxes start on cell boundaries: the box's cells are the frame's
     cx0, cy0, cx1, cy1 = own_core
     sky_cells = fit.sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)]
@@ -659,7 +670,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         core, box = tiles[k]
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
-                                  held_light, near)
+                                  held_light, near, catalogue_correction is None)
 
     for k in learners:
         measure(k, None)
