@@ -66,7 +66,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -291,25 +290,8 @@ def score_anchor(frame: str, workdir: Path) -> dict:
 
 
 def run_child(python: str, arguments: list[str], timeout: float) -> dict:
-    """This script in a fresh process on one core: its JSON report (the last stdout line), or {'error': ...}."""
-    try:
-        result = subprocess.run([python, __file__, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, timeout=timeout, env={**os.environ, **ONE_CORE})
-    except subprocess.TimeoutExpired:
-        return {"error": f"over the {timeout:.0f} s timeout"}
-    except OSError as error:
-        return {"error": f"cannot start {python}: {error}"}
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        last = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        return {"error": (last[-1] if last else f"exit code {result.returncode}")[:200], "stderr": result.stderr}
-    return json.loads(lines[-1])
-
-
-def fmt(value, spec: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return format(value, spec)
+    """This script in a fresh process on one core (psf_vs_anchors' runner)."""
+    return pva.run_child(python, arguments, timeout, script=__file__, env=ONE_CORE)
 
 
 def summarise(report: dict) -> dict:
@@ -343,7 +325,7 @@ def print_table(frames: list[str], reports: dict, anchor_frame: str | None) -> N
         spread = s["cpu_ms_spread"]
         note = (f"{r['catalogue_stars']} catalogue stars ({n} true), {max(r['tiles'], 1)} tile(s); per pass "
                 f"{min(spread):.2f}-{max(spread):.2f} ms/star; setup {r['setup']['cpu_s']:.1f} CPU s once")
-        print(f"| {name} | clusterphot | {len(r['passes'])} | {s['stars']} | {s['cpu_ms']:.2f} | {fmt(ratio, '.1f')} | "
+        print(f"| {name} | clusterphot | {len(r['passes'])} | {s['stars']} | {s['cpu_ms']:.2f} | {pva.fmt(ratio, '.1f')} | "
               f"{'met' if s['cpu_ms'] <= TARGET_MS else 'NOT met'} | {s['wall_ms']:.2f} | {r['peak_mb']:.0f} | "
               f"{100 * s['completeness']:.1f} % | {note} |")
     if anchor_frame is not None and anchor is not None:

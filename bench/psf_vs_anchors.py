@@ -470,13 +470,15 @@ def interpreter(environment: str, args) -> str:
     return str(args.project_python if environment == "project" else args.anchor_python)
 
 
-def run_child(python: str, arguments: list[str], timeout: float) -> dict:
-    """This script in a fresh process: its JSON report, or {'error': ...}.
+def run_child(python: str, arguments: list[str], timeout: float, script: str = __file__,
+              env: dict | None = None) -> dict:
+    """``script`` (this one) in a fresh process, with ``env`` added to the environment: its JSON
+    report (the last stdout line), or {'error': ...}.
 
     The parent holds no frame (its peak would carry into the child's ru_maxrss through fork)."""
     try:
-        result = subprocess.run([python, __file__, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, timeout=timeout)
+        result = subprocess.run([python, script, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, timeout=timeout, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"error": f"over the {timeout:.0f} s timeout"}
     except OSError as error:
