@@ -353,7 +353,9 @@ def binned_recovery(mag, recovered, delta, low):
     if not inside.any():
         return 0, math.nan, math.nan, math.nan
     found = delta[inside & recovered]
-    median = np.median(found) if len(found) else np.nan
+    if len(found) == 0:
+        return inside.sum(), 0.0, math.nan, math.nan
+    median = np.median(found)
     return inside.sum(), recovered[inside].mean(), median, 1.4826 * np.median(np.abs(found - median))
 
 
@@ -441,3 +443,56 @@ def test_a_frame_too_sparse_to_learn_a_psf_from_gets_no_artificial_star_test_and
     assert curve.meta["skipped"].startswith("only ") and stars.meta["skipped"] == curve.meta["skipped"]
     plot_completeness(stars, curve, tmp_path / "completeness.png", "few", "F814W")
     assert (tmp_path / "completeness.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("method", ["aperture", "psf"])
+def test_artificial_stars_all_lost_or_nothing_to_trace_are_results_not_failures(measured_frames, method):
+    """Artificial stars fainter than anything the frame shows (no pass finds a star near them)
+    are all lost, not a failed job; an empty catalogue gets no test and says why."""
+    from clusterphot.artificial import ArtificialStarSettings, gather_artificial_stars, run_artificial_stars
+    from clusterphot.config import FrameSettings
+    from clusterphot.photometry import PhotometryParameters
+    from clusterphot.psfphot import PSFParameters
+
+    frame, catalogs = measured_frames
+    catalog, psf_path = catalogs[method]
+    ast = ArtificialStarSettings(n_stars=40, magnitude_range=(29.0, 31.0), seed=1)
+    part = run_artificial_stars(frame, FrameSettings("F814W"), catalog, psf_path, PhotometryParameters(),
+                                PSFParameters(), ast, "ast", 0, 1)
+    stars, curve = gather_artificial_stars([part], catalog, ast)
+    assert len(stars) == 40 and not stars["recovered"].any() and np.isnan(curve.meta["m50"])
+    empty = catalog[:0]
+    part = run_artificial_stars(frame, FrameSettings("F814W"), empty, psf_path, PhotometryParameters(),
+                                PSFParameters(), ast, "ast", 0, 1)
+    stars, curve = gather_artificial_stars([part], empty, ast)
+    assert len(stars) == 0 and "to trace the cluster's profile" in curve.meta["skipped"]
+
+
+def test_a_frame_measured_in_tiles_gets_artificial_stars_drawn_and_fitted_with_its_tiles_psfs(tmp_path):
+    """A frame fitted in four tiles, each with its own PSF: its artificial stars are drawn and
+    measured with their tiles' PSFs and corrections (as its real stars were), so the bright ones
+    come back at the magnitude they were given."""
+    from clusterphot.artificial import ArtificialStarSettings, gather_artificial_stars, run_artificial_stars
+    from clusterphot.catalog import catalog_for_frame, psf_parameters
+    from clusterphot.config import FrameSettings
+    from clusterphot.photometry import PhotometryParameters
+    from clusterphot.psfio import read_psf
+    from clusterphot.simulate import simulate_crowded_frame, write_simulated_frame
+
+    hdul, truth = simulate_crowded_frame(shape=(512, 512), n_stars=2500, seed=4, filter_name="F606W", fwhm=2.2,
+                                         core_radius=120.0)
+    write_simulated_frame(hdul, truth, tmp_path / "F606W.fits", tmp_path / "truth.ecsv")
+    params, psf_params = PhotometryParameters(fwhm=2.2), psf_parameters({"tile": 256, "min_psf_stars": 15})
+    catalog = catalog_for_frame(tmp_path / "F606W.fits", FrameSettings("F606W"), params, method="psf",
+                                psf_params=psf_params, psf_output=tmp_path / "psf.fits")
+    catalog.meta["cluster"] = "tiled"
+    tiles = read_psf(tmp_path / "psf.fits").tiles
+    assert len(tiles) == 4 and sum(tile.own_psf for tile in tiles) >= 2
+    ast = ArtificialStarSettings(n_stars=200, seed=2)
+    part = run_artificial_stars(tmp_path / "F606W.fits", FrameSettings("F606W"), catalog, tmp_path / "psf.fits",
+                                params, psf_params, ast, "tiled", 0, 1)
+    stars, _ = gather_artificial_stars([part], catalog, ast)
+    mag_in = np.asarray(stars["mag_in"])
+    bright = np.asarray(stars["recovered"]) & (mag_in < np.quantile(mag_in, 0.3))
+    assert bright.sum() >= 40
+    assert abs(np.median(np.asarray(stars["mag_out"])[bright] - mag_in[bright])) < 0.01

@@ -130,6 +130,10 @@ def test_unchanged_rerun_does_no_work(demo_run):
                                            "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
                                            "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
                                            "completeness_plot": 2, "all": 1}),
+    # the completeness curve's bins: the gathering and what shows it, not the artificial-star jobs
+    ({"artificial_stars": {"n_stars": 200, "bin_width": 0.25}}, {"completeness": 2, "completeness_plot": 2,
+                                                                 "luminosity_function": 2, "cmd": 1, "summary": 1,
+                                                                 "all": 1}),
     # the artificial stars' seed: their jobs and what shows their completeness, not the catalogues
     ({"artificial_stars": {"n_stars": 200, "seed": 2}}, {"artificial_stars": 4, "completeness": 2,
                                                          "completeness_plot": 2, "luminosity_function": 2,

@@ -52,7 +52,13 @@ class ArtificialStarSettings:
 
     @classmethod
     def from_meta(cls, values: dict) -> ArtificialStarSettings:
+        """From the config's section (its ``jobs`` aside); another key means the schema and this
+        class disagree: a bug, said so."""
         known = {f.name for f in fields(cls)}
+        unknown = set(values) - known - {"jobs"}
+        if unknown:
+            raise ValueError(f"artificial_stars keys {sorted(unknown)} are not fields of ArtificialStarSettings: "
+                             "workflow/schemas/config.schema.yaml and artificial.py disagree")
         values = {k: v for k, v in values.items() if k in known}
         if values.get("magnitude_range") is not None:
             values["magnitude_range"] = tuple(values["magnitude_range"])
@@ -87,12 +93,10 @@ def job_seed(seed: int, cluster: str, filter_name: str, job: int) -> list[int]:
 
 def tracer_stars(mag: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """The stars whose positions trace the cluster's profile: the brightest TRACER_FRACTION of
-    the unsaturated stars with a magnitude (at least MIN_TRACERS). They must be nearly complete
-    in the core too: on a crowded simulated frame (600x600 px, 5000 stars, core radius 30 px)
-    the stars measured at S/N >= 20 reached 22 mag and were only 40-70 per cent complete within
-    55 px of the centre, so the artificial stars that followed them missed the core (the centre
-    they gave was 50 px off) and their completeness came out 0.11-0.27 above the true one at
-    19-24 mag; following the brightest tenth it is within 0.11 of it, within 0.05 in 5 of 9 bins."""
+    the unsaturated stars with a magnitude (at least MIN_TRACERS). Nearly complete even in a
+    crowded core, which the stars measured at S/N >= 20 are not (on a simulated 600x600 frame
+    with a 30-px core, 40-70 per cent complete within 55 px of the centre: artificial stars
+    following them missed the core, and came out 0.11-0.27 more complete than the true stars)."""
     usable = np.flatnonzero(np.isfinite(mag) & ((np.asarray(flags) & FLAG_SATURATED) == 0))
     n = max(MIN_TRACERS, int(TRACER_FRACTION * len(usable)))
     tracers = np.zeros(len(mag), bool)
@@ -139,19 +143,22 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     outside = region_mask(frame.shape, params.region)
     avoid = bad if outside is None else bad | outside
     tracers = tracer_stars(stars["mag"], stars["flags"])
-    centre = profile_centre(stars["x"][tracers], stars["y"][tracers], frame.shape, params.fwhm)
-    mag_range = ast.magnitude_range or default_magnitude_range(
-        stars["mag"], (stars["flags"] & FLAG_SATURATED) > 0, stars["mag_err"])
     seed = job_seed(ast.seed, cluster, settings.filter_name, job)
     rng = np.random.default_rng(seed)
     radius = patch_radius(method, params, ast.recovery_radius)
-    skipped = None
-    if method == "psf":
+    skipped, mag_range = None, ast.magnitude_range
+    if tracers.sum() < 2:  # an empty catalogue, or one without unsaturated stars with magnitudes
+        skipped = f"only {int(tracers.sum())} unsaturated stars with a magnitude to trace the cluster's profile"
+    else:
+        centre = profile_centre(stars["x"][tracers], stars["y"][tracers], frame.shape, params.fwhm)
+        mag_range = mag_range or default_magnitude_range(stars["mag"], (stars["flags"] & FLAG_SATURATED) > 0,
+                                                         stars["mag_err"])
+    if skipped is None and method == "psf":
         psf_file = read_psf(psf_path)
         # the catalogue's stars and fitted sky, drawn once for all the job's passes
         catalogue_light = model_image(psf_file, stars["x"], stars["y"], stars["flux"],
                                       (0, 0, frame.shape[1], frame.shape[0]))
-    else:
+    elif skipped is None:
         try:
             psf = aperture_path_psf(np.array(frame.data, np.float32), bad, stars["x"], stars["y"], params, psf_params,
                                     calibration.saturation)
@@ -159,8 +166,9 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
             # a small or sparse frame measured with apertures: its catalogue stands, its
             # completeness is unknown (NaN), and the log and the tables say why
             skipped = f"{error}; lower photometry.psf.min_psf_stars to test it"
-            log.warning("%s: no artificial-star test: %s", frame.path, skipped)
         correction = float(catalog.meta["aperture_correction"]["factor"])
+    if skipped:
+        log.warning("%s: no artificial-star test: %s", frame.path, skipped)
 
     sizes = [] if skipped else pass_sizes(job_share(ast.n_stars, n_jobs, job), len(catalog), ast.fraction)
     parts = []
@@ -186,7 +194,8 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     table = vstack(parts) if parts else pass_table(*[np.zeros(0)] * 3, np.zeros(0, np.intp), None,
                                                    np.zeros(0), np.zeros(0), job, 0)
     table.meta.update({"cluster": cluster, "filter": settings.filter_name, "job": job + 1, "n_jobs": n_jobs,
-                       "seed_entropy": seed, "passes": sizes, "magnitude_range": [float(m) for m in mag_range],
+                       "seed_entropy": seed, "passes": sizes,
+                       "magnitude_range": None if mag_range is None else [float(m) for m in mag_range],
                        "photometry_method": method, "patch_radius": radius, "settings": settings_meta(ast),
                        "skipped": skipped})
     return table
@@ -285,8 +294,8 @@ def gather_artificial_stars(parts: list[Table], catalog: Table, ast: ArtificialS
                        "m90": completeness_limit(plateau, alpha, m_half, 0.9)})
     jobs = [{key: part.meta.get(key) for key in ("job", "seed_entropy", "passes", "patch_radius")} for part in parts]
     skipped = [part.meta["skipped"] for part in parts if part.meta.get("skipped")]
-    meta = {"skipped": skipped[0] if skipped else None,"cluster": catalog.meta.get("cluster"), "filter": catalog.meta.get("filter"),
-            "magnitude_system": system, "photometry_method": parts[0].meta.get("photometry_method") if parts else None,
+    meta = {"skipped": skipped[0] if skipped else None, "cluster": catalog.meta.get("cluster"),
+            "filter": catalog.meta.get("filter"), "magnitude_system": system, "photometry_method": parts[0].meta.get("photometry_method") if parts else None,
             "settings": settings_meta(ast), "n_jobs": len(parts), "jobs": jobs,
             "magnitude_range": parts[0].meta.get("magnitude_range") if parts else None,
             "centre_px": [centre[0], centre[1]], "zone_edges_px": [float(e) for e in zone_edges],

@@ -32,7 +32,7 @@ from .photometry import (POGSON, Measurements, PhotometryParameters, close_to, m
                          subtract_frame_sky)
 from .psf import EPSF, build_epsf
 from .psffit import footprint_radii, star_footprints
-from .psfio import PSFFile, model_image, stars_image
+from .psfio import PSFFile, model_image, stars_image, tiles_of
 from .psfphot import PSFParameters, measure_frame_psf, select_psf_stars
 
 RADIAL_NEIGHBOURS = 10  # a star's distance from the centre is smoothed over its 10 neighbours' in distance
@@ -266,15 +266,23 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     the few pixels a small patch holds of a cell (in a cluster's core the cells hold the light
     of the stars too faint to detect, a hundred electrons per pixel and more). The pass's
     ``sky`` column is then only what the patch adds to that sky. A whole frame is not fitted
-    again for a few hundred artificial stars. (A frame measured in tiles is fitted here with
-    the frame's PSF on every tile; its held stars keep their tiles' PSFs.) ``catalogue_light``:
+    again for a few hundred artificial stars. A frame measured in tiles: each artificial star is
+    drawn, and each tile fitted, with its tile's PSF and correction, as the catalogue's stars
+    were (when the pass's tiles are the catalogue's: the same ``psf_params.tile``). ``catalogue_light``:
     the whole catalogue's model (:func:`clusterphot.psfio.model_image` of all its stars), drawn
     once for many passes; each pass then only takes away the stars near its artificial ones
     (drawing every star again cost a third of a pass on a 2000x2000 frame)."""
     psf, correction = psf_file.psf, psf_file.correction
     data = np.array(frame, dtype=np.float32)
-    add_artificial_stars(data, x, y, np.asarray(flux, float) / correction, psf, electrons_per_unit, rng,
-                         psf_file.footprint_level)
+    # each drawn with the PSF and correction of the tile whose stars it is among (a frame
+    # measured in tiles: HST's PSF changes across the detector), one tile's stars at a time
+    tile = tiles_of(psf_file, x, y)
+    for k in np.unique(tile):
+        mine = tile == k
+        tile_psf, tile_correction = ((psf, correction) if k < 0 else
+                                     (psf_file.tiles[k].psf, psf_file.tiles[k].correction))
+        add_artificial_stars(data, x[mine], y[mine], np.asarray(flux, float)[mine] / tile_correction, tile_psf,
+                             electrons_per_unit, rng, psf_file.footprint_level)
     cx, cy = np.asarray(catalogue["x"], float), np.asarray(catalogue["y"], float)
     away = ~close_to(cx, cy, (x, y, patch_radius))
     ny, nx = data.shape
@@ -284,7 +292,8 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     else:
         held = catalogue_light - stars_image(psf_file, cx[~away], cy[~away], flux_held[~away], (0, 0, nx, ny))
     return measure_frame_psf(data, bad, params, replace(psf_params, psf_rebuilds=0), electrons_per_unit, saturation,
-                             psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius))
+                             psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius),
+                             catalogue_tiles=psf_file.tiles)
 
 
 def psf_light_within(psf: EPSF, radius: float) -> float:

@@ -652,7 +652,7 @@ def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_er
             ax.set_ylim(y_hi + 0.3, y_lo - 0.3)  # brighter stars up
             if m50 is not None and np.isfinite(m50):
                 ax.axhline(m50, color="tab:blue", linestyle="--", linewidth=1.2,
-                           label=f"{band} 50% complete ({m50:.2f}, artificial stars)")
+                           label=f"{band} alone 50% complete ({m50:.2f}; before matching and cuts)")
                 ax.set_ylim(max(y_hi, m50) + 0.3, y_lo - 0.3)
             if centres.size or (m50 is not None and np.isfinite(m50)):
                 ax.legend(loc="upper right", fontsize="small")

@@ -609,7 +609,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                       saturation: float | None, keep_model: bool = False,
                       true_psf: EPSF | None = None, psf: EPSF | None = None,
                       catalogue_correction: float | None = None, held_light: np.ndarray | None = None,
-                      near: tuple[np.ndarray, np.ndarray, float] | None = None) -> Measurements:
+                      near: tuple[np.ndarray, np.ndarray, float] | None = None,
+                      catalogue_tiles: list[Tile] | None = None) -> Measurements:
     """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
     to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
 
@@ -637,7 +638,9 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     ``catalogue_correction``, the catalogue's correction to total, not measured again; ``held_light``
     (frame-sized, image units, sky-subtracted) the light of the catalogue's stars away from the
     artificial ones, subtracted and counted in the noise, not fitted; ``near`` = (x, y, radius):
-    only stars detected within radius px of these positions are fitted.
+    only stars detected within radius px of these positions are fitted (none: no stars, not an
+    error); ``catalogue_tiles``, the catalogue's tiles: a tile of the pass with the same pixels
+    is fitted with that tile's PSF and correction, as its stars were.
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level, _ = subtract_frame_sky(data, bad, params)
@@ -652,8 +655,16 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                          for name, value in found.items()} for found, (_, box) in zip(found_in_box, tiles)]
         frame_found = {name: value[close_to(frame_found["x"], frame_found["y"], near)]
                        for name, value in frame_found.items()}
+    if len(frame_found["x"]) == 0 and near is not None:  # a pass whose artificial stars were all lost
+        empty = np.zeros(0)
+        return Measurements(empty, empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.int32),
+                            ApertureCorrection(catalogue_correction or 1.0, math.nan, 0,
+                                               params.aperture_correction_radius, False, "no stars detected"),
+                            sky_stats, extra={})
     if len(frame_found["x"]) == 0:
         raise FrameError("no stars detected")
+    # an artificial-star pass: each tile as the catalogue's tile of the same pixels was fitted
+    own_tiles = {tuple(tile.core): tile for tile in catalogue_tiles or []}
 
     def own_psf_stars(k: int) -> int:
         (core, (bx0, by0, bx1, by1)), found = tiles[k], found_in_box[k]
@@ -688,7 +699,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                                      min_stars=psf_params.min_psf_stars)
     for k in with_stars:
         if k not in results:
-            measure(k, frame_psf)
+            catalogue_tile = own_tiles.get(tuple(cores[k]))
+            measure(k, frame_psf if catalogue_tile is None else catalogue_tile.psf)
     done = [results[k] for k in sorted(results)]  # the tiles' order, row by row
 
     stars = {name: np.concatenate([part.stars[name] for part in done]) for name in done[0].stars}
@@ -708,7 +720,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         correction = ApertureCorrection(catalogue_correction, math.nan, 0, params.aperture_correction_radius, False,
                                         "the catalogue's, given")
         for part in done:
-            part.tile.correction = catalogue_correction
+            catalogue_tile = own_tiles.get(tuple(part.tile.core))
+            part.tile.correction = catalogue_correction if catalogue_tile is None else catalogue_tile.correction
     else:
         shared = [part.ratios for part in done if not part.tile.own_psf]
         pooled = np.concatenate(shared if sum(len(r) for r in shared) >= params.aperture_correction_min_stars

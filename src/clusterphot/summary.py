@@ -91,8 +91,10 @@ def summarize_catalogs(catalogs: Mapping[str, Table], curves: Mapping[str, Table
     table["mag_std"].description = "population standard deviation (ddof=0) of the finite magnitudes"
     table["n_clean"].description = "stars with a finite magnitude and flags == 0"
     table["aperture_correction_mag"].description = "aperture correction applied, mag (negative = brighter)"
-    table["m50"].description = "50 per cent completeness from artificial stars (NaN: no artificial-star test)"
-    table["m90"].description = "90 per cent completeness from artificial stars (NaN: no artificial-star test)"
+    table["m50"].description = ("50 per cent completeness from artificial stars (NaN: no test, no fit, or the "
+                                "curve never reaches it)")
+    table["m90"].description = ("90 per cent completeness from artificial stars (NaN: no test, no fit, or the "
+                                "curve never reaches it)")
     return table
 
 

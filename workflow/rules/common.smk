@@ -138,6 +138,16 @@ def artificial_psf_parameters(wildcards):
     return {k: v for k, v in settings.items() if k in PSF_LEARNING_SETTINGS}
 
 
+# artificial_stars keys only the gathering uses: a change reruns rule completeness, not the jobs
+GATHER_ONLY_SETTINGS = ("bin_width", "zones")
+
+
+def artificial_job_settings(wildcards):
+    """The cluster's artificial_stars settings an artificial-star job uses."""
+    settings = ARTIFICIAL[wildcards.cluster]
+    return {k: v for k, v in settings.items() if k not in GATHER_ONLY_SETTINGS}
+
+
 def artificial_stars_per_job(wildcards):
     """About how many artificial stars one job of the frame measures."""
     n_jobs = int(wildcards.scatteritem.split("-of-")[1])

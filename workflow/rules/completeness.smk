@@ -37,7 +37,7 @@ rule artificial_stars:
         settings=frame_settings,
         photometry=lambda wc: PHOTOMETRY[wc.cluster],
         psf=artificial_psf_parameters,
-        artificial=lambda wc: ARTIFICIAL[wc.cluster],
+        artificial=artificial_job_settings,
     script:
         "../scripts/artificial_stars.py"
 
