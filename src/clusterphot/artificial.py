@@ -295,9 +295,10 @@ def gather_artificial_stars(parts: list[Table], catalog: Table, ast: ArtificialS
     jobs = [{key: part.meta.get(key) for key in ("job", "seed_entropy", "passes", "patch_radius")} for part in parts]
     skipped = [part.meta["skipped"] for part in parts if part.meta.get("skipped")]
     meta = {"skipped": skipped[0] if skipped else None, "cluster": catalog.meta.get("cluster"),
-            "filter": catalog.meta.get("filter"), "magnitude_system": system, "photometry_method": parts[0].meta.get("photometry_method") if parts else None,
+            "filter": catalog.meta.get("filter"), "magnitude_system": system,
+            "photometry_method": parts[0].meta.get("photometry_method"),
             "settings": settings_meta(ast), "n_jobs": len(parts), "jobs": jobs,
-            "magnitude_range": parts[0].meta.get("magnitude_range") if parts else None,
+            "magnitude_range": parts[0].meta.get("magnitude_range"),
             "centre_px": [centre[0], centre[1]], "zone_edges_px": [float(e) for e in zone_edges],
             "n_artificial": len(stars), "n_recovered": int(recovered.sum()), "catalogue": catalog.meta.get("image")}
     stars.meta.clear()

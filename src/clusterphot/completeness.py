@@ -27,13 +27,12 @@ from scipy.spatial import cKDTree
 
 from photutils.aperture import CircularAperture
 
-from .errors import FrameError
 from .photometry import (POGSON, Measurements, PhotometryParameters, close_to, measure_frame, peak_values,
                          subtract_frame_sky)
-from .psf import EPSF, build_epsf
+from .psf import EPSF
 from .psffit import footprint_radii, star_footprints
 from .psfio import PSFFile, model_image, stars_image, tiles_of
-from .psfphot import PSFParameters, measure_frame_psf, select_psf_stars
+from .psfphot import PSFParameters, learn_psf, measure_frame_psf, select_psf_stars
 
 RADIAL_NEIGHBOURS = 10  # a star's distance from the centre is smoothed over its 10 neighbours' in distance
 AZIMUTH_TRIES = 30  # azimuths tried at one distance before another distance is drawn
@@ -315,13 +314,7 @@ def aperture_path_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.nd
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
     peak = peak_values(data, x, y)
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, params.fwhm, psf_params)
-    if len(chosen) < psf_params.min_psf_stars:
-        raise FrameError(f"only {len(chosen)} bright, isolated, unsaturated stars to learn the PSF the "
-                         f"artificial stars are drawn with (at least {psf_params.min_psf_stars})")
-    psf, _, _ = build_epsf(data, bad, x[chosen], y[chosen], params.fwhm, psf_params.oversampling,
-                           radius=int(np.ceil(psf_params.psf_radius * params.fwhm)), neighbours=(x, y),
-                           min_stars=psf_params.min_psf_stars)
-    return psf
+    return learn_psf(data, bad, x, y, chosen, params.fwhm, psf_params)
 
 
 def measure_artificial_pass_aperture(frame: np.ndarray, bad: np.ndarray, psf: EPSF, x: np.ndarray, y: np.ndarray,

@@ -465,6 +465,12 @@ def centred_on_frame(x: np.ndarray, y: np.ndarray, shape: tuple[int, int],
     return on_frame
 
 
+def no_stars(correction: ApertureCorrection, sky: SkyStatistics) -> Measurements:
+    """The measurements of a frame (or an artificial-star pass) where no star was found."""
+    empty = np.zeros(0)
+    return Measurements(empty, empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.int32), correction, sky)
+
+
 def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
     """True for positions within ``radius`` px of one of the positions ``near`` = (x, y, radius)."""
     near_x, near_y, radius = near
@@ -494,11 +500,8 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
         found = found[centred_on_frame(np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"]),
                                        data.shape, outside)]
     if found is None or len(found) == 0:
-        empty = np.zeros(0)
-        return Measurements(empty, empty, empty, empty, empty, empty, empty, empty,
-                            np.zeros(0, np.int32),
-                            ApertureCorrection(1.0, float("nan"), 0, params.aperture_correction_radius,
-                                               False, "no stars"), sky_stats)
+        return no_stars(ApertureCorrection(1.0, float("nan"), 0, params.aperture_correction_radius, False,
+                                           "no stars"), sky_stats)
     x = np.asarray(found["x_centroid"], dtype=np.float64)
     y = np.asarray(found["y_centroid"], dtype=np.float64)
     # the saturation level, as a value of the sky-subtracted frame

@@ -715,8 +715,7 @@ def plot_completeness(stars_table: Table, curve: Table, path: str | Path, cluste
                 ax.plot(mag, fraction, "o", color=colour, markersize=3.5, alpha=0.8, label=label, zorder=2)
             if np.isfinite(limit.get("m_half", np.nan)) and len(mag):
                 grid = np.linspace(mag.min(), mag.max(), 200)
-                t = limit["alpha"] * (grid - limit["m_half"])
-                ax.plot(grid, 0.5 * limit["plateau"] * (1 - t / np.sqrt(1 + t * t)), color=colour,
+                ax.plot(grid, fleming(grid, limit["plateau"], limit["alpha"], limit["m_half"]), color=colour,
                         linewidth=1.5 if zone == 0 else 1.0, alpha=0.8)
         m50 = curve.meta.get("m50")
         if m50 is not None and np.isfinite(m50):
@@ -725,12 +724,11 @@ def plot_completeness(stars_table: Table, curve: Table, path: str | Path, cluste
         ax.set_ylim(-0.03, 1.08)
         ax.set_ylabel("Completeness (fraction recovered)")
         ax.legend(loc="lower left", fontsize="small", title="zone from the centre", title_fontsize="small")
-        n, n_found = len(stars_table), int(np.sum(stars_table["recovered"])) if len(stars_table) else 0
-        ax.set_title(f"{cluster} {filter_name}: {n} artificial stars, {n_found} recovered")
+        recovered = np.asarray(stars_table["recovered"], bool)
+        ax.set_title(f"{cluster} {filter_name}: {len(stars_table)} artificial stars, {recovered.sum()} recovered")
 
-        recovered = np.asarray(stars_table["recovered"], bool) if len(stars_table) else np.zeros(0, bool)
-        mag_in = float_column(stars_table["mag_in"])[recovered] if len(stars_table) else np.zeros(0)
-        delta = (float_column(stars_table["mag_out"])[recovered] - mag_in) if len(stars_table) else np.zeros(0)
+        mag_in = float_column(stars_table["mag_in"])[recovered]
+        delta = float_column(stars_table["mag_out"])[recovered] - mag_in
         ax_delta.scatter(mag_in, delta, s=4, color="0.5", alpha=0.5, linewidths=0, rasterized=True,
                          label="recovered stars")
         everything = curve[(np.asarray(curve["zone"]) == 0) & (np.asarray(curve["recovered"]) > 1)]

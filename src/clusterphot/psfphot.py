@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 from .errors import FrameError
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
-                         detect_stars, local_sky, merge_saturated_detections, nearest_neighbour_distance,
+                         detect_stars, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
                          peak_values, subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
 from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_radii, kept_far_wings,
@@ -135,6 +135,17 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
         inside &= in_core(x, y, core)
     chosen = np.flatnonzero(bright & isolated & clean & inside)
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
+
+
+def learn_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, chosen: np.ndarray, fwhm: float,
+              psf_params: PSFParameters) -> EPSF:
+    """The effective PSF from the ``chosen`` stars among the detections (x, y) (the others'
+    pixels left out), on the grid ``psf_params`` asks for; FrameError (no file name) when fewer
+    than ``min_psf_stars`` are chosen."""
+    psf, _, _ = build_epsf(data, bad, x[chosen], y[chosen], fwhm, psf_params.oversampling,
+                           radius=int(np.ceil(psf_params.psf_radius * fwhm)), neighbours=(x, y),
+                           min_stars=psf_params.min_psf_stars)
+    return psf
 
 
 def too_few_psf_stars(n: int, params: PSFParameters) -> FrameError:
@@ -300,9 +311,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     if learn and len(chosen) < psf_params.min_psf_stars:
         raise too_few_psf_stars(len(chosen), psf_params)
     if learn:
-        psf, _, _ = build_epsf(data, bad, found["x"][chosen], found["y"][chosen], fwhm, psf_params.oversampling,
-                               radius=int(np.ceil(psf_params.psf_radius * fwhm)),
-                               neighbours=(found["x"], found["y"]), min_stars=psf_params.min_psf_stars)
+        psf = learn_psf(data, bad, found["x"], found["y"], chosen, fwhm, psf_params)
 
     usable = ~bad
     if saturated_above is not None:
@@ -656,11 +665,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         frame_found = {name: value[close_to(frame_found["x"], frame_found["y"], near)]
                        for name, value in frame_found.items()}
     if len(frame_found["x"]) == 0 and near is not None:  # a pass whose artificial stars were all lost
-        empty = np.zeros(0)
-        return Measurements(empty, empty, empty, empty, empty, empty, empty, empty, np.zeros(0, np.int32),
-                            ApertureCorrection(catalogue_correction or 1.0, math.nan, 0,
-                                               params.aperture_correction_radius, False, "no stars detected"),
-                            sky_stats, extra={})
+        return no_stars(ApertureCorrection(catalogue_correction or 1.0, math.nan, 0,
+                                           params.aperture_correction_radius, False, "no stars detected"), sky_stats)
     if len(frame_found["x"]) == 0:
         raise FrameError("no stars detected")
     # an artificial-star pass: each tile as the catalogue's tile of the same pixels was fitted
@@ -693,10 +699,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                                   saturated_above, fwhm, psf_params)
         if len(chosen) < psf_params.min_psf_stars:
             raise too_few_psf_stars(len(chosen), psf_params)
-        frame_psf, _, _ = build_epsf(data, bad, frame_found["x"][chosen], frame_found["y"][chosen], fwhm,
-                                     psf_params.oversampling, radius=int(np.ceil(psf_params.psf_radius * fwhm)),
-                                     neighbours=(frame_found["x"], frame_found["y"]),
-                                     min_stars=psf_params.min_psf_stars)
+        frame_psf = learn_psf(data, bad, frame_found["x"], frame_found["y"], chosen, fwhm, psf_params)
     for k in with_stars:
         if k not in results:
             catalogue_tile = own_tiles.get(tuple(cores[k]))

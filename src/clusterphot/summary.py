@@ -16,7 +16,8 @@ from .outputs import atomic_output
 
 
 SUMMARY_COLUMNS = ("filter", "n_stars", "n_with_mag", "n_clean", "mag_min", "mag_max", "mag_mean",
-                   "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag", "m50", "m90")
+                   "mag_std", "zeropoint", "zeropoint_system", "zeropoint_source", "aperture_correction_mag",
+                   "m50", "m90")
 MAG_COLUMNS = ("mag_min", "mag_max", "mag_mean", "mag_std", "zeropoint", "aperture_correction_mag", "m50", "m90")
 
 
@@ -55,6 +56,7 @@ def summarize_catalog(filter_name: str, catalog: Table, curve: Table | None = No
     finite = np.isfinite(mag)
     good = mag[finite]
     value, system, source = zeropoint_of(catalog.meta)
+    m50, m90 = completeness_limits(curve)
     # Explicit empty case: NaN without numpy's "mean of empty slice" warnings.
     return {
         "filter": filter_name,
@@ -69,8 +71,8 @@ def summarize_catalog(filter_name: str, catalog: Table, curve: Table | None = No
         "zeropoint_system": system,
         "zeropoint_source": source,
         "aperture_correction_mag": aperture_correction_mag(catalog.meta),
-        "m50": completeness_limits(curve)[0],
-        "m90": completeness_limits(curve)[1],
+        "m50": m50,
+        "m90": m90,
     }
 
 
