@@ -76,6 +76,20 @@ def test_artificial_stars_follow_the_bright_stars_radial_profile_but_not_the_bri
         positions_like(x[:1], y[:1], centre, 10, (800, 800), rng)
 
 
+def test_artificial_stars_reach_the_far_corners_of_a_frame_whose_centre_is_near_an_edge():
+    """Stars spread evenly over the frame, the centre 100 px from two edges: the artificial stars
+    are as dense in the far corner (where the frame holds a short arc of each circle around the
+    centre) as everywhere else, within 5 per cent (30 azimuth tries per distance left it 28 per
+    cent low)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-0.5, 999.5, (2, 20000))
+    fx, fy = positions_like(x, y, (100.0, 100.0), 200000, (1000, 1000), np.random.default_rng(5))
+    corner = ((fx > 800) & (fy > 800)).mean() / ((x > 800) & (y > 800)).mean()
+    assert corner == pytest.approx(1.0, abs=0.05)
+    near_centre = (np.hypot(fx - 100, fy - 100) < 300).mean() / (np.hypot(x - 100, y - 100) < 300).mean()
+    assert near_centre == pytest.approx(1.0, abs=0.03)
+
+
 def test_the_default_magnitude_range_spans_the_unsaturated_stars_and_beyond_the_faintest():
     mag = np.array([14.0, 15.0, 18.0, 24.0, np.nan])
     saturated = np.array([True, False, False, False, False])

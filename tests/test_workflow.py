@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -111,6 +112,21 @@ def test_demo_frames_get_their_artificial_star_tests_in_jobs_gathered_into_table
         row = summary[summary["filter"] == f][0]
         assert row["m50"] == pytest.approx(curve.meta["m50"], abs=1e-4)
         assert "m50" in (demo_run / f"logs/completeness/tiny/{f}.log").read_text()
+
+
+def test_an_artificial_star_job_asks_for_the_time_its_passes_take(demo_run):
+    """A pass costs about a whole-frame detection whatever its size, and a sparse catalogue
+    injects few stars per pass (at most artificial_stars.fraction of its stars): the same
+    artificial stars in passes of 1 star instead of 5 per cent ask Slurm for more time."""
+    def runtimes(fraction: float) -> list[int]:
+        config = dict(TINY, artificial_stars={"n_stars": 200000, "fraction": fraction})
+        result = snakemake(demo_run, config, "--dry-run", "--forcerun", "artificial_stars")
+        assert result.returncode == 0, result.stderr[-2000:]
+        asked = re.findall(r"rule artificial_stars:.*?runtime=(\d+)", result.stdout + result.stderr, re.S)
+        assert len(asked) == 2 * len(FILTERS)
+        return [int(minutes) for minutes in asked]
+
+    assert min(runtimes(0.001)) > 2 * max(runtimes(0.05))
 
 
 def test_unchanged_rerun_does_no_work(demo_run):

@@ -30,9 +30,7 @@ rule artificial_stars:
         # of the catalogue's other stars, besides what measuring the frame needs
         mem_mb=lambda wc, input, attempt: attempt
         * int(500 + (48 if METHOD[wc.cluster] == "psf" else 8) * input.size_mb),
-        # a pass costs about a whole-frame detection plus ~5 ms per artificial star
-        runtime=lambda wc, input, attempt: attempt
-        * int(10 + artificial_stars_per_job(wc) / 5000 + input.size_mb / 2),
+        runtime=artificial_job_runtime,
     params:
         settings=frame_settings,
         photometry=lambda wc: PHOTOMETRY[wc.cluster],
