@@ -10,6 +10,7 @@ import pytest
 from astropy.io import fits
 from scipy import ndimage
 from photutils.aperture import CircularAperture, aperture_photometry
+from photutils.utils.exceptions import NoDetectionsWarning
 
 from clusterphot.catalog import catalog_for_frame, header_filters
 from clusterphot.config import FrameSettings
@@ -222,6 +223,34 @@ def test_searching_in_strips_finds_what_one_whole_frame_search_finds(min_separat
     for name in ("x_centroid", "y_centroid", "sharpness", "roundness1", "peak", "flux"):
         np.testing.assert_allclose(np.asarray(strips[name]), np.asarray(whole[name]), rtol=0, atol=1e-9,
                                    err_msg=name)
+
+
+def test_daofind_with_opencvs_maxima_is_photutils_daostarfinder():
+    """photometry.dao_find (OpenCV's dilation for the local maxima) against DAOStarFinder.find_stars
+    on a crowded frame with saturated-like plateaus, masked rows and a zero-filled border: the
+    same stars in the same order, every measure equal."""
+    from photutils.detection import DAOStarFinder
+
+    from clusterphot.photometry import dao_find
+
+    rng = np.random.default_rng(8)
+    shape = (300, 260)
+    n = 2500
+    x, y = rng.uniform(-3, shape[1] + 3, n), rng.uniform(-3, shape[0] + 3, n)
+    frame = gaussian_stars(shape, x, y, 10 ** rng.uniform(2.0, 5.5, n), sigma=1.0, sky=20.0, read_noise=3.0,
+                           rng=rng) - np.float32(20.0)
+    frame = np.minimum(frame, np.float32(3000.0))  # flat tops: ties for the maximum
+    frame[:, :7] = 0.0  # a zero-filled border
+    mask = np.zeros(shape, bool)
+    mask[100:140] = True
+    finder = DAOStarFinder(threshold=4 * 3.0, fwhm=2.2, sharpness_range=(0.2, 1.0), roundness_range=(-1.0, 1.0),
+                           min_separation=0.0, exclude_border=False)
+    ours, theirs = dao_find(finder, frame, mask), finder.find_stars(frame, mask=mask)
+    assert len(theirs) > 800 and ours.colnames == theirs.colnames and len(ours) == len(theirs)
+    for name in theirs.colnames:
+        np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(theirs[name]), err_msg=name)
+    with pytest.warns(NoDetectionsWarning):
+        assert dao_find(finder, np.zeros(shape, np.float32), np.zeros(shape, bool)) is None
 
 
 def test_plateau_labels_group_pixels_as_ndimage_label_does():

@@ -318,6 +318,26 @@ def test_dense_blocks_are_the_normal_matrixs_submatrices():
         np.testing.assert_array_equal(blocks[k], expected)
 
 
+def test_errors_worked_out_for_some_stars_are_those_of_all_stars_worked_out():
+    """fit_stars(covariance_of=...) (a fit again after a few weak stars were dropped): the chosen
+    stars' flux and position errors are exactly those of the whole covariance, the others NaN."""
+    psf = moffat_epsf(FWHM)
+    rng = np.random.default_rng(4)
+    shape = (80, 80)
+    x, y = rng.uniform(10, 70, (2, 40))
+    flux = rng.uniform(2e3, 5e4, 40)
+    image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng) - SKY
+    variance = photon_variance(moffat_field(shape, x, y, flux, FWHM, 0.0), READ_NOISE**2 + SKY, 1.0)
+    usable, move = np.ones(shape, bool), np.ones(40, bool)
+    whole = fit_stars(image, variance, usable, x, y, psf, 2.2, move, sky_cell=32)
+    chosen = np.hypot(x - 40, y - 40) < 15
+    some = fit_stars(image, variance, usable, x, y, psf, 2.2, move, sky_cell=32, covariance_of=chosen)
+    assert 3 < chosen.sum() < 40
+    np.testing.assert_array_equal(some.flux_err[chosen], whole.flux_err[chosen])
+    np.testing.assert_array_equal(some.position_err[chosen], whole.position_err[chosen])
+    assert np.isnan(some.flux_err[~chosen]).all() and np.array_equal(some.flux, whole.flux)
+
+
 def test_the_light_beyond_a_radius_is_the_wings_pixels_summed():
     """EPSF.light_beyond (the part of the correction to total beyond the correction's aperture)
     against the PSF's own pixels summed out to its reach, for a star on a pixel's centre."""

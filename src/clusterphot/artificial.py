@@ -22,7 +22,8 @@ from .catalog import float_column, frame_calibration
 from .config import FrameSettings
 from .completeness import (ZONES, aperture_path_psf, cluster_centre, completeness_curve, completeness_limit,
                            default_magnitude_range, fit_fleming, measure_artificial_pass,
-                           measure_artificial_pass_aperture, positions_like, radial_zones, recovered_stars)
+                           measure_artificial_pass_aperture, positions_like, radial_zones, recovered_stars,
+                           symmetry_centre)
 from .errors import FrameError
 from .frames import bad_pixel_mask, read_frame
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
@@ -34,7 +35,13 @@ log = logging.getLogger(__name__)
 
 TRACER_FRACTION = 0.1  # the brightest tenth of the stars trace the cluster's profile: nearly complete
 MIN_TRACERS = 50  # and at least this many
-PSF_PATCH_FWHM = 5.5  # PSF path: a pass fits the stars detected within this many FWHM of an artificial one
+# PSF path: a pass fits the stars detected within this many FWHM of an artificial one (the
+# neighbours whose fitting pixels its light reaches; farther ones are held as measured). Against
+# the truth on simulated crowded frames (4000 artificial stars on 1000x1000 with 15,000 stars,
+# 3000 on 600x600 with 5000) 3.6 FWHM gives the completeness of 5.5 FWHM within 0.007 per
+# 1-mag bin, its bias within 0.0015 mag and its scatter within 10 %, fitting half the stars
+# (5.0 against 6.8 ms per artificial star)
+PSF_PATCH_FWHM = 3.6
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,15 @@ def tracer_stars(mag: np.ndarray, flags: np.ndarray) -> np.ndarray:
     return tracers
 
 
-def profile_centre(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], fwhm: float) -> tuple[float, float]:
-    """The cluster's centre as its tracer stars (x, y) give it: where they are densest, smoothed
-    over 5 per cent of the frame (at least 10 FWHM)."""
-    return cluster_centre(x, y, shape, max(10.0 * fwhm, 0.05 * min(shape)))
+def profile_centre(x: np.ndarray, y: np.ndarray, tracers: np.ndarray, shape: tuple[int, int],
+                   fwhm: float) -> tuple[float, float]:
+    """The cluster's centre: where its tracer stars (``tracers`` of x, y) are densest, smoothed
+    over 5 per cent of the frame (at least 10 FWHM), then the centre of all the stars around it
+    (:func:`clusterphot.completeness.symmetry_centre`, within 2-6 times that smoothing): the
+    densest point of the stars found lies on the ring around a crowded core's hole."""
+    smoothing = max(10.0 * fwhm, 0.05 * min(shape))
+    start = cluster_centre(x[tracers], y[tracers], shape, smoothing)
+    return symmetry_centre(x, y, shape, start, 2.0 * smoothing, 6.0 * smoothing)
 
 
 def patch_radius(method: str, params: PhotometryParameters, recovery_radius: float) -> float:
@@ -150,7 +162,7 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     if tracers.sum() < 2:  # an empty catalogue, or one without unsaturated stars with magnitudes
         skipped = f"only {int(tracers.sum())} unsaturated stars with a magnitude to trace the cluster's profile"
     else:
-        centre = profile_centre(stars["x"][tracers], stars["y"][tracers], frame.shape, params.fwhm)
+        centre = profile_centre(stars["x"], stars["y"], tracers, frame.shape, params.fwhm)
         mag_range = mag_range or default_magnitude_range(stars["mag"], (stars["flags"] & FLAG_SATURATED) > 0,
                                                          stars["mag_err"])
     if skipped is None and method == "psf":
@@ -269,8 +281,7 @@ def gather_artificial_stars(parts: list[Table], catalog: Table, ast: ArtificialS
     shape = tuple(catalog.meta["shape"])
     arrays = catalogue_arrays(catalog)
     tracers = tracer_stars(arrays["mag"], arrays["flags"])
-    centre = profile_centre(arrays["x"][tracers], arrays["y"][tracers], shape,
-                            float(catalog.meta["parameters"]["fwhm"]))
+    centre = profile_centre(arrays["x"], arrays["y"], tracers, shape, float(catalog.meta["parameters"]["fwhm"]))
     x, y = float_column(stars["x"]), float_column(stars["y"])
     radius = np.hypot(x - centre[0], y - centre[1])
     zone_edges = radial_zones(radius, ast.zones)

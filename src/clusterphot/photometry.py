@@ -12,13 +12,16 @@ import math
 import warnings
 from dataclasses import asdict, dataclass, field
 
+import cv2
 import numpy as np
 from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.table import vstack
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.detection import DAOStarFinder
+from photutils.detection.daofinder import _DAOStarFinderCatalog
 from photutils.utils.exceptions import NoDetectionsWarning
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -184,7 +187,7 @@ def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: Photome
         in_margin[r1 - lo :] = True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NoDetectionsWarning)  # a strip without stars is no news
-            found = finder.find_stars(sky_subtracted[lo:hi], mask=in_margin)
+            found = dao_find(finder, sky_subtracted[lo:hi], in_margin)
         if found is not None:
             found["y_centroid"] += lo
             tables.append(found)
@@ -194,6 +197,32 @@ def detect_stars(sky_subtracted: np.ndarray, sky: SkyStatistics, params: Photome
     found = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
     found["id"] = np.arange(1, len(found) + 1)
     return found
+
+
+def dao_find(finder: DAOStarFinder, data: np.ndarray, mask: np.ndarray):
+    """``finder.find_stars(data, mask=mask)`` (a table, or None when nothing is found), its local
+    maxima found by OpenCV's dilation instead of scipy's maximum filter: the same maxima (a
+    maximum is exact) in a fourteenth of the time, where the filter was a third of DAOFIND's
+    cost and detection a sixth of an artificial-star pass's. The convolution is scipy's, as
+    photutils does it, and the stars' measures and cuts are photutils' own catalogue's
+    (``_DAOStarFinderCatalog``, private: the runtime pins photutils, and a test compares this
+    with ``find_stars`` itself). For a finder as :func:`detect_stars` makes it (no
+    ``exclude_border``, ``n_brightest``, ``peak_max`` or ``xycoords``); with a ``min_separation``
+    (a circular footprint, photutils' own fast search) it is ``find_stars``."""
+    if finder.min_separation:
+        return finder.find_stars(data, mask=mask)
+    kernel = finder.kernel
+    convolved = ndimage.convolve(data, kernel.data, mode="constant", cval=0.0)
+    # photutils.detection.find_peaks with the kernel's footprint, outside the image 0
+    largest = cv2.dilate(convolved, kernel.mask.astype(np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0.0)
+    y, x = np.nonzero((convolved == largest) & ~mask & (convolved > finder.threshold_eff))
+    if len(x) == 0:
+        warnings.warn("No sources were found.", NoDetectionsWarning)
+        return None
+    catalogue = _DAOStarFinderCatalog(data, convolved, np.column_stack([x, y]), finder.threshold, kernel,
+                                      sharpness_range=finder.sharpness_range, roundness_range=finder.roundness_range)
+    catalogue = catalogue.apply_all_filters()
+    return None if catalogue is None else catalogue.to_table()
 
 
 @functools.lru_cache(maxsize=256)

@@ -43,9 +43,12 @@ class StarFit:
     crowding: np.ndarray  # mag: how much brighter the star would seem were its neighbours not fitted
     n_pixels: np.ndarray  # fitting pixels used
     sky: np.ndarray  # the fitted sky at the star (image units per pixel)
-    sky_image: np.ndarray  # the fitted sky of every pixel (0 where no star is near), float32
+    sky_image: np.ndarray | None  # the fitted sky of every pixel (0 where no star is near), float32
     sky_cells: np.ndarray  # the same per sky cell (cell_index's order, as a 2-D array of cells)
-    star_image: np.ndarray  # every star's fitted light on the frame (their whole footprints), float32
+    star_image: np.ndarray | None  # every star's fitted light on the frame (their whole footprints), float32
+    # without images (fit_stars' ``images`` False): the data less the fit on the fitted pixels,
+    # 0 elsewhere, float32
+    residual_image: np.ndarray | None = None
 
 
 def pixel_footprints(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, radius: float,
@@ -217,7 +220,8 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
               psf: EPSF, fit_radius: float | np.ndarray, move: np.ndarray, sky_cell: int = 32,
               n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None,
               free_positions: np.ndarray | None = None, covariance: bool = True,
-              far_wings: FarWings | None = None) -> StarFit:
+              far_wings: FarWings | None = None, covariance_of: np.ndarray | None = None,
+              images: bool = True) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
@@ -234,6 +238,11 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     the S/N cuts between iterations, where the neighbours' share is not worth its time).
     ``far_wings``: the stars' far wings as drawn (:func:`update_far_wings`): held, not fitted;
     each star's model then ends at its PSF's ``wing_start`` from where its far wing was drawn.
+    ``covariance_of`` (bool per star): with ``covariance``, only these stars' errors are worked
+    out, the others' are NaN (a fit again after a few stars were dropped: only their neighbours'
+    errors change, and the blocks are a fit's largest cost after the solve).
+    ``images`` False: no ``star_image`` and ``sky_image`` (None) but a ``residual_image``, all a
+    fit that only moves the stars needs (three frame-sized arrays fewer per fit).
     """
     ny, nx = image.shape
     n = len(x)
@@ -333,7 +342,8 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     centre_row = np.where(centre >= 0, row_of[np.maximum(centre, 0)], -1)
     star_sky = np.where(centre_row >= 0, sky_column[np.maximum(centre_row, 0)], -1)
     if covariance:
-        flux_err, position_err = covariance_errors(normal, n, free, shift_column, star_sky, flux, n_neighbours)
+        flux_err, position_err = covariance_errors(normal, n, free, shift_column, star_sky, flux, n_neighbours,
+                                                   covariance_of)
     else:
         flux_err, position_err = 1.0 / np.sqrt(normal.diagonal()[:n]), np.full(n, np.nan)
 
@@ -353,36 +363,45 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # the sky of every pixel: its cell's value where the cell was fitted
     cell_values = np.zeros(-(-ny // sky_cell) * -(-nx // sky_cell))
     cell_values[cells] = solution[n_columns - cells.size :]
+    sky_cells = cell_values.reshape(-(-ny // sky_cell), -(-nx // sky_cell))
+    if not images:
+        residual_image = np.zeros(ny * nx, np.float32)
+        residual_image[pixels] = residual
+        return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star, None,
+                       sky_cells, None, residual_image.reshape(ny, nx))
     sky_image = cell_image(cell_values, sky_cell, image.shape)
     star_image = np.bincount(all_flat, weights=flux[all_star] * p_all, minlength=ny * nx).reshape(ny, nx)
     if holds_light:
         star_image += far_wings.light
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
-                   sky_image.astype(np.float32), cell_values.reshape(-(-ny // sky_cell), -(-nx // sky_cell)),
-                   star_image.astype(np.float32))
+                   sky_image.astype(np.float32), sky_cells, star_image.astype(np.float32))
 
 
 def covariance_errors(normal: sparse.spmatrix, n: int, free: np.ndarray, shift_column: np.ndarray,
-                      star_sky: np.ndarray, flux: np.ndarray, n_neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+                      star_sky: np.ndarray, flux: np.ndarray, n_neighbours: int,
+                      wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each star's flux error and position error (px, NaN where its position was held) from the
     inverse of the normal matrix restricted to the star's flux and shifts, its ``n_neighbours``
     most coupled neighbours' fluxes and shifts, and its sky cell: a blended pair's fluxes are
     anti-correlated, and each is less certain than alone, and a fitted sky trades light with
-    the stars on it. (The whole inverse would be dense; these blocks hold what matters.)"""
+    the stars on it. (The whole inverse would be dense; these blocks hold what matters.)
+    ``wanted`` (bool per star): only these stars' errors, the others' NaN."""
+    rows = np.arange(n) if wanted is None else np.flatnonzero(wanted)
     # every star's own columns: its flux and, if it moves, its two shifts (-1: none)
     own = np.stack([np.arange(n), np.where(free, shift_column, -1), np.where(free, shift_column + 1, -1)], 1)
-    neighbours = strongest_neighbours(normal, n, n_neighbours)
+    neighbours = strongest_neighbours(normal, n, n_neighbours, rows)
     of_neighbours = np.where(neighbours[:, :, None] >= 0, own[np.maximum(neighbours, 0)], -1)
-    index = np.concatenate([own, of_neighbours.reshape(n, -1), star_sky[:, None]], axis=1)
+    index = np.concatenate([own[rows], of_neighbours.reshape(len(rows), -1), star_sky[rows, None]], axis=1)
     # only the inverse's first three columns (the star's own) are wanted: solved for, not inverted
     blocks = dense_blocks(normal, index)
     unit = np.zeros(blocks.shape[:2] + (3,))
     unit[:, [0, 1, 2], [0, 1, 2]] = 1.0
     inverse = np.linalg.solve(blocks, unit)
-    flux_err = np.sqrt(np.maximum(inverse[:, 0, 0], 0.0))
+    flux_err, position_err = np.full(n, np.nan), np.full(n, np.nan)
+    flux_err[rows] = np.sqrt(np.maximum(inverse[:, 0, 0], 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        position_err = np.where(free, np.sqrt(np.maximum(inverse[:, 1, 1] + inverse[:, 2, 2], 0.0) / 2)
-                                / np.abs(flux), np.nan)
+        position_err[rows] = np.where(free[rows], np.sqrt(np.maximum(inverse[:, 1, 1] + inverse[:, 2, 2], 0.0) / 2)
+                                      / np.abs(flux[rows]), np.nan)
     return flux_err, position_err
 
 
@@ -419,19 +438,21 @@ def position_corrections(residual: np.ndarray, variance: np.ndarray, usable: np.
     return np.clip(np.nan_to_num(step_x), -max_step, max_step), np.clip(np.nan_to_num(step_y), -max_step, max_step)
 
 
-def strongest_neighbours(normal: sparse.spmatrix, n: int, k: int) -> np.ndarray:
-    """For each of the first ``n`` columns (the stars' fluxes), the ``k`` other flux columns most
-    coupled to it in the normal matrix (-1 where a star has fewer neighbours), shape (n, k)."""
-    fluxes = sparse.coo_matrix(normal.tocsr()[:n, :n])
-    off = fluxes.row != fluxes.col
+def strongest_neighbours(normal: sparse.spmatrix, n: int, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """For each of the first ``n`` columns (the stars' fluxes), or of those among them in ``rows``,
+    the ``k`` other flux columns most coupled to it in the normal matrix (-1 where a star has
+    fewer neighbours), shape (len(rows), k)."""
+    rows = np.arange(n) if rows is None else rows
+    fluxes = sparse.coo_matrix(normal.tocsr()[rows][:, :n])
+    off = rows[fluxes.row] != fluxes.col
     row, col, value = fluxes.row[off], fluxes.col[off], fluxes.data[off]
     diagonal = np.maximum(normal.diagonal()[:n], 1e-300)
-    coupling = np.abs(value) / np.sqrt(diagonal[row] * diagonal[col])
+    coupling = np.abs(value) / np.sqrt(diagonal[rows[row]] * diagonal[col])
     order = np.lexsort((-coupling, row))
     row, col = row[order], col[order]
     rank = np.arange(row.size) - np.searchsorted(row, row)  # position within its row
     chosen = rank < k
-    neighbours = np.full((n, k), -1, np.int64)
+    neighbours = np.full((len(rows), k), -1, np.int64)
     neighbours[row[chosen], rank[chosen]] = col[chosen]
     return neighbours
 

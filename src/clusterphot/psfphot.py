@@ -184,9 +184,10 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
         fit_radius = fitting_radii(fwhm, saturated[index])
         radii = footprint_radii(psf, flux, level, fit_radius + 1)
         update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
+        # only the residual on each star's fitting pixels is wanted here, to move the stars
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), params.sky_cell,
-                        n_neighbours=1, radii=radii, covariance=pairs, far_wings=wings)
-        residual = data - fit.star_image - fit.sky_image
+                        n_neighbours=1, radii=radii, covariance=pairs, far_wings=wings, images=False)
+        residual = fit.residual_image
         step_x, step_y = np.zeros(len(x)), np.zeros(len(x))
         for radius in np.unique(fit_radius):  # the saturated stars, centred on their wings
             group = fit_radius == radius
@@ -346,13 +347,22 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             # it) falls below min_snr: drop those, and fit once more so their light goes back
             # to the star that holds it
             keep = np.flatnonzero(~weak)
+            # Only the stars whose footprints or fitting pixels reach a dropped star's pixels see
+            # their normal matrix, so their errors, change: the others keep theirs (the blocks of
+            # every star cost as much as the fit again; a few stars are dropped per tile)
+            reach = float(radii.max() + fit_radius.max() + 1.0)
+            near_dropped = close_to(x[keep], y[keep], (x[weak], y[weak], reach))
+            kept_flux_err, kept_position_err = fit.flux_err[keep], fit.position_err[keep]
             stars = {name: value[keep] for name, value in stars.items()}
             x, y, moved, flux = stars["x"], stars["y"], moved[keep], fit.flux[keep]
             wings = kept_far_wings(wings, keep, psf)  # the others' as they were held in the fit
             fit_radius = fitting_radii(fwhm, stars["saturated"])
             radii = footprint_radii(psf, flux, level, fit_radius + 1)
             fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool),
-                            psf_params.sky_cell, radii=radii, free_positions=moved, covariance=True, far_wings=wings)
+                            psf_params.sky_cell, radii=radii, free_positions=moved, covariance=True, far_wings=wings,
+                            covariance_of=near_dropped)
+            fit.flux_err = np.where(near_dropped, fit.flux_err, kept_flux_err)
+            fit.position_err = np.where(near_dropped, fit.position_err, kept_position_err)
             stars["n_iter"] += 1
         stars["flux"] = fit.flux
         model = fit.star_image
