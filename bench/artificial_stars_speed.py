@@ -84,7 +84,6 @@ FRAME_CHOICES = ("crowded", "dense")
 FWHM = pva.FWHM
 FRACTION = 20  # a pass injects len(catalogue) // FRACTION stars: 5 %
 RADIUS, MAX_DELTA_MAG = 1.0, 0.75  # recovery (issue 12's defaults)
-PATCH_RADIUS = 8.0  # px, as tests/test_completeness.py; the workflow takes 3.6 FWHM (7.9 px here)
 TARGET_MS = 5.0  # CPU ms per artificial star (issue 12, item 5)
 ISSUE_ANCHOR_MS = 56.0  # the issue's figure for crowdsource, 1000x1000
 CATALOGUE_VERSION = 1  # bump when the catalogue step changes
@@ -175,7 +174,7 @@ def artificial_stars(catalogue: dict, bright: np.ndarray, centre: tuple[float, f
 
 
 def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, profile: Path | None,
-               patch_radius: float = PATCH_RADIUS) -> dict:
+               patch_radius: float | None = None) -> dict:
     """``passes`` artificial-star passes on the frame, each timed alone; with ``inject`` the first
     pass's artificial stars are also added to the frame (same noise) and written for the anchor."""
     from astropy.table import Table
@@ -202,6 +201,10 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
     bright = tracer_stars(real_mag, np.asarray(table["flags"]))
     centre = profile_centre(catalogue["x"], catalogue["y"], bright, frame_data.shape, FWHM)
     params, psf_params = PhotometryParameters(fwhm=FWHM), PSFParameters()
+    if patch_radius is None:  # the workflow's (clusterphot.artificial.patch_radius)
+        from clusterphot.artificial import patch_radius as workflow_patch_radius
+
+        patch_radius = workflow_patch_radius("psf", params, RADIUS)
     setup = pva.stop(start)
     light = []
 
@@ -248,6 +251,7 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
     import clusterphot
 
     return {"passes": results, "setup": setup, "peak_mb": peak_mb(), "mag_range": list(mag_range),
+            "patch_radius": patch_radius,
             "catalogue_stars": int(len(catalogue["x"])), "tiles": len(psf_file.tiles),
             "clusterphot": str(Path(clusterphot.__file__).parent)}
 
@@ -350,9 +354,9 @@ def main() -> None:
                         help="the frame crowdsource is re-run on (default dense, 1000x1000: crowdsource at "
                              "2000x2000 would take, by area, >= 17 CPU min and ~9 GB); none: no anchor")
     parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--patch-radius", type=float, default=PATCH_RADIUS,
-                        help=f"px: stars detected this close to an artificial star are fitted (default {PATCH_RADIUS:.0f}, "
-                             "as tests/test_completeness.py)")
+    parser.add_argument("--patch-radius", type=float,
+                        help="px: stars detected this close to an artificial star are fitted (default: the "
+                             "workflow's, clusterphot.artificial.patch_radius)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per child")
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) frames and catalogues here")
     parser.add_argument("--project-python", type=Path, default=ROOT / ".venv" / "bin" / "python")
@@ -399,9 +403,10 @@ def main() -> None:
             extra = ["--inject"] if frame == anchor_frame else []
             if args.profile is not None:
                 extra += ["--profile", str(args.profile)]
+            if args.patch_radius is not None:
+                extra += ["--patch-radius", str(args.patch_radius)]
             report = run_child(project, ["--child", "passes", frame, "--workdir", str(workdir), "--passes",
-                                         str(args.passes), "--seed", str(args.seed), "--patch-radius",
-                                         str(args.patch_radius), *extra], args.timeout)
+                                         str(args.passes), "--seed", str(args.seed), *extra], args.timeout)
             reports["passes"][frame] = report
             if "error" in report:
                 print(f"{frame}, clusterphot passes: FAILED: {report['error']}\n{report.get('stderr', '')[-3000:]}",
@@ -427,7 +432,8 @@ def main() -> None:
 
     print(f"Frames: seed {pva.SEED}, {pva.FILTER}, Moffat FWHM {FWHM} px; " + ", ".join(
         f"{f} {pva.FRAMES[f][0]}x{pva.FRAMES[f][0]} px with {pva.FRAMES[f][1]} stars" for f in frames)
-        + f". A pass injects 5 % of the catalogue's stars (patch radius {args.patch_radius:g} px). "
+        + ". A pass injects 5 % of the catalogue's stars (patch radius " + ", ".join(sorted({
+            f"{r['patch_radius']:g} px" for r in reports["passes"].values() if "patch_radius" in r})) + "). "
         f"{os.cpu_count()} cores, each child on one (OMP_NUM_THREADS=1). CPU: time.process_time; "
         "peak MB: the child's max RSS. clusterphot from " + ", ".join(sorted({
             r["clusterphot"] for r in reports["passes"].values() if "clusterphot" in r})) + ".\n")

@@ -199,6 +199,14 @@ def test_the_psf_beyond_its_grid_is_its_wing_out_to_its_reach():
     r = np.array([psf.radius + 0.5, 2 * psf.radius, psf.reach - 0.5])
     assert np.allclose(psf.evaluate(r, 0 * r), moffat_profile(r, alpha, beta), rtol=1e-9)
     assert psf.evaluate(psf.reach + 1.0, 0.0) == 0.0 and plain.evaluate(psf.radius + 1.0, 0.0) == 0.0
+    # drawn from the wing's table (model images): the grid's values, the wing's within 0.1 per cent
+    dx = np.linspace(-psf.reach - 1, psf.reach + 1, 401)
+    dx, dy = np.meshgrid(dx, dx * 0.7)
+    drawn, exact = psf.evaluate(dx, dy, wing_table=True), psf.evaluate(dx, dy)
+    grid = dx**2 + dy**2 <= psf.wing_start**2
+    np.testing.assert_array_equal(drawn[grid], exact[grid])
+    assert np.abs(drawn[~grid] - exact[~grid]).max() <= 0.001 * exact[~grid].max()
+    assert (drawn[~grid] == 0).sum() == (exact[~grid] == 0).sum()
     # the wing's gradient is its derivative
     x, y, h = np.array([20.0, 31.0]), np.array([-7.0, 12.0]), 1e-4
     gx, gy = psf.gradient(x, y)
