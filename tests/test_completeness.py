@@ -225,6 +225,7 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
 
     from astropy.table import Table
 
+    from clusterphot.artificial import patch_radius
     from clusterphot.catalog import write_frame_psf
     from clusterphot.completeness import measure_artificial_pass
     from clusterphot.frames import bad_pixel_mask
@@ -253,8 +254,9 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     mag = rng.uniform(-2.5 * np.log10(np.quantile(real.flux, 0.9)), -2.5 * np.log10(np.quantile(real.flux, 0.02)), n)
     flux = 10 ** (-0.4 * mag)
 
+    radius = patch_radius("psf", params, 1.0)  # the workflow's
     patches = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
-                                      psf_params, 1.0, full_well, np.random.default_rng(99), 8.0)
+                                      psf_params, 1.0, full_well, np.random.default_rng(99), radius)
     # the whole frame again: the same artificial stars and noise, the same PSF and correction
     whole_data = frame.copy()
     add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level)
@@ -283,7 +285,7 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     from clusterphot.psfio import model_image
     light = model_image(psf_file, real.x, real.y, real.flux, (0, 0, frame.shape[1], frame.shape[0]))
     again = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
-                                    psf_params, 1.0, full_well, np.random.default_rng(99), 8.0, light)
+                                    psf_params, 1.0, full_well, np.random.default_rng(99), radius, light)
     assert len(again.x) == len(patches.x)
     change = np.abs(again.flux - patches.flux) / patches.flux_err
     assert np.median(change) < 0.01 and change.max() < 0.5

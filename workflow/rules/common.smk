@@ -163,7 +163,9 @@ def catalogue_rows(path):
 def artificial_job_runtime(wildcards, input, attempt):
     """Minutes for an artificial-star job: each pass costs about a whole-frame detection and
     array work (3.3 s for a 16 MB frame here; 0.01 min per MB allows 3x that), its stars about
-    5 ms each (12 allowed). A sparse catalogue injects few stars per pass, so many passes.
+    5 ms each (12 allowed). A sparse catalogue injects few stars per pass, so many passes,
+    counted as clusterphot.artificial.pass_sizes counts them (not imported: building the job
+    graph imports only config code).
     """
     stars = artificial_stars_per_job(wildcards)
     per_pass = max(
