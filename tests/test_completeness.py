@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from astropy.io import fits
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from clusterphot.completeness import (
@@ -18,11 +19,14 @@ from clusterphot.completeness import (
     default_magnitude_range,
     fit_fleming,
     fleming,
-    positions_like,
+    light_in_rings,
+    positions_in_light,
     radial_zones,
     recovered_stars,
+    sky_below_cluster,
 )
-from clusterphot.simulate import sample_king_positions
+from clusterphot.simulate import (MOFFAT_BETA, electrons_from_mag, moffat_alpha, sample_king_positions,
+                                  simulate_crowded_frame, write_simulated_frame)
 
 from .synthetic import moffat_epsf
 
@@ -62,53 +66,82 @@ def test_the_centre_of_a_cluster_whose_core_crowding_hid_is_the_centre_of_its_st
         assert np.hypot(densest[0] - centre[0], densest[1] - centre[1]) > 3 * np.hypot(cx - centre[0], cy - centre[1])
 
 
-def test_artificial_stars_follow_the_bright_stars_radial_profile_but_not_the_bright_stars_themselves():
-    """Drawn from 1000 'bright' stars of a King cluster (centre off the frame's middle), 20000
-    positions have the radial distribution of the cluster itself (its 10-90 per cent radii
-    within 10 per cent), all on the frame, and the same seed gives the same positions; they
-    are no nearer to the bright stars than the cluster's other stars are (a kernel on each
-    bright star put three times as many within 2 px of one)."""
+def king_frame(rng, n=30000, sky=100.0, noise=3.0, flux=50.0, core_radius=40.0):
+    """An 800x800 frame of a King cluster (centre 430, 370) of stars of ``flux`` each, drawn as
+    Gaussians of 1 px sigma over a flat ``sky`` with Gaussian noise: its light is its star counts."""
+    x, y = sample_king_positions(rng, n, (800, 800), (430.0, 370.0), core_radius, 15 * core_radius)
+    counts = np.zeros((800, 800))
+    np.add.at(counts, (np.rint(y).astype(int), np.rint(x).astype(int)), flux)
+    image = ndimage.gaussian_filter(counts, 1.0) + rng.normal(sky, noise, (800, 800))
+    return image.astype(np.float32), x, y
+
+
+def test_the_sky_under_a_cluster_is_its_faintest_annulus():
+    """A cluster within the frame: the faintest of the annuli around its centre is within half a
+    sigma of the sky. One that fills the frame lifts the frame's clipped median (the sky the
+    photometry takes) by over 3 sigma: its faintest annulus is nearer the sky (the light of its
+    outskirts there is taken for sky)."""
+    from clusterphot.photometry import frame_sky_statistics
+
+    rng = np.random.default_rng(4)
+    image, _, _ = king_frame(rng)
+    usable = np.ones(image.shape, bool)
+    assert sky_below_cluster(image, usable, (430.0, 370.0)) == pytest.approx(100.0, abs=1.5)
+    filled, _, _ = king_frame(rng, n=200000, flux=40.0, core_radius=300.0)
+    median = frame_sky_statistics(filled, ~usable).median
+    assert median > 100.0 + 3 * 3.0
+    assert 100.0 < sky_below_cluster(filled, usable, (430.0, 370.0)) < median - 3.0
+    with pytest.raises(ValueError, match="no usable pixel"):
+        sky_below_cluster(image, np.zeros(image.shape, bool), (430.0, 370.0))
+
+
+def test_artificial_stars_follow_the_clusters_light_into_a_core_where_its_stars_are_hidden():
+    """Drawn from the light of a King cluster (centre off the frame's middle), 20000 positions
+    have the radial distribution of the cluster's stars (their 10-90 per cent radii within 10
+    per cent), though the stars one could find (here: those with no other within 3 px) miss
+    the core (their median radius 25 per cent too large); all on the frame, off masked
+    pixels, and the same seed gives the same positions."""
     rng = np.random.default_rng(2)
-    x, y = king_cluster(rng, n=30000)
-    bright = rng.choice(len(x), 1000, replace=False)
+    image, x, y = king_frame(rng)
     centre = (430.0, 370.0)
-    fx, fy = positions_like(x[bright], y[bright], centre, 20000, (800, 800), np.random.default_rng(5))
+    usable = np.ones(image.shape, bool)
+    light = light_in_rings(image, usable, centre, 2.2, sky_below_cluster(image, usable, centre))
+    fx, fy = positions_in_light(light, 2.2, centre, 20000, (800, 800), np.random.default_rng(5))
     assert len(fx) == 20000 and (fx >= -0.5).all() and (fx < 799.5).all() and (fy >= -0.5).all() and (fy < 799.5).all()
     true_r = np.hypot(x - 430.0, y - 370.0)
     fake_r = np.hypot(fx - 430.0, fy - 370.0)
     for q in (0.1, 0.25, 0.5, 0.75, 0.9):
         assert np.quantile(fake_r, q) == pytest.approx(np.quantile(true_r, q), rel=0.1), q
-    # not uniform: a uniform draw puts half of them beyond 240 px
-    assert np.median(fake_r) < 150.0
-    # the cluster's other stars and the artificial ones: as often within 2 px of a bright star
-    tree = cKDTree(np.column_stack([x[bright], y[bright]]))
-    others = np.setdiff1d(np.arange(len(x)), bright)
-    near_real = (tree.query(np.column_stack([x[others], y[others]]))[0] < 2.0).mean()
-    near_fake = (tree.query(np.column_stack([fx, fy]))[0] < 2.0).mean()
-    assert near_fake == pytest.approx(near_real, rel=0.25)
-    again = positions_like(x[bright], y[bright], centre, 20000, (800, 800), np.random.default_rng(5))
+    # the stars a crowded core leaves to be found do not trace it
+    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+    found = distance[:, 1] > 3.0
+    assert np.median(true_r[found]) > 1.25 * np.median(true_r)
+    again = positions_in_light(light, 2.2, centre, 20000, (800, 800), np.random.default_rng(5))
     assert np.array_equal(again[0], fx) and np.array_equal(again[1], fy)
-    # never on a masked pixel (here a zero-filled band through the core), and as many per radius
+    # never on a masked pixel (here a zero-filled band through the core), its light not counted
     bad = np.zeros((800, 800), bool)
     bad[350:390, :] = True
-    mx, my = positions_like(x[bright], y[bright], centre, 5000, (800, 800), np.random.default_rng(6), bad)
+    masked = light_in_rings(image, ~bad, centre, 2.2, 100.0)
+    mx, my = positions_in_light(masked, 2.2, centre, 5000, (800, 800), np.random.default_rng(6), bad)
     assert len(mx) == 5000 and not bad[np.rint(my).astype(int), np.rint(mx).astype(int)].any()
-    with pytest.raises(ValueError, match="two stars"):
-        positions_like(x[:1], y[:1], centre, 10, (800, 800), rng)
+    assert masked.sum() < light.sum()
+    with pytest.raises(ValueError, match="no light above its sky"):
+        positions_in_light(np.zeros(10), 2.2, centre, 10, (800, 800), rng)
 
 
 def test_artificial_stars_reach_the_far_corners_of_a_frame_whose_centre_is_near_an_edge():
-    """Stars spread evenly over the frame, the centre 100 px from two edges: the artificial stars
-    are as dense in the far corner (where the frame holds a short arc of each circle around the
-    centre) as everywhere else, within 5 per cent (30 azimuth tries per distance left it 28 per
-    cent low)."""
-    rng = np.random.default_rng(3)
-    x, y = rng.uniform(-0.5, 999.5, (2, 20000))
-    fx, fy = positions_like(x, y, (100.0, 100.0), 200000, (1000, 1000), np.random.default_rng(5))
-    corner = ((fx > 800) & (fy > 800)).mean() / ((x > 800) & (y > 800)).mean()
+    """A frame lit evenly, the centre 100 px from two edges: the artificial stars are as dense in
+    the far corner (where the frame holds a short arc of each circle around the centre) as
+    everywhere else, within 5 per cent (30 azimuth tries per distance left it 28 per cent low)."""
+    image = np.full((1000, 1000), 10.0, np.float32)
+    usable = np.ones(image.shape, bool)
+    light = light_in_rings(image, usable, (100.0, 100.0), 2.2, 0.0)
+    fx, fy = positions_in_light(light, 2.2, (100.0, 100.0), 200000, (1000, 1000), np.random.default_rng(5))
+    corner = ((fx > 800) & (fy > 800)).mean() / 0.04
     assert corner == pytest.approx(1.0, abs=0.05)
-    near_centre = (np.hypot(fx - 100, fy - 100) < 300).mean() / (np.hypot(x - 100, y - 100) < 300).mean()
-    assert near_centre == pytest.approx(1.0, abs=0.03)
+    near_centre = (np.hypot(fx - 100, fy - 100) < 300).mean()
+    area = np.hypot(*np.meshgrid(np.arange(1000) - 100.0, np.arange(1000) - 100.0)) < 300
+    assert near_centre == pytest.approx(area.mean(), rel=0.03)
 
 
 def test_the_default_magnitude_range_spans_the_unsaturated_stars_and_beyond_the_faintest():
@@ -215,7 +248,7 @@ def test_the_completeness_curve_recovers_a_known_completeness_and_its_limits():
 
 
 def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_measured_again(tmp_path):
-    """Issue 12: the artificial stars (5 per cent of the stars, following the bright stars into
+    """Issue 12: the artificial stars (5 per cent of the stars, following the cluster's light into
     a crowded core) measured only around themselves, the catalogue's other stars held as
     measured, are recovered as when the whole frame is measured again with the same PSF and
     correction: the same ones (95 per cent), with the same magnitudes within their errors (a
@@ -250,7 +283,9 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     n = len(real.x) // 20
     tracers = real.flux > np.quantile(real.flux, 0.5)
     centre = cluster_centre(real.x[tracers], real.y[tracers], frame.shape, 30.0)
-    x, y = positions_like(real.x[tracers], real.y[tracers], centre, n, frame.shape, rng, bad_pixel_mask(frame))
+    usable = ~bad_pixel_mask(frame)
+    light = light_in_rings(frame, usable, centre, 2.2, sky_below_cluster(frame, usable, centre))
+    x, y = positions_in_light(light, 2.2, centre, n, frame.shape, rng, ~usable)
     mag = rng.uniform(-2.5 * np.log10(np.quantile(real.flux, 0.9)), -2.5 * np.log10(np.quantile(real.flux, 0.02)), n)
     flux = 10 ** (-0.4 * mag)
 
@@ -259,7 +294,7 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
                                       psf_params, 1.0, full_well, np.random.default_rng(99), radius)
     # the whole frame again: the same artificial stars and noise, the same PSF and correction
     whole_data = frame.copy()
-    add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level)
+    add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level, full_well)
     whole = measure_frame_psf(whole_data, bad_pixel_mask(frame), params, replace(psf_params, psf_rebuilds=0), 1.0,
                               full_well, psf=psf, catalogue_correction=correction)
 
@@ -283,9 +318,9 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     # taken away: the same pass (within a twentieth of an error: the first drawing used the
     # PSF's spline, later ones its table, 1e-4 of a bright star's peak apart)
     from clusterphot.psfio import model_image
-    light = model_image(psf_file, real.x, real.y, real.flux, (0, 0, frame.shape[1], frame.shape[0]))
+    drawn = model_image(psf_file, real.x, real.y, real.flux, (0, 0, frame.shape[1], frame.shape[0]))
     again = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
-                                    psf_params, 1.0, full_well, np.random.default_rng(99), radius, light)
+                                    psf_params, 1.0, full_well, np.random.default_rng(99), radius, drawn)
     assert len(again.x) == len(patches.x)
     change = np.abs(again.flux - patches.flux) / patches.flux_err
     assert np.median(change) < 0.01 and change.max() < 0.5
@@ -374,14 +409,23 @@ def test_a_frames_artificial_star_jobs_repeat_exactly_and_gather_into_the_stars_
 
 
 @pytest.fixture(scope="module")
-def crowded_frame_with_truth(tmp_path_factory):
-    """A crowded simulated cluster (600x600 px, 5000 stars, core radius 30 px) and its truth."""
-    from clusterphot.simulate import simulate_crowded_frame, write_simulated_frame
+def crowded_frames_with_truth(tmp_path_factory):
+    """Simulated crowded clusters (core radius 5 per cent of the frame) and their truth, by
+    name: "600" (600x600 px, 5000 stars) and "1000" (1000x1000, 15,000: issue 11's dense frame,
+    whose light holds enough bright stars to trace the cluster's profile closely)."""
+    made = {}
 
-    folder = tmp_path_factory.mktemp("truth")
-    hdul, truth = simulate_crowded_frame(shape=(600, 600), n_stars=5000, seed=21, filter_name="F606W", fwhm=2.2)
-    write_simulated_frame(hdul, truth, folder / "F606W.fits", folder / "F606W_truth.ecsv")
-    return folder, truth
+    def frame(name):
+        if name not in made:
+            size, n_stars, seed = {"600": (600, 5000, 21), "1000": (1000, 15000, 5)}[name]
+            folder = tmp_path_factory.mktemp(f"truth{name}")
+            hdul, truth = simulate_crowded_frame(shape=(size, size), n_stars=n_stars, seed=seed, filter_name="F606W",
+                                                 fwhm=2.2)
+            write_simulated_frame(hdul, truth, folder / "F606W.fits", folder / "F606W_truth.ecsv")
+            made[name] = folder, truth
+        return made[name]
+
+    return frame
 
 
 def binned_recovery(mag, recovered, delta, low):
@@ -396,26 +440,32 @@ def binned_recovery(mag, recovered, delta, low):
     return inside.sum(), recovered[inside].mean(), median, 1.4826 * np.median(np.abs(found - median))
 
 
-def test_artificial_stars_give_the_completeness_bias_and_scatter_of_the_real_stars(crowded_frame_with_truth):
+@pytest.mark.parametrize("method, name", [("psf", "600"), ("aperture", "1000")])
+def test_artificial_stars_give_the_completeness_bias_and_scatter_of_the_real_stars(crowded_frames_with_truth,
+                                                                                   method, name):
     """Issue 12: on a crowded simulated frame, per 1-mag bin, the artificial stars' completeness
     is the completeness of the true stars (a true star is recovered by the catalogue star within
     1 px and 0.75 mag of it), and the recovered artificial stars' delta mag has the real stars'
     median and scatter. Within 0.05, 0.01 mag and 20 per cent, each widened by twice the
     statistical error of the difference (about 300 artificial stars and 60-600 true stars per
-    bin: 0.03-0.04 in completeness). The PSF path: on this frame the aperture path's artificial
-    stars are recovered 0.04-0.11 more often than its real stars at 18-21 mag (0.04-0.05 of
-    noise), scatter as they do in the outer zone but 2-2.6x over all zones at 19-20 mag (the
-    robust scatter of a mix of core and outer stars), and its real stars are 0.01 mag fainter
-    than true, a bias of its aperture correction that artificial stars, drawn with it, cannot
-    see (README: Completeness)."""
-    method = "psf"
+    bin: 0.03-0.04 in completeness). The aperture path on the 1000x1000 frame: its completeness
+    varies most with the distance from the centre (at 19 mag 0.17 within 90 px, 0.92 beyond
+    200), so the artificial stars must follow the cluster's profile closely, which that
+    frame's light does (the 600x600 frame's 130 brightest stars, which hold its light, lie
+    15 per cent farther out than its fainter stars, by chance). Its completeness only: its
+    real stars are 0.010-0.015 mag fainter than true (the light beyond the aperture
+    correction's radius, which artificial stars drawn with the correction cannot see), and its
+    robust scatter at 18-19 mag, of a mix of core stars (0.4 mag) and outer ones (0.01), is
+    1.2-1.5x the real stars' (README: Completeness). Neither the truth nor
+    the comparison holds saturated stars: the artificial stars whose own peak saturates (they
+    are drawn clipped at the full well) are left out here, as the true ones are."""
     from clusterphot.artificial import ArtificialStarSettings, gather_artificial_stars, run_artificial_stars
     from clusterphot.catalog import catalog_for_frame
     from clusterphot.config import FrameSettings
     from clusterphot.photometry import PhotometryParameters
     from clusterphot.psfphot import PSFParameters
 
-    folder, truth = crowded_frame_with_truth
+    folder, truth = crowded_frames_with_truth(name)
     frame, params = folder / "F606W.fits", PhotometryParameters(fwhm=2.2)
     psf_path = folder / "psf.fits" if method == "psf" else None
     catalog = catalog_for_frame(frame, FrameSettings("F606W"), params, method=method, psf_output=psf_path)
@@ -432,10 +482,17 @@ def test_artificial_stars_give_the_completeness_bias_and_scatter_of_the_real_sta
     part = run_artificial_stars(frame, FrameSettings("F606W"), catalog, psf_path, params, PSFParameters(), ast,
                                 "crowded", 0, 1)
     stars, _ = gather_artificial_stars([part], catalog, ast)
-    # the truth leaves out stars on a saturated pixel (under a saturated star's core): so here
+    # the truth leaves out saturated stars (a noise-free pixel under the centre above the full
+    # well): here the artificial stars on a saturated pixel or saturating it with their own peak
+    # (a centred Moffat's central pixel; the frame is in electrons)
     image = fits.getdata(frame, 1)
-    on_saturated = image[np.rint(np.asarray(stars["y"])).astype(int), np.rint(np.asarray(stars["x"])).astype(int)]
-    stars = stars[on_saturated < float(truth.meta["full_well"])]
+    under = image[np.rint(np.asarray(stars["y"])).astype(int), np.rint(np.asarray(stars["x"])).astype(int)]
+    alpha, grid = moffat_alpha(2.2), np.linspace(-0.5, 0.5, 101)
+    central = ((MOFFAT_BETA - 1) / (np.pi * alpha**2)
+               * (1 + np.add.outer(grid**2, grid**2) / alpha**2) ** -MOFFAT_BETA).mean()
+    peak = central * electrons_from_mag(np.asarray(stars["mag_in"]), float(catalog.meta["zeropoint"]["value"]),
+                                        float(catalog.meta["exptime"]))
+    stars = stars[under + peak < float(truth.meta["full_well"])]
     mag_in = np.asarray(stars["mag_in"])
     delta = np.asarray(stars["mag_out"]) - mag_in
     recovered = np.asarray(stars["recovered"])
@@ -448,6 +505,8 @@ def test_artificial_stars_give_the_completeness_bias_and_scatter_of_the_real_sta
         compared += 1
         error = math.sqrt(c_true * (1 - c_true) / n_true + c_art * (1 - c_art) / n_art)
         assert abs(c_art - c_true) < 0.05 + 2 * error, (low, c_art, c_true)
+        if method == "aperture":  # its bias and scatter: see above
+            continue
         # standard errors of a median (1.2533 sigma / sqrt(n)) and of a MAD (1.166 / sqrt(n), relative)
         found_true, found_art = c_true * n_true, c_art * n_art
         median_error = 1.2533 * math.sqrt(scatter_true**2 / found_true + scatter_art**2 / found_art)

@@ -22,8 +22,8 @@ from .catalog import float_column, frame_calibration
 from .config import FrameSettings
 from .completeness import (ZONES, aperture_path_psf, cluster_centre, completeness_curve, completeness_limit,
                            default_magnitude_range, fit_fleming, measure_artificial_pass,
-                           measure_artificial_pass_aperture, positions_like, radial_zones, recovered_stars,
-                           symmetry_centre)
+                           measure_artificial_pass_aperture, light_in_rings, positions_in_light, radial_zones,
+                           recovered_stars, sky_below_cluster, symmetry_centre)
 from .errors import FrameError
 from .frames import bad_pixel_mask, read_frame
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
@@ -33,7 +33,7 @@ from .psfphot import PSFParameters
 
 log = logging.getLogger(__name__)
 
-TRACER_FRACTION = 0.1  # the brightest tenth of the stars trace the cluster's profile: nearly complete
+TRACER_FRACTION = 0.1  # the brightest tenth of the stars find the cluster's centre
 MIN_TRACERS = 50  # and at least this many
 # PSF path: a pass fits the stars detected within this many FWHM of an artificial one (the
 # neighbours whose fitting pixels its light reaches; farther ones are held as measured), and at
@@ -101,11 +101,10 @@ def job_seed(seed: int, cluster: str, filter_name: str, job: int) -> list[int]:
 
 
 def tracer_stars(mag: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """The stars whose positions trace the cluster's profile: the brightest TRACER_FRACTION of
-    the unsaturated stars with a magnitude (at least MIN_TRACERS). Nearly complete even in a
-    crowded core, which the stars measured at S/N >= 20 are not (on a simulated 600x600 frame
-    with a 30-px core, 40-70 per cent complete within 55 px of the centre: artificial stars
-    following them missed the core, and came out 0.11-0.27 more complete than the true stars)."""
+    """The stars that find the cluster's centre (:func:`profile_centre`): the brightest
+    TRACER_FRACTION of the unsaturated stars with a magnitude (at least MIN_TRACERS), the least
+    incomplete in a crowded core. (Its radial profile comes from the frame's light: even these
+    are hidden in a dense core.)"""
     usable = np.flatnonzero(np.isfinite(mag) & ((np.asarray(flags) & FLAG_SATURATED) == 0))
     n = max(MIN_TRACERS, int(TRACER_FRACTION * len(usable)))
     tracers = np.zeros(len(mag), bool)
@@ -160,11 +159,16 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     seed = job_seed(ast.seed, cluster, settings.filter_name, job)
     rng = np.random.default_rng(seed)
     radius = patch_radius(method, params, ast.recovery_radius)
-    skipped, mag_range = None, ast.magnitude_range
+    skipped, mag_range, profile_sky = None, ast.magnitude_range, None
     if tracers.sum() < 2:  # an empty catalogue, or one without unsaturated stars with magnitudes
         skipped = f"only {int(tracers.sum())} unsaturated stars with a magnitude to trace the cluster's profile"
     else:
         centre = profile_centre(stars["x"], stars["y"], tracers, frame.shape, params.fwhm)
+        # the cluster's light in rings of one FWHM: fine enough for a core a few FWHM wide
+        profile_sky = sky_below_cluster(frame.data, ~avoid, centre)
+        light = light_in_rings(frame.data, ~avoid, centre, params.fwhm, profile_sky)
+        if not light.sum() > 0:
+            skipped = "the frame shows no light above its sky to trace the cluster's profile"
         mag_range = mag_range or default_magnitude_range(stars["mag"], (stars["flags"] & FLAG_SATURATED) > 0,
                                                          stars["mag_err"])
     if skipped is None and method == "psf":
@@ -187,7 +191,7 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     sizes = [] if skipped else pass_sizes(job_share(ast.n_stars, n_jobs, job), len(catalog), ast.fraction)
     parts = []
     for number, n in enumerate(sizes):
-        x, y = positions_like(stars["x"][tracers], stars["y"][tracers], centre, n, frame.shape, rng, avoid)
+        x, y = positions_in_light(light, params.fwhm, centre, n, frame.shape, rng, avoid)
         mag_in = rng.uniform(mag_range[0], mag_range[1], n)
         flux = calibration.flux_for_mag(mag_in, zeropoint)
         if method == "psf":
@@ -210,7 +214,8 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     table.meta.update({"cluster": cluster, "filter": settings.filter_name, "job": job + 1, "n_jobs": n_jobs,
                        "seed_entropy": seed, "passes": sizes,
                        "magnitude_range": None if mag_range is None else [float(m) for m in mag_range],
-                       "photometry_method": method, "patch_radius": radius, "settings": settings_meta(ast),
+                       "photometry_method": method, "patch_radius": radius, "profile_sky": profile_sky,
+                       "settings": settings_meta(ast),
                        "skipped": skipped})
     return table
 
