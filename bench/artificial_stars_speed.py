@@ -7,8 +7,8 @@ crowdsource re-run on the frame with the artificial stars injected. In one run:
     clusterphot   clusterphot.completeness.measure_artificial_pass, the PSF path measured again
                   only around the artificial stars, the catalogue's other stars held as fitted
                   (psfio.model_image), with the PSF file of the frame's catalogue; per pass:
-                  positions (completeness.positions_like, the radial profile of the brightest
-                  tenth of the catalogue, as the workflow's jobs), magnitudes
+                  positions (completeness.positions_in_light, the radial profile of the frame's
+                  light, as the workflow's jobs), magnitudes
                   (uniform over completeness.default_magnitude_range), injection, measurement
                   and recovery (completeness.recovered_stars) are all on the clock
     crowdsource   crowdsource's fit_im re-run on the whole frame with the same artificial stars
@@ -34,8 +34,8 @@ Frames, catalogues and PSF files go to a temporary directory, or to --workdir, w
 kept and reused (a catalogue only while the clusterphot sources that measured it are unchanged).
 
 A pass injects 5 % of the catalogue's stars (len // 20), positions drawn from the radial profile
-of the catalogue's brightest tenth (clusterphot.artificial.tracer_stars, profile_centre), the
-catalogue's light drawn once (on the first pass's clock) and the stars near the artificial ones
+of the frame's light (completeness.light_in_rings around artificial.profile_centre), the frame's
+light profile and the catalogue's model drawn once (on the first pass's clock) and the stars near the artificial ones
 taken from it per pass, as the workflow's jobs do; magnitudes uniform over default_magnitude_range of the
 catalogue (brightest unsaturated - 0.5 to faintest + 1.5), and counts one recovered when
 recovered_stars says so (1 px, 0.75 mag, new: not a catalogue star as it was). Seeds: positions
@@ -161,15 +161,15 @@ def instrumental_mag(flux: np.ndarray) -> np.ndarray:
         return -2.5 * np.log10(np.where(flux > 0, flux, np.nan))
 
 
-def artificial_stars(catalogue: dict, bright: np.ndarray, centre: tuple[float, float], mag_range: tuple[float, float],
+def artificial_stars(catalogue: dict, light: np.ndarray, centre: tuple[float, float], mag_range: tuple[float, float],
                      shape, bad: np.ndarray, seed: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass k's artificial stars: positions with the tracer stars' radial profile, magnitudes
-    uniform in the range."""
-    from clusterphot.completeness import positions_like
+    """Pass k's artificial stars: positions with the radial profile of the frame's ``light``
+    (completeness.light_in_rings, rings of one FWHM), magnitudes uniform in the range."""
+    from clusterphot.completeness import positions_in_light
 
     rng = np.random.default_rng([seed, k])
     n = len(catalogue["x"]) // FRACTION
-    x, y = positions_like(catalogue["x"][bright], catalogue["y"][bright], centre, n, shape, rng, bad)
+    x, y = positions_in_light(light, FWHM, centre, n, shape, rng, bad)
     return x, y, rng.uniform(mag_range[0], mag_range[1], n)
 
 
@@ -179,8 +179,8 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
     pass's artificial stars are also added to the frame (same noise) and written for the anchor."""
     from astropy.table import Table
 
-    from clusterphot.completeness import (add_artificial_stars, default_magnitude_range, measure_artificial_pass,
-                                          recovered_stars)
+    from clusterphot.completeness import (add_artificial_stars, default_magnitude_range, light_in_rings,
+                                          measure_artificial_pass, recovered_stars, sky_below_cluster)
     from clusterphot.frames import bad_pixel_mask
     from clusterphot.photometry import FLAG_SATURATED, PhotometryParameters
     from clusterphot.artificial import profile_centre, tracer_stars
@@ -197,7 +197,7 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
     real_mag = instrumental_mag(catalogue["flux"])
     saturated = (np.asarray(table["flags"]) & FLAG_SATURATED) > 0
     mag_range = default_magnitude_range(real_mag, saturated)
-    # the workflow's choices (clusterphot.artificial): the brightest tenth trace the profile
+    # the workflow's choices (clusterphot.artificial): the brightest tenth find the centre
     bright = tracer_stars(real_mag, np.asarray(table["flags"]))
     centre = profile_centre(catalogue["x"], catalogue["y"], bright, frame_data.shape, FWHM)
     params, psf_params = PhotometryParameters(fwhm=FWHM), PSFParameters()
@@ -210,10 +210,11 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
 
     def one_pass(k: int) -> dict:
         begin = pva.clock()
-        if not light:  # the catalogue's light, drawn once per job as the workflow's job does: on the clock
+        if not light:  # the catalogue's light and the frame's profile, once per job as the workflow's job: on the clock
             ny, nx = frame_data.shape
             light.append(model_image(psf_file, catalogue["x"], catalogue["y"], catalogue["flux"], (0, 0, nx, ny)))
-        x, y, mag = artificial_stars(catalogue, bright, centre, mag_range, frame_data.shape, bad, seed, k)
+            light.append(light_in_rings(frame_data, ~bad, centre, FWHM, sky_below_cluster(frame_data, ~bad, centre)))
+        x, y, mag = artificial_stars(catalogue, light[1], centre, mag_range, frame_data.shape, bad, seed, k)
         out = measure_artificial_pass(frame_data, bad, catalogue, psf_file, x, y, 10 ** (-0.4 * mag), params,
                                       psf_params, 1.0, full_well, np.random.default_rng([seed, k, 1]), patch_radius,
                                       light[0])
@@ -240,10 +241,10 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
         # the first pass's artificial stars, with the same photon noise, for the anchor's whole-frame run
         from astropy.io import fits
 
-        x, y, mag = artificial_stars(catalogue, bright, centre, mag_range, frame_data.shape, bad, seed, 0)
+        x, y, mag = artificial_stars(catalogue, light[1], centre, mag_range, frame_data.shape, bad, seed, 0)
         injected = frame_data.copy()
         add_artificial_stars(injected, x, y, 10 ** (-0.4 * mag) / psf_file.correction, psf_file.psf, 1.0,
-                             np.random.default_rng([seed, 0, 1]), psf_file.footprint_level)
+                             np.random.default_rng([seed, 0, 1]), psf_file.footprint_level, full_well)
         with fits.open(p["image"]) as hdul:
             hdul[1].data = injected
             hdul.writeto(p["injected"], overwrite=True)
