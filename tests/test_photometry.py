@@ -146,6 +146,21 @@ def test_zero_border_and_nans_are_masked_and_edge_stars_flagged():
     assert np.isfinite(stars.flux).all(), "NaN pixels never reach a flux"
 
 
+def test_the_bad_pixel_mask_is_grown_as_scipys_maximum_filter_grows_it():
+    """bad_pixel_mask grows the mask with OpenCV's dilation: the same mask as ndimage's maximum
+    filter over (2 grow + 1)^2 pixels, at the frame's edges and corners too."""
+    rng = np.random.default_rng(11)
+    image = rng.normal(40.0, 4.0, (157, 203)).astype(np.float32)
+    image[rng.uniform(size=image.shape) < 0.003] = np.nan
+    image[0, 0] = image[-1, 5] = image[80, -1] = np.nan  # on the edges and in a corner
+    image[:, :9] = 0.0
+    for grow in (1, 2, 3):
+        ungrown = bad_pixel_mask(image, grow=0)
+        expected = ndimage.maximum_filter(ungrown, size=2 * grow + 1)
+        np.testing.assert_array_equal(bad_pixel_mask(image, grow=grow), expected)
+        assert expected.sum() > ungrown.sum()
+
+
 def test_saturated_star_is_flagged():
     rng = np.random.default_rng(9)
     shape = (200, 200)

@@ -95,7 +95,8 @@ def test_demo_frames_get_their_artificial_star_tests_in_jobs_gathered_into_table
     for f in FILTERS:
         for k in (1, 2):  # the paths as the README documents them
             assert (demo_run / f"results/completeness/tiny/jobs/{f}_{k}-of-2.ecsv").exists()
-            assert (demo_run / f"logs/artificial_stars/tiny/{f}_{k}-of-2.log").read_text().count("recovered") >= 1
+            job_log = (demo_run / f"logs/artificial_stars/tiny/{f}_{k}-of-2.log").read_text()
+            assert job_log.count("recovered") >= 1 and "follow the frame's light" in job_log
             assert (demo_run / f"benchmarks/artificial_stars/tiny/{f}_{k}-of-2.tsv").exists()
         stars = Table.read(demo_run / f"results/completeness/tiny/{f}.ecsv")
         curve = Table.read(demo_run / f"results/completeness/tiny/{f}_curve.ecsv")
@@ -109,6 +110,7 @@ def test_demo_frames_get_their_artificial_star_tests_in_jobs_gathered_into_table
         assert sorted(set(curve["zone"])) == [0, 1, 2, 3]
         assert curve.meta["m90"] < curve.meta["m50"] < np.nanmax(stars["mag_in"])
         assert curve.meta["settings"]["n_stars"] == 200 and len(curve.meta["jobs"]) == 2
+        assert all(np.isfinite(job["profile_sky"]) for job in curve.meta["jobs"])
         row = summary[summary["filter"] == f][0]
         assert row["m50"] == pytest.approx(curve.meta["m50"], abs=1e-4)
         assert "m50" in (demo_run / f"logs/completeness/tiny/{f}.log").read_text()

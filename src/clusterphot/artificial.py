@@ -169,6 +169,9 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
         light = light_in_rings(frame.data, ~avoid, centre, params.fwhm, profile_sky)
         if not light.sum() > 0:
             skipped = "the frame shows no light above its sky to trace the cluster's profile"
+        else:
+            log.info("artificial stars follow the frame's light in rings of %.2f px around (%.1f, %.1f), above a "
+                     "sky of %.6g", params.fwhm, centre[0], centre[1], profile_sky)
         mag_range = mag_range or default_magnitude_range(stars["mag"], (stars["flags"] & FLAG_SATURATED) > 0,
                                                          stars["mag_err"])
     if skipped is None and method == "psf":
@@ -310,7 +313,8 @@ def gather_artificial_stars(parts: list[Table], catalog: Table, ast: ArtificialS
                        "plateau": plateau, "alpha": alpha, "m_half": m_half,
                        "m50": completeness_limit(plateau, alpha, m_half, 0.5),
                        "m90": completeness_limit(plateau, alpha, m_half, 0.9)})
-    jobs = [{key: part.meta.get(key) for key in ("job", "seed_entropy", "passes", "patch_radius")} for part in parts]
+    jobs = [{key: part.meta.get(key) for key in ("job", "seed_entropy", "passes", "patch_radius", "profile_sky")}
+            for part in parts]
     skipped = [part.meta["skipped"] for part in parts if part.meta.get("skipped")]
     meta = {"skipped": skipped[0] if skipped else None, "cluster": catalog.meta.get("cluster"),
             "filter": catalog.meta.get("filter"), "magnitude_system": system,
