@@ -206,18 +206,19 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
 
         patch_radius = workflow_patch_radius("psf", params, RADIUS)
     setup = pva.stop(start)
-    light = []
+    once = {}  # drawn once per job, on the first pass's clock, as the workflow's job does
 
     def one_pass(k: int) -> dict:
         begin = pva.clock()
-        if not light:  # the catalogue's light and the frame's profile, once per job as the workflow's job: on the clock
+        if not once:  # the catalogue's model and the frame's light profile
             ny, nx = frame_data.shape
-            light.append(model_image(psf_file, catalogue["x"], catalogue["y"], catalogue["flux"], (0, 0, nx, ny)))
-            light.append(light_in_rings(frame_data, ~bad, centre, FWHM, sky_below_cluster(frame_data, ~bad, centre)))
-        x, y, mag = artificial_stars(catalogue, light[1], centre, mag_range, frame_data.shape, bad, seed, k)
+            once["model"] = model_image(psf_file, catalogue["x"], catalogue["y"], catalogue["flux"], (0, 0, nx, ny))
+            once["light"] = light_in_rings(frame_data, ~bad, centre, FWHM,
+                                           sky_below_cluster(frame_data, ~bad, centre))
+        x, y, mag = artificial_stars(catalogue, once["light"], centre, mag_range, frame_data.shape, bad, seed, k)
         out = measure_artificial_pass(frame_data, bad, catalogue, psf_file, x, y, 10 ** (-0.4 * mag), params,
                                       psf_params, 1.0, full_well, np.random.default_rng([seed, k, 1]), patch_radius,
-                                      light[0])
+                                      once["model"])
         match = recovered_stars(x, y, mag, out.x, out.y, instrumental_mag(out.flux), catalogue["x"],
                                 catalogue["y"], real_mag, RADIUS, MAX_DELTA_MAG)
         took = pva.stop(begin)
@@ -241,7 +242,7 @@ def run_passes(frame: str, workdir: Path, passes: int, seed: int, inject: bool, 
         # the first pass's artificial stars, with the same photon noise, for the anchor's whole-frame run
         from astropy.io import fits
 
-        x, y, mag = artificial_stars(catalogue, light[1], centre, mag_range, frame_data.shape, bad, seed, 0)
+        x, y, mag = artificial_stars(catalogue, once["light"], centre, mag_range, frame_data.shape, bad, seed, 0)
         injected = frame_data.copy()
         add_artificial_stars(injected, x, y, 10 ** (-0.4 * mag) / psf_file.correction, psf_file.psf, 1.0,
                              np.random.default_rng([seed, 0, 1]), psf_file.footprint_level, full_well)

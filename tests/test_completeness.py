@@ -178,6 +178,23 @@ def test_injected_stars_carry_their_flux_and_its_photon_noise():
     assert np.std(quiet_sums) == pytest.approx(np.sqrt(expected) / 4.0, rel=0.15)
 
 
+def test_injected_stars_saturate_at_the_saturation_level_as_real_ones_do():
+    """A star brighter than the saturation limit gets a flat top at the level; a faint one on a
+    pixel already above the level leaves it as it was; below the level the light is added whole."""
+    psf = moffat_epsf(2.2)
+    data = np.full((60, 60), 100.0, np.float32)
+    data[40, 40] = 7000.0  # already above the level (a frame's level is a floor, not an exact value)
+    x, y, flux = np.array([20.0, 40.0, 20.0]), np.array([20.0, 40.0, 45.0]), np.array([2e5, 500.0, 2e3])
+    add_artificial_stars(data, x, y, flux, psf, 1.0, np.random.default_rng(3), saturation=5000.0)
+    bright = data[15:26, 15:26]
+    assert bright.max() == 5000.0 and (bright == 5000.0).sum() >= 5
+    assert data[40, 40] == 7000.0
+    unclipped = np.full((60, 60), 100.0, np.float32)
+    add_artificial_stars(unclipped, x[2:], y[2:], flux[2:], psf, 1.0, np.random.default_rng(3))
+    assert unclipped[40:51, 15:26].max() < 5000.0
+    assert data[40:51, 15:26].sum() == pytest.approx(unclipped[40:51, 15:26].sum(), rel=0.02)
+
+
 def test_an_artificial_star_is_recovered_only_by_a_new_detection_close_in_place_and_magnitude():
     x_in = np.array([10.0, 30.0, 50.0, 70.0, 90.0, 90.5, 110.0])
     y_in = np.zeros(7)
