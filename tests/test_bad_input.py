@@ -65,7 +65,8 @@ def write_bad_frames(folder) -> tuple[dict, dict, dict]:
         "no EXPTIME keyword; set 'exptime' for this filter in the config")
     bad("negexptime", write_frame(folder / "negexp.fits", data, exptime=-5.0), "EXPTIME is -5.0; it must be positive")
     bad("nophotflam", write_frame(folder / "nophotflam.fits", data, photflam=None),
-        "no AB zero point for F606W: the header has no positive PHOTFLAM; set 'zeropoint'")
+        "no AB zero point for F606W: the header has no positive PHOTFLAM, and the ACS zero-point service did not "
+        "answer")
 
     good = write_frame(folder / "good.fits", data, extra_sci=tan_wcs_header())
     bad("offregion", good, "photometry region [500, 600, 500, 600] (x0, x1, y0, y1) does not overlap the frame "
@@ -94,7 +95,9 @@ def write_bad_frames(folder) -> tuple[dict, dict, dict]:
 def bad_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     entries, errors, warned = write_bad_frames(root / "frames")
-    result = snakemake(root / "run", {"clusters": entries})
+    # the frame without PHOTFLAM asks the ACS zero-point service: one that never answers, on or
+    # off line (port 9 of this machine)
+    result = snakemake(root / "run", {"clusters": entries, "zeropoints": {"service_url": "http://127.0.0.1:9/none"}})
     return root / "run", errors, warned, result
 
 

@@ -15,6 +15,7 @@ from clusterphot.zeropoints import (
     acs_cache_path,
     resolve_zeropoint,
     st_zeropoint,
+    uvis_chip_photflam,
 )
 
 from .conftest import local_http_server, shared_path
@@ -127,3 +128,76 @@ def test_vega_for_a_non_acs_frame_needs_a_config_zeropoint(tmp_path):
 def test_unknown_system_is_refused():
     with pytest.raises(ValueError, match="magnitude system"):
         resolve_zeropoint("JOHNSON", photflam=1e-19, photplam=5000.0)
+
+
+@pytest.mark.parametrize("system", ["AB", "ST"])
+def test_an_acs_frame_without_photflam_gets_ab_and_st_from_the_calculator(tmp_path, acs_service, system):
+    """A HUGS stack carries no PHOTFLAM: its ACS AB and ST zero points come from the calculator's
+    table, cached for reruns offline, and the provenance says so."""
+    url, service = acs_service
+    expected = {r["filter"]: r[f"{system}mag"] for r in published_acs_table()}
+    kwargs = dict(instrument="ACS", detector="WFC", date="2016-04-01", cache_dir=tmp_path)
+    zp = resolve_zeropoint(system, filter_name="F606W", service_url=url, **kwargs)
+    assert (zp.system, zp.value) == (system, pytest.approx(expected["F606W"], abs=0.001))
+    assert "acstools.acszpt" in zp.source and len(service.requests_seen) == 1
+    offline = resolve_zeropoint(system, filter_name="F814W", service_url="http://127.0.0.1:9/none", **kwargs)
+    assert offline.value == pytest.approx(expected["F814W"], abs=0.001) and "cached" in offline.source
+    # a PHOTFLAM in the header still comes first
+    assert resolve_zeropoint(system, filter_name="F606W", photflam=7.8774e-20, photplam=5921.9,
+                             service_url=url, **kwargs).source.startswith("PHOTFLAM")
+
+
+def test_an_acs_frame_without_photflam_or_an_answer_says_both(tmp_path):
+    with pytest.raises(ZeropointError, match="no positive PHOTFLAM, and the ACS zero-point service did not answer"):
+        resolve_zeropoint("ST", filter_name="F606W", instrument="ACS", detector="WFC", date="2016-04-01",
+                          cache_dir=tmp_path, service_url="http://127.0.0.1:9/none")
+
+
+@pytest.mark.parametrize(("fluxcorr", "ccdchip", "expected", "label"), [
+    ("COMPLETE", 2, 1.0e-18, "PHOTFLAM (FLUXCORR COMPLETE"),  # UVIS2 already scaled to UVIS1
+    ("OMIT", 2, 1.2e-18, "PHTFLAM2 (UVIS2, FLUXCORR OMIT)"),
+    ("OMIT", 1, 1.0e-18, "PHTFLAM1 (UVIS1, FLUXCORR OMIT)"),
+    ("OMIT", None, 1.0e-18, "no CCDCHIP"),
+])
+def test_a_wfc3_uvis_chip_takes_its_own_inverse_sensitivity_unless_fluxcorr_normalised_it(fluxcorr, ccdchip,
+                                                                                          expected, label):
+    photflam, source = uvis_chip_photflam("WFC3", "UVIS", 1.0e-18, 1.0e-18, 1.2e-18, fluxcorr, ccdchip)
+    assert photflam == expected and label in source
+    zp = resolve_zeropoint("ST", photflam=photflam, photflam_label=source, filter_name="F336W")
+    assert zp.value == pytest.approx(st_zeropoint(expected), abs=1e-4) and zp.source == f"{source} (header)"
+    # other instruments (ACS, WFPC2, IR) keep PHOTFLAM
+    assert uvis_chip_photflam("ACS", "WFC", 7.9e-20, None, None, None, 2) == (7.9e-20, "PHOTFLAM")
+    assert uvis_chip_photflam("WFC3", "IR", 1.5e-20, 1.0e-18, 1.2e-18, "OMIT", 2) == (1.5e-20, "PHOTFLAM")
+
+
+def test_a_uvis_flc_chip_measured_gets_its_chips_zero_point_in_the_catalogue(tmp_path):
+    """An flc-like file of two chips (SCI,1 is UVIS2), reprocessed with FLUXCORR omitted: the
+    catalogue of its first chip is on PHTFLAM2's AB scale, and its metadata says so."""
+    import numpy as np
+    from astropy.io import fits
+
+    from clusterphot.catalog import catalog_for_frame
+    from clusterphot.config import FrameSettings
+    from clusterphot.photometry import PhotometryParameters
+
+    from .synthetic import gaussian_stars
+
+    rng = np.random.default_rng(2)
+    primary = fits.PrimaryHDU()
+    primary.header.update({"INSTRUME": "WFC3", "DETECTOR": "UVIS", "FILTER": "F336W", "EXPTIME": 600.0,
+                           "DATE-OBS": "2016-04-01", "FLUXCORR": "OMIT"})
+    chips = []
+    for extver, ccdchip in ((1, 2), (2, 1)):
+        x, y = rng.uniform(20, 180, 40), rng.uniform(20, 180, 40)
+        data = gaussian_stars((200, 200), x, y, np.full(40, 2e4), sigma=1.0, sky=30.0, read_noise=3.0, rng=rng)
+        sci = fits.ImageHDU(data, name="SCI", ver=extver)
+        sci.header.update({"BUNIT": "ELECTRONS", "CCDCHIP": ccdchip, "PHOTFLAM": 1.3e-18, "PHTFLAM1": 1.3e-18,
+                           "PHTFLAM2": 1.6e-18, "PHOTPLAM": 3355.0})
+        chips.append(sci)
+    path = tmp_path / "ib_flc.fits"
+    fits.HDUList([primary, *chips]).writeto(path)
+    uvis2 = catalog_for_frame(path, FrameSettings("F336W", hdu=1), PhotometryParameters(fwhm=2.2))
+    uvis1 = catalog_for_frame(path, FrameSettings("F336W", hdu=2), PhotometryParameters(fwhm=2.2))
+    assert uvis2.meta["zeropoint"]["source"].startswith("PHTFLAM2 (UVIS2, FLUXCORR OMIT)")
+    assert uvis2.meta["zeropoint"]["value"] == pytest.approx(ab_zeropoint(1.6e-18, 3355.0), abs=1e-4)
+    assert uvis1.meta["zeropoint"]["value"] == pytest.approx(ab_zeropoint(1.3e-18, 3355.0), abs=1e-4)

@@ -22,7 +22,7 @@ from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONP
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
 from .psfio import write_psf
 from .psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
-from .zeropoints import Zeropoint, resolve_zeropoint
+from .zeropoints import Zeropoint, resolve_zeropoint, uvis_chip_photflam
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,16 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     if saturation is None:
         log.warning("%s: saturation level unknown (no SATURATE keyword, unknown detector); "
                     "saturated stars are not flagged. Set 'saturation' in the config.", frame.path)
+    photflam, photflam_label = uvis_chip_photflam(
+        keyword(header, "INSTRUME"), keyword(header, "DETECTOR"), keyword(header, "PHOTFLAM"),
+        keyword(header, "PHTFLAM1"), keyword(header, "PHTFLAM2"), keyword(header, "FLUXCORR"),
+        keyword(header, "CCDCHIP"))
     try:
         zeropoint = resolve_zeropoint(
             system,
             override=settings.zeropoint,
-            photflam=keyword(header, "PHOTFLAM"),
+            photflam=photflam,
+            photflam_label=photflam_label,
             photplam=keyword(header, "PHOTPLAM"),
             instrument=keyword(header, "INSTRUME"),
             detector=str(keyword(header, "DETECTOR", default="")),

@@ -3,8 +3,10 @@
 Order of precedence for a frame:
 
 1. the config's ``zeropoint`` for that filter (source ``config``);
-2. AB or ST from the frame's PHOTFLAM/PHOTPLAM; VEGA for ACS from the ACS zero-point
-   calculator via ``acstools.acszpt``, cached under ``resources/`` so reruns work offline;
+2. AB or ST from the frame's PHOTFLAM/PHOTPLAM (a WFC3/UVIS chip not normalised by
+   FLUXCORR: its own PHTFLAM1 or PHTFLAM2, :func:`uvis_chip_photflam`); VEGA for ACS, and AB
+   or ST for an ACS frame without PHOTFLAM (a HUGS stack), from the ACS zero-point calculator
+   via ``acstools.acszpt``, cached under ``resources/`` so reruns work offline;
 3. none of these: :class:`ZeropointError`, saying what is missing. Instrumental magnitudes
    (zero point 25) only when the config asks for them (``magnitude_system: instrumental``).
 
@@ -63,13 +65,14 @@ def _positive(value) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def photflam_zeropoint(system: str, photflam, photplam) -> Zeropoint | None:
-    """AB or ST zero point from PHOTFLAM/PHOTPLAM header values; None if they are missing."""
+def photflam_zeropoint(system: str, photflam, photplam, label: str = "PHOTFLAM") -> Zeropoint | None:
+    """AB or ST zero point from PHOTFLAM/PHOTPLAM header values; None if they are missing.
+    ``label``: the keyword the inverse sensitivity came from (:func:`uvis_chip_photflam`)."""
     photflam, photplam = _positive(photflam), _positive(photplam)
     if system == "ST" and photflam:
-        return Zeropoint(round(st_zeropoint(photflam), 4), "ST", "PHOTFLAM (header)")
+        return Zeropoint(round(st_zeropoint(photflam), 4), "ST", f"{label} (header)")
     if system == "AB" and photflam and photplam:
-        return Zeropoint(round(ab_zeropoint(photflam, photplam), 4), "AB", "PHOTFLAM, PHOTPLAM (header)")
+        return Zeropoint(round(ab_zeropoint(photflam, photplam), 4), "AB", f"{label}, PHOTPLAM (header)")
     return None
 
 
@@ -125,9 +128,13 @@ def acs_zeropoint_table(detector: str, date: str, cache_dir: Path,
     return table, f"acstools.acszpt ({service_url or 'ACS zero-point calculator'}, {date})"
 
 
-def acs_vega_zeropoint(detector: str, filter_name: str, date: str, cache_dir: Path,
-                       service_url: str | None = None) -> Zeropoint | None:
-    """ACS VEGAmag zero point of a filter on a date, or None when not obtainable."""
+ACS_COLUMNS = {"VEGA": "VEGAmag", "AB": "ABmag", "ST": "STmag"}  # the calculator's table
+
+
+def acs_calculator_zeropoint(system: str, detector: str, filter_name: str, date: str, cache_dir: Path,
+                             service_url: str | None = None) -> Zeropoint | None:
+    """An ACS filter's zero point on a date in ``system`` (VEGA, AB or ST) from the ACS
+    zero-point calculator's table, or None when not obtainable."""
     found = acs_zeropoint_table(detector, date, cache_dir, service_url)
     if found is None:
         return None
@@ -135,14 +142,38 @@ def acs_vega_zeropoint(detector: str, filter_name: str, date: str, cache_dir: Pa
     rows = table[[str(f).upper() == filter_name.upper() for f in table["Filter"]]]
     if len(rows) == 0:
         return None
-    return Zeropoint(float(rows["VEGAmag"][0]), "VEGA", source)
+    return Zeropoint(float(rows[ACS_COLUMNS[system]][0]), system, source)
+
+
+# --- WFC3/UVIS: one inverse sensitivity per chip ------------------------------------------
+
+
+def uvis_chip_photflam(instrument, detector, photflam, phtflam1, phtflam2, fluxcorr,
+                       ccdchip) -> tuple[float | None, str]:
+    """The inverse sensitivity that applies to a frame, and the keyword it came from. WFC3/UVIS
+    headers since 2016 carry PHTFLAM1 and PHTFLAM2, one per chip (PHOTFLAM is PHTFLAM1); calwf3's
+    FLUXCORR step multiplies UVIS2's pixels by PHTFLAM2 / PHTFLAM1 so that PHOTFLAM holds for
+    both chips (WFC3 Instrument Handbook 6.10). Where FLUXCORR is not COMPLETE (reprocessed with
+    it omitted, for the UV filters' colour terms), a chip's pixels are on their own scale: its
+    own PHTFLAM (CCDCHIP in the chip's header says which). Any other frame: PHOTFLAM."""
+    is_uvis = (str(instrument or "").strip().upper(), str(detector or "").strip().upper()) == ("WFC3", "UVIS")
+    if not is_uvis or _positive(phtflam1) is None or _positive(phtflam2) is None:
+        return photflam, "PHOTFLAM"
+    if str(fluxcorr or "").strip().upper() == "COMPLETE":
+        return photflam or phtflam1, "PHOTFLAM (FLUXCORR COMPLETE: both chips on UVIS1's scale)"
+    chip = str(ccdchip).strip() if ccdchip is not None else ""
+    if chip not in ("1", "2"):
+        return photflam, f"PHOTFLAM (FLUXCORR {fluxcorr or 'not set'}, no CCDCHIP: taken as UVIS1)"
+    return (phtflam1 if chip == "1" else phtflam2), f"PHTFLAM{chip} (UVIS{chip}, FLUXCORR {fluxcorr or 'not set'})"
 
 
 def resolve_zeropoint(system: str, *, override: float | None = None, photflam=None, photplam=None,
                       instrument: str | None = None, detector: str | None = None,
                       filter_name: str | None = None, date: str | None = None,
-                      cache_dir: Path | None = None, service_url: str | None = None) -> Zeropoint:
+                      cache_dir: Path | None = None, service_url: str | None = None,
+                      photflam_label: str = "PHOTFLAM") -> Zeropoint:
     """The zero point to use for a frame, following the module's order of precedence.
+    ``photflam_label``: the keyword ``photflam`` came from, for the provenance.
 
     Raises :class:`ZeropointError` when the chosen system's zero point cannot be had.
     """
@@ -153,32 +184,45 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     if system == "instrumental":
         return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", "magnitude_system: instrumental (arbitrary)")
     if system != "VEGA":
-        found = photflam_zeropoint(system, photflam, photplam)
+        found = photflam_zeropoint(system, photflam, photplam, photflam_label)
         if found is not None:
             return found
         missing = [] if _positive(photflam) else ["PHOTFLAM"]
         if system == "AB" and not _positive(photplam):
             missing.append("PHOTPLAM")
         reason = f"the header has no positive {' or '.join(missing)}"
-    else:
-        reason = _missing_vega_reason(instrument, detector, filter_name, date, cache_dir)
-        if reason is None:
-            found = acs_vega_zeropoint(detector.strip().upper(), filter_name, date, cache_dir, service_url)
+        # an ACS frame without them (a HUGS stack): the calculator's AB or ST, as for VEGA
+        if _acs_lookup_reason(system, instrument, detector, filter_name, date, cache_dir) is None:
+            found = acs_calculator_zeropoint(system, detector.strip().upper(), filter_name, date, cache_dir,
+                                             service_url)
             if found is not None:
                 return found
-            reason = (f"the ACS zero-point service did not answer for {detector} on {date} (or has no "
-                      f"{filter_name}) and {cache_dir} holds no answer to reuse")
+            reason += f", and {_acs_silence(detector, date, filter_name, cache_dir)}"
+    else:
+        reason = _acs_lookup_reason(system, instrument, detector, filter_name, date, cache_dir)
+        if reason is None:
+            found = acs_calculator_zeropoint(system, detector.strip().upper(), filter_name, date, cache_dir,
+                                             service_url)
+            if found is not None:
+                return found
+            reason = _acs_silence(detector, date, filter_name, cache_dir)
     raise ZeropointError(
         f"no {system} zero point for {filter_name}: {reason}; set 'zeropoint' for this filter in the "
         "config, or choose magnitude_system: instrumental"
     )
 
 
-def _missing_vega_reason(instrument, detector, filter_name, date, cache_dir) -> str | None:
-    """Why an ACS VEGA zero point cannot even be asked for (None: it can)."""
+def _acs_silence(detector, date, filter_name, cache_dir) -> str:
+    return (f"the ACS zero-point service did not answer for {detector} on {date} (or has no {filter_name}) and "
+            f"{cache_dir} holds no answer to reuse")
+
+
+def _acs_lookup_reason(system, instrument, detector, filter_name, date, cache_dir) -> str | None:
+    """Why the ACS calculator's zero point cannot even be asked for (None: it can)."""
     is_acs = (instrument or "").strip().upper() == "ACS" and (detector or "").strip().upper() in ACS_DETECTORS
     if not is_acs:
-        return f"VEGA zero points are looked up only for ACS, and this frame is {instrument or 'of unknown instrument'}"
+        return (f"{system} zero points are looked up only for ACS, and this frame is "
+                f"{instrument or 'of unknown instrument'}")
     if not filter_name or not date:
         return "the header has no DATE-OBS to look the ACS zero point up by"
     if cache_dir is None:
