@@ -368,3 +368,13 @@ def test_artificial_star_settings_are_the_dataclasses_per_cluster_overrides_key_
     with pytest.raises(ConfigError, match="artificial_stars.fraction"):
         validate_config(with_clusters({"a": {"filters": {"F606W": "a.fits"}}}, artificial_stars={"fraction": 0.2}),
                         SCHEMA)
+
+
+def test_a_frames_hdu_is_an_index_a_name_or_a_name_and_version(tmp_path):
+    """hdu: 1, SCI or [SCI, 2] (an flc file's second chip); a malformed one names the key."""
+    image = write_frame(tmp_path / "a.fits", np.ones((40, 40), np.float32))
+    for hdu in (1, "SCI", ["SCI", 2]):
+        validated(with_clusters({"c": {"filters": {"F606W": {"image": str(image), "hdu": hdu}}}}))
+    for hdu in (["SCI"], ["SCI", 0], [2, "SCI"], -1, ""):
+        with pytest.raises(ConfigError, match=r"clusters.c.filters.F606W"):
+            validated(with_clusters({"c": {"filters": {"F606W": {"image": str(image), "hdu": hdu}}}}))

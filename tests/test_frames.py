@@ -180,3 +180,36 @@ def test_real_wfpc2_frame():
     assert frame.shape == (800, 800)
     assert frame.header["EXPTIME"] == 70.0 and frame.header["BUNIT"] == "COUNTS"
     assert frame.wcs is not None and frame.wcs.has_celestial
+
+
+def two_chip_file(path):
+    """An flc-like file: an empty primary, then SCI, ERR and DQ for each of two chips."""
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header.update({"EXPTIME": 500.0, "INSTRUME": "ACS", "DETECTOR": "WFC"})
+    for chip in (1, 2):
+        hdus += [fits.ImageHDU(np.full((30, 40), 10.0 * chip, np.float32), name="SCI", ver=chip),
+                 fits.ImageHDU(np.ones((30, 40), np.float32), name="ERR", ver=chip),
+                 fits.ImageHDU(np.zeros((30, 40), np.int16), name="DQ", ver=chip)]
+        hdus[-3].header["CCDCHIP"] = 3 - chip
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_a_chip_is_chosen_by_name_and_version_and_a_missing_one_is_named_with_those_there(tmp_path):
+    path = two_chip_file(tmp_path / "x_flc.fits")
+    assert read_frame(path).hdu_index == 1  # the first chip by default
+    second = read_frame(path, hdu=["SCI", 2])  # as YAML gives it
+    assert second.hdu_index == 4 and second.data[0, 0] == 20.0 and second.header["CCDCHIP"] == 1
+    assert second.header["EXPTIME"] == 500.0  # the primary's keywords under the chip's
+    assert read_frame(path, hdu=("SCI", 1)).data[0, 0] == 10.0
+    with pytest.raises(FrameError, match=r"x_flc.fits: no HDU \[SCI, 3\]; its image HDUs are 1 \(SCI,1\), "
+                                         r"2 \(ERR,1\), 3 \(DQ,1\), 4 \(SCI,2\), 5 \(ERR,2\), 6 \(DQ,2\)"):
+        read_frame(path, hdu=["SCI", 3])
+    with pytest.raises(FrameError, match=r"no HDU 'WHT'"):
+        read_frame(path, hdu="WHT")
+
+
+def test_the_clis_hdu_takes_an_index_a_name_or_a_name_and_version():
+    from clusterphot.cli import parse_hdu
+
+    assert [parse_hdu(v) for v in ("3", "SCI", "SCI,2", "sci, 1", None)] == [3, "SCI", ("SCI", 2), ("sci", 1), None]

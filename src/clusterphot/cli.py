@@ -36,7 +36,8 @@ def _add_measure(subparsers) -> None:
     frame.add_argument("--pivot-wavelength", type=float, help="Angstrom")
     frame.add_argument("--gain", type=float, help="electrons per image unit")
     frame.add_argument("--saturation", type=float, help="saturation level, image units")
-    frame.add_argument("--hdu", help="HDU index or EXTNAME of the image")
+    frame.add_argument("--hdu", help="HDU index, EXTNAME, or EXTNAME,EXTVER of the image "
+                                     "(SCI,2: an flc's second chip)")
     frame.add_argument("--plane", type=int, help="plane of a 3-D cube")
     phot = p.add_argument_group("photometry parameters (pixels)")
     phot.add_argument("--fwhm", type=float, default=PhotometryParameters.fwhm)
@@ -65,9 +66,13 @@ def _add_simulate(subparsers) -> None:
     p.add_argument("--n-stars", type=int, default=6000)
 
 
-def parse_hdu(value: str | None) -> int | str | None:
+def parse_hdu(value: str | None) -> int | str | tuple[str, int] | None:
+    """--hdu as read_frame takes it: 3, SCI, or SCI,2 (EXTNAME and EXTVER)."""
     if value is None:
         return None
+    name, comma, version = value.partition(",")
+    if comma and version.strip().isdigit():
+        return name.strip(), int(version)
     return int(value) if value.lstrip("-").isdigit() else value
 
 

@@ -64,7 +64,7 @@ class FrameInput:
 
     filter_name: str
     path: str | Path
-    hdu: int | str | None = None
+    hdu: int | str | list | None = None  # index, EXTNAME or [EXTNAME, EXTVER]
     plane: int | None = None
 
 

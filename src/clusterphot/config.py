@@ -39,7 +39,7 @@ class FrameSettings:
     pivot_wavelength: float | None = None  # Angstrom
     gain: float | None = None  # electrons per image unit
     saturation: float | None = None  # image units
-    hdu: int | str | None = None
+    hdu: int | str | list | None = None  # index, EXTNAME or [EXTNAME, EXTVER]
     plane: int | None = None
 
 

@@ -109,10 +109,18 @@ def celestial_wcs(header: fits.Header, source: str = "header") -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None = None,
+def image_hdus(hdul: fits.HDUList) -> str:
+    """The file's image HDUs for a message: index and (EXTNAME, EXTVER) of each."""
+    found = [f"{k} ({h.name},{h.ver})" if h.name else str(k) for k, h in enumerate(hdul)
+             if h.is_image and len(h.shape) >= 2]
+    return ", ".join(found) or "none"
+
+
+def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, plane: int | None = None,
                block_pixels: int = 2**20) -> Frame:
     """Read the first image HDU (or the one named) of a FITS file as float32.
 
+    ``hdu``: an index, an EXTNAME, or [EXTNAME, EXTVER] (an flc file's second chip: ["SCI", 2]).
     A 3-D cube needs ``plane`` (0-based index along the first FITS axis).
 
     The pixels are read a block of rows (about ``block_pixels``) at a time into one native
@@ -128,13 +136,17 @@ def read_frame(path: str | Path, hdu: int | str | None = None, plane: int | None
         hdul = fits.open(path, memmap=False)  # reads the headers; pixels only when asked for
     except OSError as err:
         raise FrameError(f"{path}: not a readable FITS file ({err})") from None
+    if isinstance(hdu, (list, tuple)):  # [EXTNAME, EXTVER], as YAML gives it
+        hdu = (str(hdu[0]), int(hdu[1]))
     with hdul:
         try:
             index = _first_image_hdu(hdul, path) if hdu is None else hdul.index_of(hdu)
             image_hdu = hdul[index]
             shape = image_hdu.shape if image_hdu.is_image else ()
         except (KeyError, IndexError):
-            raise FrameError(f"{path}: no HDU {hdu!r}") from None
+            wanted = f"[{hdu[0]}, {hdu[1]}]" if isinstance(hdu, tuple) else repr(hdu)
+            raise FrameError(f"{path}: no HDU {wanted}; its image HDUs are {image_hdus(hdul)}: set 'hdu' for "
+                             "this filter in the config to one of them") from None
         except (OSError, TypeError, ValueError) as err:
             raise FrameError(f"{path}: truncated or corrupt FITS data ({err})") from None
         if len(shape) == 0 or not all(shape):
