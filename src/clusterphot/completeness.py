@@ -6,9 +6,10 @@ centre.
 The artificial stars follow the cluster's own radial profile as its light traces it (the
 light of all its stars, the bright ones foremost, found or not: crowding hides even bright
 stars in a dense core, and faint detections most), so the artificial stars see the real
-crowding; their magnitudes are uniform over the range asked for. A star counts as recovered only when a new detection (no
-star of the frame's own catalogue within the recovery radius and ``max_delta_mag`` of it) lies
-within that radius of it and within ``max_delta_mag`` of its magnitude.
+crowding; their magnitudes are uniform over the range asked for. A star counts as recovered
+only when a new detection (no star of the frame's own catalogue within the recovery radius and
+``max_delta_mag`` of it) lies within that radius of it and within ``max_delta_mag`` of its
+magnitude.
 
 Pixel coordinates are 0-based with a pixel's centre on the integer, as everywhere here.
 """
