@@ -201,3 +201,15 @@ def test_a_uvis_flc_chip_measured_gets_its_chips_zero_point_in_the_catalogue(tmp
     assert uvis2.meta["zeropoint"]["source"].startswith("PHTFLAM2 (UVIS2, FLUXCORR OMIT)")
     assert uvis2.meta["zeropoint"]["value"] == pytest.approx(ab_zeropoint(1.6e-18, 3355.0), abs=1e-4)
     assert uvis1.meta["zeropoint"]["value"] == pytest.approx(ab_zeropoint(1.3e-18, 3355.0), abs=1e-4)
+
+
+def test_a_date_obs_with_a_time_of_day_is_looked_up_by_its_date(tmp_path, acs_service):
+    """HUGS stacks write DATE-OBS with a time of day: the calculator is asked for the date."""
+    url, service = acs_service
+    zp = resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC",
+                           date="2016-04-01T04:41:12.5", cache_dir=tmp_path, service_url=url)
+    assert service.requests_seen == [{"date": "2016-04-01", "detector": "WFC"}]
+    assert zp.value == pytest.approx({r["filter"]: r["VEGAmag"] for r in published_acs_table()}["F606W"], abs=0.001)
+    with pytest.raises(ZeropointError, match=r"no DATE-OBS \(YYYY-MM-DD\)"):
+        resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC", date="21/05/96",
+                          cache_dir=tmp_path, service_url=url)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -179,6 +180,7 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     """
     if system not in SYSTEMS:
         raise ValueError(f"magnitude system {system!r} is not one of {', '.join(SYSTEMS)}")
+    date = observation_date(date)
     if override is not None:
         return Zeropoint(float(override), system, "config")
     if system == "instrumental":
@@ -212,6 +214,13 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     )
 
 
+def observation_date(value) -> str | None:
+    """DATE-OBS as the ACS calculator takes it, YYYY-MM-DD: a time of day after it (HUGS stacks
+    carry one, 2006-05-21T04:41:12) is dropped; None for anything else."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.]*)?", str(value or "").strip())
+    return match.group(1) if match else None
+
+
 def _acs_silence(detector, date, filter_name, cache_dir) -> str:
     return (f"the ACS zero-point service did not answer for {detector} on {date} (or has no {filter_name}) and "
             f"{cache_dir} holds no answer to reuse")
@@ -224,7 +233,7 @@ def _acs_lookup_reason(system, instrument, detector, filter_name, date, cache_di
         return (f"{system} zero points are looked up only for ACS, and this frame is "
                 f"{instrument or 'of unknown instrument'}")
     if not filter_name or not date:
-        return "the header has no DATE-OBS to look the ACS zero point up by"
+        return "the header has no DATE-OBS (YYYY-MM-DD) to look the ACS zero point up by"
     if cache_dir is None:
         return "no zero-point cache folder is configured"
     return None
