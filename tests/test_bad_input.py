@@ -229,8 +229,42 @@ def write_unusual_frames(folder) -> dict[str, dict]:
     fits.PrimaryHDU(np.stack([np.zeros(SHAPE, np.float32), electrons])).writeto(folder / "cube.fits")
     with fits.open(folder / "cube.fits", mode="update") as hdul:
         hdul[0].header.update({"EXPTIME": EXPTIME, "BUNIT": "ELECTRONS", "PHOTFLAM": 7.8774e-20, "PHOTPLAM": 5921.9})
+    # an flc file as MAST gives it: per chip SCI, ERR and DQ (observation keywords in the
+    # primary); the stars on the second chip, with cosmic-ray hits its DQ flags (8192) and a
+    # hot pixel (16); the first chip blank sky
+    rng = np.random.default_rng(12)
+    primary = fits.PrimaryHDU()
+    primary.header.update({"TELESCOP": "HST", "INSTRUME": "ACS", "DETECTOR": "WFC", "FILTER1": "F606W",
+                           "DATE-OBS": "2016-04-01", "EXPTIME": EXPTIME})
+    hit = electrons.copy()
+    dq = np.zeros(SHAPE, np.int16)
+    rows, columns = rng.integers(0, SHAPE[0] - 1, 30), rng.integers(0, SHAPE[1] - 1, 30)
+    for dy, dx, value in ((0, 0, 4000.0), (0, 1, 2500.0), (1, 0, 1500.0), (1, 1, 800.0)):  # 2x2 px each
+        hit[rows + dy, columns + dx] += value
+        dq[rows + dy, columns + dx] = 8192
+    dq[5, 5] = 16
+    chips = []
+    for version, (image, flags) in enumerate(((rng.normal(40.0, 5.0, SHAPE).astype(np.float32), np.zeros_like(dq)),
+                                              (hit, dq)), start=1):
+        sci = fits.ImageHDU(image, name="SCI", ver=version)
+        sci.header.update({"BUNIT": "ELECTRONS", "PHOTFLAM": 7.8774e-20, "PHOTPLAM": 5921.9, **header})
+        chips += [sci, fits.ImageHDU(np.sqrt(np.abs(image)), name="ERR", ver=version),
+                  fits.ImageHDU(flags, name="DQ", ver=version)]
+    fits.HDUList([primary, *chips]).writeto(folder / "j_flc.fits")
+    # a drizzled product: SCI in electrons/s, WHT (0 on a band no exposure covered, SCI 0 there), CTX
+    rate = (electrons / EXPTIME).astype(np.float32)
+    weight = np.full(SHAPE, EXPTIME, np.float32)
+    weight[:, -12:] = 0.0
+    rate[:, -12:] = 0.0
+    sci = fits.ImageHDU(rate, name="SCI")
+    sci.header.update({"BUNIT": "ELECTRONS/S", "PHOTFLAM": 7.8774e-20, "PHOTPLAM": 5921.9, **header})
+    fits.HDUList([primary.copy(), sci, fits.ImageHDU(weight, name="WHT"),
+                  fits.ImageHDU(np.ones(SHAPE, np.int32), name="CTX")]).writeto(folder / "j_drc.fits")
+    frames["drc"] = folder / "j_drc.fits"
+
     entries = {name: str(path) for name, path in frames.items()}
     entries["cube"] = {"image": str(folder / "cube.fits"), "plane": 1}
+    entries["flcchip2"] = {"image": str(folder / "j_flc.fits"), "hdu": ["SCI", 2]}
     return entries
 
 
@@ -258,6 +292,14 @@ def test_unusual_frames_give_the_same_calibrated_magnitudes(unusual_run):
         difference = np.asarray(table["mag"])[matched] - np.asarray(reference["mag"])[good][index[matched]]
         # the integer frame is rounded to whole electrons: a little noise, no offset
         assert abs(np.nanmedian(difference)) < 0.003, (name, np.nanmedian(difference))
+
+
+def test_an_flc_chips_cosmic_rays_flagged_in_its_dq_are_not_stars(unusual_run):
+    """The flc's second chip, read by [SCI, 2]: its 30 cosmic-ray hits, flagged in its DQ, are
+    not in the catalogue (the test above: its stars have the reference's magnitudes)."""
+    flc, reference = unusual_run["flcchip2"], unusual_run["electrons"]
+    assert flc.meta["hdu"] == 4 and len(flc) <= len(reference)
+    assert unusual_run["drc"].meta["image_unit"] == "electron / s"
 
 
 def test_units_are_read_from_bunit(unusual_run):

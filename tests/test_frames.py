@@ -213,3 +213,40 @@ def test_the_clis_hdu_takes_an_index_a_name_or_a_name_and_version():
     from clusterphot.cli import parse_hdu
 
     assert [parse_hdu(v) for v in ("3", "SCI", "SCI,2", "sci, 1", None)] == [3, "SCI", ("SCI", 2), ("sci", 1), None]
+
+
+def test_an_hst_products_dq_bits_and_zero_weights_mask_its_pixels(tmp_path):
+    """flc: the chip's own DQ (same EXTVER) masks the pixels with any of the chosen bits
+    (cosmic ray 8192 by default, warm pixel 64 not); drz: WHT of 0 masks; a file without
+    either has no product mask; a DQ of another shape stops, naming the file and extension."""
+    from clusterphot.frames import DEFAULT_DQ_BITS
+
+    path = tmp_path / "x_flc.fits"
+    two_chip_file(path)
+    with fits.open(path, mode="update") as hdul:
+        hdul[("DQ", 2)].data[5, 5] = 8192 | 64
+        hdul[("DQ", 2)].data[6, 7] = 64
+        hdul[("DQ", 1)].data[9, 9] = 16
+    second = read_frame(path, hdu=["SCI", 2])
+    assert np.argwhere(second.product_mask).tolist() == [[5, 5]]
+    assert second.bad_pixels()[5, 5] and not second.bad_pixels()[5, 6]  # not grown
+    assert np.argwhere(read_frame(path, hdu=["SCI", 2], dq_bits=64).product_mask).tolist() == [[5, 5], [6, 7]]
+    assert np.argwhere(read_frame(path).product_mask).tolist() == [[9, 9]]  # SCI,1 with DQ,1
+    assert not read_frame(path, hdu=["SCI", 2], dq_bits=0).product_mask.any()
+    assert DEFAULT_DQ_BITS & 8192 and not DEFAULT_DQ_BITS & 64
+
+    weights = np.ones((30, 40), np.float32)
+    weights[:, :6] = 0.0  # no exposure covers these columns
+    drz = tmp_path / "x_drz.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.full((30, 40), 5.0, np.float32), name="SCI"),
+                  fits.ImageHDU(weights, name="WHT"), fits.ImageHDU(np.ones((30, 40), np.int32), name="CTX")]
+                 ).writeto(drz)
+    frame = read_frame(drz)
+    assert frame.product_mask[:, :6].all() and not frame.product_mask[:, 6:].any()
+    assert read_frame(two_chip_file(tmp_path / "plain.fits"), hdu="ERR").product_mask is None  # not a SCI
+
+    wrong = tmp_path / "wrong_flc.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((30, 40), np.float32), name="SCI"),
+                  fits.ImageHDU(np.zeros((15, 40), np.int16), name="DQ")]).writeto(wrong)
+    with pytest.raises(FrameError, match=r"wrong_flc.fits: DQ,1 has shape \(15, 40\), not the SCI image's \(30, 40\)"):
+        read_frame(wrong)

@@ -389,3 +389,62 @@ def test_frame_sky_statistics_of_a_fully_masked_frame_is_a_frame_error():
     data = np.ones((40, 40), np.float32)
     with pytest.raises(FrameError, match="^no valid pixels to estimate the sky"):
         frame_sky_statistics(data, np.ones(data.shape, bool))
+
+
+def test_cosmic_rays_flagged_in_an_flcs_dq_are_not_stars_and_enter_no_flux(tmp_path):
+    """An flc-like chip with 40 stars and 60 cosmic-ray hits (2x2 pixels, flagged 8192 in DQ as
+    CR-SPLIT rejection flags them, 6 of them inside stars' apertures): with the DQ mask no hit
+    is a detection, the stars hit are flagged and none is brighter for it, and the others'
+    fluxes are those of a frame without the hits; with dq_bits 0 (DQ ignored) the hits are
+    found as stars and the stars hit are brighter by the hit's light."""
+    from clusterphot.catalog import catalog_for_frame
+    from clusterphot.config import FrameSettings
+
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(20, 280, 40), rng.uniform(20, 280, 40)
+    clean = gaussian_stars((300, 300), x, y, np.full(40, 3e4), SIGMA, sky=40.0, read_noise=4.0, rng=rng)
+    hit = clean.copy()
+    cx, cy = rng.integers(5, 295, 54), rng.integers(5, 295, 54)
+    cx, cy = np.r_[cx, np.rint(x[:6]).astype(int) + 1], np.r_[cy, np.rint(y[:6]).astype(int)]
+    dq = np.zeros((300, 300), np.int16)
+    for dy, dx, value in ((0, 0, 4000.0), (0, 1, 2500.0), (1, 0, 1500.0), (1, 1, 800.0)):  # a few pixels each
+        hit[cy + dy, cx + dx] += value
+        dq[cy + dy, cx + dx] = 8192
+
+    def write(name, image, with_dq=True):
+        primary = fits.PrimaryHDU()
+        primary.header.update({"TELESCOP": "HST", "INSTRUME": "ACS", "DETECTOR": "WFC", "FILTER1": "F606W",
+                               "EXPTIME": 100.0})
+        sci = fits.ImageHDU(image, name="SCI", ver=1)
+        sci.header.update({"BUNIT": "ELECTRONS", "PHOTFLAM": 7.8774e-20, "PHOTPLAM": 5921.9})
+        hdus = [primary, sci] + ([fits.ImageHDU(dq, name="DQ", ver=1)] if with_dq else [])
+        fits.HDUList(hdus).writeto(tmp_path / name)
+        return tmp_path / name
+
+    params = PhotometryParameters(fwhm=2.0 * SIGMA * math.sqrt(2 * math.log(2)))
+    flc = write("hit_flc.fits", hit)
+    masked = catalog_for_frame(flc, FrameSettings("F606W"), params)
+    ignored = catalog_for_frame(flc, FrameSettings("F606W", dq_bits=0), params)
+    reference = catalog_for_frame(write("clean.fits", clean, with_dq=False), FrameSettings("F606W"), params)
+
+    def near(catalogue, px, py):
+        d = np.hypot(np.asarray(catalogue["x"])[:, None] - px, np.asarray(catalogue["y"])[:, None] - py)
+        return d.min(axis=1) < 1.5
+
+    assert not near(masked, cx[:54], cy[:54]).any()
+    assert near(ignored, cx[:54], cy[:54]).sum() >= 40
+    stars_masked, stars_reference = match(x, y, masked["x"], masked["y"]), match(x, y, reference["x"], reference["y"])
+    assert (stars_masked >= 0).all() and (stars_reference >= 0).all()
+    flux_masked = np.asarray(masked["flux"])[stars_masked]
+    flux_reference = np.asarray(reference["flux"])[stars_reference]
+    error = np.asarray(reference["flux_err"])[stars_reference]
+    touched = (np.asarray(masked["flags"])[stars_masked] & FLAG_EDGE) > 0
+    # a hit in the aperture: the star is flagged, and its masked pixels add nothing (its flux
+    # is short of theirs, never over)
+    assert touched[:6].all() and np.all(flux_masked[:6] < flux_reference[:6] + 3 * error[:6])
+    # the others: the same within a twentieth of an error (the sky and the aperture correction,
+    # without the masked pixels, move by 1e-4)
+    assert (~touched).sum() >= 25
+    assert np.all(np.abs(flux_masked - flux_reference)[~touched] < 0.05 * error[~touched])
+    stars_ignored = match(x[:6], y[:6], ignored["x"], ignored["y"])
+    assert np.all(np.asarray(ignored["flux"])[stars_ignored] - flux_reference[:6] > 2000.0)

@@ -41,6 +41,7 @@ class FrameSettings:
     saturation: float | None = None  # image units
     hdu: int | str | list | None = None  # index, EXTNAME or [EXTNAME, EXTVER]
     plane: int | None = None
+    dq_bits: int | None = None  # DQ bits that mask a pixel; None: frames.DEFAULT_DQ_BITS
 
 
 @dataclass(frozen=True)

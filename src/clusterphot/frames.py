@@ -48,6 +48,16 @@ UNIT_ALIASES: dict[str, tuple[str, bool]] = {
 }
 
 
+# Data-quality bits of HST calibrated products (flc/flt DQ extensions) whose pixels are left out
+# of every measurement: Reed-Solomon error (1), fill value (2), bad detector pixel (4), aperture
+# feature (8), hot pixel (16), bad column or bias structure (128), sink pixel or charge trap
+# (1024), A-to-D saturation (2048), cosmic ray found by AstroDrizzle (4096) or by the
+# CR-SPLIT combination (8192), as ACS's and WFC3/UVIS's DQ definitions give them. Kept: unstable
+# and warm pixels (32, 64: dark-subtracted, usable), full-well saturation (256: the saturation
+# level flags those stars), flat-field edges (512), ghosts (16384).
+DEFAULT_DQ_BITS = 1 | 2 | 4 | 8 | 16 | 128 | 1024 | 2048 | 4096 | 8192
+
+
 @dataclass
 class Frame:
     """One image with what photometry needs to know about it."""
@@ -57,10 +67,51 @@ class Frame:
     header: fits.Header  # primary keywords overlaid by the image extension's
     wcs: WCS | None
     hdu_index: int
+    # True where the product itself says a pixel is not to be used (its DQ bits, a drizzled
+    # WHT of 0); None when the file has neither
+    product_mask: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.data.shape
+
+    def bad_pixels(self) -> np.ndarray:
+        """:func:`bad_pixel_mask` of the pixels, with the product's own mask (not grown: a hot
+        pixel or a cosmic ray is one pixel, not an edge)."""
+        bad = bad_pixel_mask(self.data)
+        if self.product_mask is not None:
+            bad |= self.product_mask
+        return bad
+
+
+def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: Path,
+                 dq_bits: int, rows: int = 256) -> np.ndarray | None:
+    """The pixels an HST product marks unusable beside its image HDU ``index``: the chip's DQ
+    extension (same EXTVER) having any of ``dq_bits``, and a drizzled product's WHT of 0 (no
+    exposure, or every exposure rejected there). None when the file has neither (FrameError,
+    naming the file and the extension, for one of another shape). Read ``rows`` rows at a time:
+    a 10k x 10k DQ array is 200 MB."""
+    image = hdul[index]
+    if image.name != "SCI":
+        return None
+    mask = None
+    for name, version in (("DQ", image.ver), ("WHT", image.ver)):
+        try:
+            companion = hdul[(name, version)]
+        except KeyError:
+            continue
+        if not companion.is_image or tuple(companion.shape) != tuple(shape):
+            raise FrameError(f"{path}: {name},{version} has shape {tuple(companion.shape)}, not the SCI image's "
+                             f"{tuple(shape)}: the file is not one product")
+        if mask is None:
+            mask = np.zeros(shape, bool)
+        for r0 in range(0, shape[0], rows):
+            values = companion.section[r0 : r0 + rows]
+            if name == "DQ":
+                mask[r0 : r0 + rows] |= (np.asarray(values).astype(np.int64) & dq_bits) != 0
+            else:
+                mask[r0 : r0 + rows] |= values == 0
+    return mask
 
 
 def _first_image_hdu(hdul: fits.HDUList, path: Path) -> int:
@@ -117,11 +168,13 @@ def image_hdus(hdul: fits.HDUList) -> str:
 
 
 def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, plane: int | None = None,
-               block_pixels: int = 2**20) -> Frame:
+               block_pixels: int = 2**20, dq_bits: int | None = None) -> Frame:
     """Read the first image HDU (or the one named) of a FITS file as float32.
 
     ``hdu``: an index, an EXTNAME, or [EXTNAME, EXTVER] (an flc file's second chip: ["SCI", 2]).
-    A 3-D cube needs ``plane`` (0-based index along the first FITS axis).
+    A 3-D cube needs ``plane`` (0-based index along the first FITS axis). An HST product's DQ
+    bits (``dq_bits``, DEFAULT_DQ_BITS when None) and a drizzled WHT of 0 give the frame's
+    ``product_mask`` (:func:`product_mask`).
 
     The pixels are read a block of rows (about ``block_pixels``) at a time into one native
     float32 array: a memory-mapped file would keep the file's pages in this process's memory
@@ -185,10 +238,15 @@ def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, pl
         except (OSError, TypeError, ValueError) as err:
             raise FrameError(f"{path}: truncated or corrupt FITS data ({err})") from None
         header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
+        try:
+            masked = product_mask(hdul, index, (ny, nx), path, DEFAULT_DQ_BITS if dq_bits is None else dq_bits,
+                                  max(1, block_pixels // nx))
+        except (OSError, TypeError, ValueError) as err:
+            raise FrameError(f"{path}: truncated or corrupt DQ or WHT extension ({err})") from None
     if not has_valid:
         raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
     return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header, str(path)),
-                 hdu_index=index)
+                 hdu_index=index, product_mask=masked)
 
 
 def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 from astropy.table import Table
 
 from clusterphot.config import FrameSettings
-from clusterphot.frames import bad_pixel_mask, read_frame
+from clusterphot.frames import read_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import PSFFitView, plot_detections
 from clusterphot.psfio import model_image, read_psf
@@ -14,7 +14,7 @@ log_to(snakemake.log[0])
 with clean_failure():
     table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
     settings = FrameSettings(**snakemake.params.settings)
-    frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane)
+    frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
     parameters = table.meta["parameters"]
     x, y = table["x"].value, table["y"].value
     view = None
@@ -37,7 +37,7 @@ with clean_failure():
         annulus_radii=tuple(parameters["annulus_radii"]),
         title=f"{snakemake.wildcards.cluster} {snakemake.wildcards.filter}: {len(table)} stars"
         + ("" if view is None else " (PSF photometry)"),
-        bad=bad_pixel_mask(frame.data),
+        bad=frame.bad_pixels(),
         crop_size=snakemake.params.crop,
         psf_fit=view,
     )
