@@ -243,10 +243,28 @@ def test_an_hst_products_dq_bits_and_zero_weights_mask_its_pixels(tmp_path):
                  ).writeto(drz)
     frame = read_frame(drz)
     assert frame.product_mask[:, :6].all() and not frame.product_mask[:, 6:].any()
-    assert read_frame(two_chip_file(tmp_path / "plain.fits"), hdu="ERR").product_mask is None  # not a SCI
+    fits.PrimaryHDU(np.full((30, 40), 5.0, np.float32)).writeto(tmp_path / "plain.fits")
+    assert read_frame(tmp_path / "plain.fits").product_mask is None  # not an HST product
 
     wrong = tmp_path / "wrong_flc.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((30, 40), np.float32), name="SCI"),
                   fits.ImageHDU(np.zeros((15, 40), np.int16), name="DQ")]).writeto(wrong)
     with pytest.raises(FrameError, match=r"wrong_flc.fits: DQ,1 has shape \(15, 40\), not the SCI image's \(30, 40\)"):
         read_frame(wrong)
+
+
+def test_a_products_dq_err_or_weights_are_never_measured_as_the_sky(tmp_path):
+    """The first image of the sky is taken, not a DQ, ERR or WHT before it; a file of those
+    alone, or an hdu naming one, stops with the file's image HDUs listed."""
+    sky = np.full((30, 40), 7.0, np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((30, 40), np.float32), name="ERR"),
+                  fits.ImageHDU(sky, name="SCI")]).writeto(tmp_path / "err_first.fits")
+    frame = read_frame(tmp_path / "err_first.fits")
+    assert frame.hdu_index == 2 and frame.data[0, 0] == 7.0
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((30, 40), np.int16), name="DQ"),
+                  fits.ImageHDU(np.ones((30, 40), np.float32), name="WHT")]).writeto(tmp_path / "no_sci.fits")
+    with pytest.raises(FrameError, match=r"no_sci.fits: no image of the sky: its image HDUs are 1 \(DQ,1\), "
+                                         r"2 \(WHT,1\), only DQ, WHT extensions .* and no SCI"):
+        read_frame(tmp_path / "no_sci.fits")
+    with pytest.raises(FrameError, match=r"HDU 3 is a DQ extension \(data quality flags\), not an image of the sky"):
+        read_frame(two_chip_file(tmp_path / "x_flc.fits"), hdu=["DQ", 1])

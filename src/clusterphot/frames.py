@@ -58,6 +58,11 @@ UNIT_ALIASES: dict[str, tuple[str, bool]] = {
 DEFAULT_DQ_BITS = 1 | 2 | 4 | 8 | 16 | 128 | 1024 | 2048 | 4096 | 8192
 
 
+# What an HST product keeps beside its SCI images: never a frame to measure
+COMPANION_EXTENSIONS = {"DQ": "data quality flags", "ERR": "the pixels' errors", "WHT": "drizzle weights",
+                        "CTX": "drizzle context", "SAMP": "samples", "TIME": "exposure times"}
+
+
 @dataclass
 class Frame:
     """One image with what photometry needs to know about it."""
@@ -115,10 +120,16 @@ def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: P
 
 
 def _first_image_hdu(hdul: fits.HDUList, path: Path) -> int:
-    for index, hdu in enumerate(hdul):
-        # the shape comes from the header: looking at hdu.data would read the pixels
-        if hdu.is_image and len(hdu.shape) >= 2 and all(hdu.shape):
-            return index
+    """The first HDU holding an image of the sky: not an HST product's DQ, ERR, WHT or CTX."""
+    # the shape comes from the header: looking at hdu.data would read the pixels
+    images = [index for index, hdu in enumerate(hdul) if hdu.is_image and len(hdu.shape) >= 2 and all(hdu.shape)]
+    sky = [index for index in images if hdul[index].name not in COMPANION_EXTENSIONS]
+    if sky:
+        return sky[0]
+    if images:
+        names = ", ".join(sorted({hdul[index].name for index in images}))
+        raise FrameError(f"{path}: no image of the sky: its image HDUs are {image_hdus(hdul)}, only {names} "
+                         "extensions (a product's companions) and no SCI")
     raise FrameError(f"{path}: no image data in any HDU (found {len(hdul)} HDUs without an image)")
 
 
@@ -204,6 +215,10 @@ def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, pl
             raise FrameError(f"{path}: truncated or corrupt FITS data ({err})") from None
         if len(shape) == 0 or not all(shape):
             raise FrameError(f"{path}: HDU {index} has no image data")
+        if image_hdu.name in COMPANION_EXTENSIONS:
+            raise FrameError(f"{path}: HDU {index} is a {image_hdu.name} extension "
+                             f"({COMPANION_EXTENSIONS[image_hdu.name]}), not an image of the sky; its image HDUs "
+                             f"are {image_hdus(hdul)}: set 'hdu' for this filter in the config to a SCI one")
         if len(shape) == 3:
             if plane is None:
                 raise FrameError(
