@@ -25,7 +25,7 @@ from .completeness import (ZONES, aperture_path_psf, cluster_centre, completenes
                            measure_artificial_pass_aperture, light_in_rings, positions_in_light, radial_zones,
                            recovered_stars, sky_below_cluster, symmetry_centre)
 from .errors import FrameError
-from .frames import read_frame
+from .frames import read_configured_frame
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
 from .psffit import fit_radius_for
 from .psfio import model_image, read_psf
@@ -146,7 +146,7 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     ``ast.n_stars`` drawn and measured in passes as the catalogue was measured (with its PSF
     file when the frame was measured by PSF fitting; otherwise with apertures, the artificial
     stars drawn with a PSF learned the same way). One row per artificial star."""
-    frame = read_frame(image, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    frame = read_configured_frame(image, settings)
     calibration = frame_calibration(frame, settings)
     stars = catalogue_arrays(catalog)
     zeropoint = float(catalog.meta["zeropoint"]["value"])

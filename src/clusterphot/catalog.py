@@ -16,7 +16,7 @@ from . import __version__
 from .config import PSF_WORKFLOW_OPTIONS, FrameSettings
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
-from .frames import (Frame, exposure_time, gain, image_unit, keyword, read_frame,
+from .frames import (Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
                      saturation_level)
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
@@ -172,7 +172,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     """
     if method not in PHOTOMETRY_METHODS:
         raise ValueError(f"photometry method {method!r} is none of {PHOTOMETRY_METHODS}")
-    frame = read_frame(path, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    frame = read_configured_frame(path, settings)
     header = frame.header
     check_header_filter(header, settings.filter_name, frame.path)
     check_region(frame.shape, params, frame.path)
@@ -220,7 +220,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
                         "(photometry.psf.fallback: aperture)", frame.path, error)
             # the PSF path subtracted the sky in place: the aperture path starts from the pixels
             # (the mask it left as it was)
-            frame = read_frame(path, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+            frame = read_configured_frame(path, settings)
     if method == "aperture" or fallback_reason is not None:
         try:
             stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)

@@ -10,6 +10,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,9 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .errors import FrameError
 from .filters import detector_for
+
+if TYPE_CHECKING:  # the config's dataclass, for the annotation only
+    from .config import FrameSettings
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +266,12 @@ def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, pl
         raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
     return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header, str(path)),
                  hdu_index=index, product_mask=masked)
+
+
+def read_configured_frame(path: str | Path, settings: FrameSettings) -> Frame:
+    """:func:`read_frame` with what a filter's config says about reading it: its ``hdu``,
+    ``plane`` and ``dq_bits`` (``settings``: :class:`clusterphot.config.FrameSettings`)."""
+    return read_frame(path, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
 
 
 def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 from astropy.io import fits
 
 from .config import FrameSettings
-from .frames import read_frame
+from .frames import read_configured_frame
 from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF
@@ -304,7 +304,7 @@ def frame_residual(image: str | Path, settings: FrameSettings, catalog, psf_path
         log.warning("%s: %s; no residual image", psf_path, psf_file.note)
         write_residual(output, None, {**cards, "NOTE": psf_file.note})
         return
-    frame = read_frame(image, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    frame = read_configured_frame(image, settings)
     bad = frame.bad_pixels()
     region = (catalog.meta.get("parameters") or {}).get("region")
     outside = region_mask(frame.shape, None if region is None else tuple(region))

@@ -5,7 +5,7 @@ import numpy as np
 from astropy.table import Table
 
 from clusterphot.config import FrameSettings
-from clusterphot.frames import read_frame
+from clusterphot.frames import read_configured_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import PSFFitView, plot_detections
 from clusterphot.psfio import model_image, read_psf
@@ -14,7 +14,7 @@ log_to(snakemake.log[0])
 with clean_failure():
     table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
     settings = FrameSettings(**snakemake.params.settings)
-    frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    frame = read_configured_frame(snakemake.input.image, settings)
     parameters = table.meta["parameters"]
     x, y = table["x"].value, table["y"].value
     view = None

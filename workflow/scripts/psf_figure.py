@@ -3,7 +3,7 @@
 from astropy.table import Table
 
 from clusterphot.config import FrameSettings
-from clusterphot.frames import read_frame
+from clusterphot.frames import read_configured_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import plot_psf
 from clusterphot.psfio import read_psf
@@ -12,7 +12,7 @@ log_to(snakemake.log[0])
 with clean_failure():
     table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
     settings = FrameSettings(**snakemake.params.settings)
-    frame = read_frame(snakemake.input.image, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    frame = read_configured_frame(snakemake.input.image, settings)
     psf_file = read_psf(snakemake.input.psf)
     plot_psf(
         psf_file,
