@@ -148,6 +148,11 @@ def test_unchanged_rerun_does_no_work(demo_run):
                                            "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
                                            "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
                                            "completeness_plot": 2, "all": 1}),
+    # the frames' cosmic rays: their masks and every job that reads the frames or catalogues
+    ({"cosmic_rays": "lacosmic"}, {"cosmic_rays": 2, "photometry": 2, "luminosity_function": 2, "detection_map": 2,
+                                   "summary": 1, "register": 1, "match_colour": 1, "merge": 1, "cmd": 1,
+                                   "composite": 1, "artificial_stars": 4, "completeness": 2, "completeness_plot": 2,
+                                   "all": 1}),
     # the completeness curve's bins: the gathering and what shows it, not the artificial-star jobs
     ({"artificial_stars": {"n_stars": 200, "bin_width": 0.25}}, {"completeness": 2, "completeness_plot": 2,
                                                                  "luminosity_function": 2, "cmd": 1, "summary": 1,
@@ -290,6 +295,39 @@ def test_ngc1261_real_frames(tmp_path):
     assert width <= 0.15, f"main sequence {width:.3f} mag wide below the turn-off at {turn_off:.1f}"
     red_giants = (mag < turn_off - 1.5) & (colour > bluest + 0.3)
     assert red_giants.sum() >= 50, "a red-giant branch"
+
+
+def blue_specks(rgb: np.ndarray) -> int:
+    """Pixels of a composite far bluer than any star: blue above 80 of 255 and twice the red."""
+    return int(((rgb[..., 2] > 80) & (rgb[..., 2] > 2 * np.maximum(rgb[..., 0], 1))).sum())
+
+
+def test_ngc1261_cosmic_rays_go_from_the_catalogue_and_the_composite_and_no_matched_star_with_them(tmp_path):
+    """The real WFPC2 pair (single exposures, auto finds their cosmic rays) against the same run
+    with cosmic_rays: none: most of F336W's detections without an F555W partner go, none of the
+    matched stars, and most of the composite's blue specks."""
+    shared_path("data", "ngc1261_wfpc2", "ubai2505m_f336w.fits")
+    config = yaml.safe_load((REPO / "config/examples/ngc1261.yaml").read_text())
+    for name, image in config["clusters"]["ngc1261"]["filters"].items():
+        config["clusters"]["ngc1261"]["filters"][name] = str((REPO / image).resolve())
+    config["artificial_stars"] = {"n_stars": 0}
+    colour = {"cluster": "ngc1261", "blue": "F336W", "red": "F555W"}
+    outputs = (paths.MATCHED.format(**colour), paths.LUPTON_RGB.format(cluster="ngc1261"))
+    runs = {}
+    for mode in ("none", "auto"):
+        result = snakemake(tmp_path / mode, {**config, "cosmic_rays": mode}, *outputs)
+        assert result.returncode == 0, result.stderr[-3000:]
+        catalogue = Table.read(tmp_path / mode / paths.CATALOG.format(cluster="ngc1261", filter="F336W"))
+        matched = Table.read(tmp_path / mode / paths.MATCHED.format(**colour))
+        runs[mode] = {"meta": catalogue.meta, "unmatched": len(catalogue) - len(matched), "matched": len(matched),
+                      "specks": blue_specks(pillow_rgb(tmp_path / mode / outputs[1]))}
+    none, auto = runs["none"], runs["auto"]
+    assert none["meta"]["cosmic_rays"] == "none" and none["meta"]["cosmic_ray_pixels"] == 0
+    assert auto["meta"]["cosmic_rays"] == "lacosmic" and auto["meta"]["cosmic_ray_pixels"] > 0
+    assert "c0f" in auto["meta"]["cosmic_rays_reason"]  # FILENAME: the archive's name of the exposure
+    assert auto["unmatched"] <= 0.4 * none["unmatched"], runs
+    assert auto["matched"] >= none["matched"], runs
+    assert auto["specks"] <= 0.4 * none["specks"], runs
 
 
 def test_demo_composites_cover_the_reference_frame(demo_run):

@@ -18,14 +18,13 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table, vstack
 
-from .catalog import float_column, frame_calibration
+from .catalog import float_column, frame_calibration, read_frame_for_photometry
 from .config import FrameSettings
 from .completeness import (ZONES, aperture_path_psf, cluster_centre, completeness_curve, completeness_limit,
                            default_magnitude_range, fit_fleming, measure_artificial_pass,
                            measure_artificial_pass_aperture, light_in_rings, positions_in_light, radial_zones,
                            recovered_stars, sky_below_cluster, symmetry_centre)
 from .errors import FrameError
-from .frames import read_configured_frame
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
 from .psffit import fit_radius_for
 from .psfio import model_image, read_psf
@@ -141,12 +140,15 @@ def catalogue_arrays(catalog: Table) -> dict[str, np.ndarray]:
 
 def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Table, psf_path: str | Path | None,
                          params: PhotometryParameters, psf_params: PSFParameters | None,
-                         ast: ArtificialStarSettings, cluster: str, job: int, n_jobs: int) -> Table:
+                         ast: ArtificialStarSettings, cluster: str, job: int, n_jobs: int,
+                         cosmic_ray_mask: str | Path | None = None) -> Table:
     """Job ``job`` (0-based) of ``n_jobs`` of a frame's artificial-star test: its share of
     ``ast.n_stars`` drawn and measured in passes as the catalogue was measured (with its PSF
     file when the frame was measured by PSF fitting; otherwise with apertures, the artificial
-    stars drawn with a PSF learned the same way). One row per artificial star."""
-    frame = read_configured_frame(image, settings)
+    stars drawn with a PSF learned the same way). One row per artificial star. The catalogue's
+    cosmic rays (``cosmic_ray_mask``, the workflow's file) stay masked: the artificial stars
+    fall on them as real stars do."""
+    frame, _ = read_frame_for_photometry(image, settings, cosmic_ray_mask)
     calibration = frame_calibration(frame, settings)
     stars = catalogue_arrays(catalog)
     zeropoint = float(catalog.meta["zeropoint"]["value"])

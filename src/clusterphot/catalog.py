@@ -14,9 +14,11 @@ from astropy.table import Table
 
 from . import __version__
 from .config import PSF_WORKFLOW_OPTIONS, FrameSettings
+from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_decision, digitisation_noise,
+                         file_facts, find_cosmic_rays, read_noise)
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
-from .frames import (Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
+from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
                      saturation_level)
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, magnitudes, measure_frame, region_overlaps)
@@ -156,11 +158,47 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
                             saturation)
 
 
+def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndarray | None, CosmicRayDecision]:
+    """The frame's cosmic-ray pixels (None when it needs none) and why, by its
+    ``settings.cosmic_rays`` (:func:`clusterphot.cosmicrays.cosmic_ray_decision`). L.A.Cosmic
+    works in electrons, with the frame's read noise and saturation level."""
+    dq_bits = DEFAULT_DQ_BITS if settings.dq_bits is None else settings.dq_bits
+    extensions, dq_flags = file_facts(frame, dq_bits)
+    decision = cosmic_ray_decision(settings.cosmic_rays, frame.header, frame.path, extensions, dq_flags)
+    if not decision.lacosmic:
+        return None, decision
+    calibration = frame_calibration(frame, settings)
+    electrons = frame.data * np.float32(calibration.electrons_per_unit)
+    saturation = None if calibration.saturation is None else calibration.saturation * calibration.electrons_per_unit
+    # electrons per A/D step: the frame's gain when it is in DN, else the header's (a frame in
+    # electrons was digitised too)
+    electrons_per_dn = calibration.gain if calibration.unit == "count" else keyword(frame.header, "ATODGAIN",
+                                                                                    "CCDGAIN", default=0.0)
+    noise = float(np.hypot(read_noise(frame.header), digitisation_noise(float(electrons_per_dn))))
+    mask = find_cosmic_rays(electrons, frame.bad_pixels(), noise, saturation)
+    return mask, decision
+
+
+def read_frame_for_photometry(path: str | Path, settings: FrameSettings,
+                              cosmic_ray_mask: str | Path | None) -> tuple[Frame, dict]:
+    """The frame with its cosmic rays masked: from the workflow's mask file
+    (``cosmic_ray_mask``), or found here by ``settings.cosmic_rays`` when there is none (the
+    CLI); and what was done, for the catalogue's metadata."""
+    frame = read_configured_frame(path, settings)
+    if cosmic_ray_mask is not None:
+        return frame, apply_cosmic_ray_mask(frame, cosmic_ray_mask)
+    mask, decision = cosmic_rays_of_frame(frame, settings)
+    if mask is not None:
+        frame.product_mask = mask if frame.product_mask is None else frame.product_mask | mask
+    return frame, {"cosmic_rays": "lacosmic" if decision.lacosmic else "none", "cosmic_rays_reason": decision.reason,
+                   "cosmic_ray_pixels": 0 if mask is None else int(mask.sum())}
+
+
 def catalog_for_frame(path: str | Path, settings: FrameSettings, params: PhotometryParameters,
                       system: str = "AB", zeropoint_cache: Path | None = None,
                       zeropoint_service: str | None = None, method: str = "aperture",
                       psf_params: PSFParameters | None = None, fallback: str = "error",
-                      psf_output: str | Path | None = None) -> Table:
+                      psf_output: str | Path | None = None, cosmic_ray_mask: str | Path | None = None) -> Table:
     """Measure every star of one frame and return the calibrated catalogue.
 
     ``method``: 'aperture', or 'psf' (PSF fitting with ``psf_params``; its PSF, fitted sky and
@@ -168,11 +206,17 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     PSF cannot be learned (too few PSF stars, no stars), ``fallback`` 'error' stops with the
     FrameError naming the file; 'aperture' measures the frame with apertures instead, says so
     in the log and in the catalogue's metadata (``psf_fallback``) and writes a PSF file that
-    records it.
+    records it. Cosmic rays: see :func:`read_frame_for_photometry`.
     """
     if method not in PHOTOMETRY_METHODS:
         raise ValueError(f"photometry method {method!r} is none of {PHOTOMETRY_METHODS}")
-    frame = read_configured_frame(path, settings)
+    frame, cosmic_rays = read_frame_for_photometry(path, settings, cosmic_ray_mask)
+    if cosmic_rays["cosmic_rays"] == "lacosmic":
+        log.info("%s (%s): %d cosmic-ray pixels masked (%s)", frame.path, settings.filter_name,
+                 cosmic_rays["cosmic_ray_pixels"], cosmic_rays["cosmic_rays_reason"])
+    else:  # the metadata says why (and rule cosmic_rays's log)
+        log.debug("%s (%s): no cosmic rays looked for (%s)", frame.path, settings.filter_name,
+                  cosmic_rays["cosmic_rays_reason"])
     header = frame.header
     check_header_filter(header, settings.filter_name, frame.path)
     check_region(frame.shape, params, frame.path)
@@ -263,6 +307,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "wcs": None if frame.wcs is None else {k: v for k, v in frame.wcs.to_header(relax=True).items()
                                                if k not in ("COMMENT", "HISTORY", "")},
         "masked_fraction": float(bad.mean()),
+        **cosmic_rays,
         "n_stars": len(stars),
         "flags": {str(k): v for k, v in flag_descriptions.items()},
         "parameters": params.as_meta(),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .catalog import PHOTOMETRY_METHODS, catalog_for_frame
 from .config import FrameSettings
+from .cosmicrays import COSMIC_RAY_MODES
 from .logs import clean_failure, log_to
 from .outputs import write_table
 from .photometry import PhotometryParameters
@@ -39,6 +40,10 @@ def _add_measure(subparsers) -> None:
     frame.add_argument("--hdu", help="HDU index, EXTNAME, or EXTNAME,EXTVER of the image "
                                      "(SCI,2: an flc's second chip)")
     frame.add_argument("--plane", type=int, help="plane of a 3-D cube")
+    frame.add_argument("--dq-bits", type=int, help="an HST product's DQ bits to mask (default 15519; 0: none)")
+    frame.add_argument("--cosmic-rays", choices=COSMIC_RAY_MODES, default="auto",
+                       help="find cosmic rays with L.A.Cosmic and mask them: auto (single exposures only, "
+                            "by the header), lacosmic (always) or none (default auto)")
     phot = p.add_argument_group("photometry parameters (pixels)")
     phot.add_argument("--fwhm", type=float, default=PhotometryParameters.fwhm)
     phot.add_argument("--threshold", type=float, default=PhotometryParameters.threshold,
@@ -80,7 +85,7 @@ def measure(args: argparse.Namespace) -> None:
     settings = FrameSettings(
         args.filter_name, exptime=args.exptime, zeropoint=args.zeropoint,
         pivot_wavelength=args.pivot_wavelength, gain=args.gain, saturation=args.saturation,
-        hdu=parse_hdu(args.hdu), plane=args.plane,
+        hdu=parse_hdu(args.hdu), plane=args.plane, dq_bits=args.dq_bits, cosmic_rays=args.cosmic_rays,
     )
     params = PhotometryParameters(fwhm=args.fwhm, threshold=args.threshold,
                                   aperture_radius=args.aperture_radius,

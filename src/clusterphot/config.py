@@ -42,6 +42,7 @@ class FrameSettings:
     hdu: int | str | list | None = None  # index, EXTNAME or [EXTNAME, EXTVER]
     plane: int | None = None
     dq_bits: int | None = None  # DQ bits that mask a pixel; None: frames.DEFAULT_DQ_BITS
+    cosmic_rays: str = "auto"  # auto | lacosmic | none (cosmicrays.cosmic_ray_decision)
 
 
 @dataclass(frozen=True)
@@ -208,11 +209,12 @@ def check_colours(config: dict) -> None:
 # --- the frames ----------------------------------------------------------------------------------
 
 
-def frame_entry(cluster: str, filter_name: str, value: str | dict) -> FrameEntry:
-    """A FrameEntry from a filter's config value (a path/URL, or a mapping with 'image')."""
+def frame_entry(cluster: str, filter_name: str, value: str | dict, cosmic_rays: str = "auto") -> FrameEntry:
+    """A FrameEntry from a filter's config value (a path/URL, or a mapping with 'image');
+    ``cosmic_rays``: the config's top-level choice, for a frame that does not make its own."""
     if isinstance(value, str):
-        return FrameEntry(cluster, value, FrameSettings(filter_name))
-    options = {k: v for k, v in value.items() if k != "image"}
+        return FrameEntry(cluster, value, FrameSettings(filter_name, cosmic_rays=cosmic_rays))
+    options = {"cosmic_rays": cosmic_rays, **{k: v for k, v in value.items() if k != "image"}}
     return FrameEntry(cluster, value["image"], FrameSettings(filter_name, **options))
 
 
@@ -220,7 +222,8 @@ def demo_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:
     """The simulated demo clusters' frames (made by the ``simulate`` rule)."""
     demo = config["demo"]
     return {
-        name: {f: frame_entry(name, f, paths.DEMO_FRAME.format(cluster=name, filter=f)) for f in demo["filters"]}
+        name: {f: frame_entry(name, f, paths.DEMO_FRAME.format(cluster=name, filter=f), config["cosmic_rays"])
+               for f in demo["filters"]}
         for name in demo["clusters"]
     }
 
@@ -231,7 +234,7 @@ def configured_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:
     if not clusters:
         return demo_clusters(config)
     return {
-        name: {f: frame_entry(name, f, value) for f, value in entry["filters"].items()}
+        name: {f: frame_entry(name, f, value, config["cosmic_rays"]) for f, value in entry["filters"].items()}
         for name, entry in clusters.items()
     }
 

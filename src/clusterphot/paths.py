@@ -6,6 +6,8 @@ output table documents each (with the rule that makes it); change a path here an
 
 # per frame
 CATALOG = "results/catalogs/{cluster}/{filter}.ecsv"
+# its cosmic rays (a header alone when none were looked for: cosmic_rays none, or auto on a stack)
+COSMIC_RAY_MASK = "results/masks/{cluster}/{filter}_cosmic_rays.fits"
 LUMINOSITY_FUNCTION = "results/plots/{cluster}/lf_{filter}.png"
 DETECTION_MAP = "results/plots/{cluster}/detections_{filter}.png"
 

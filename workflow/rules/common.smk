@@ -88,9 +88,13 @@ def psf_parameters(wildcards):
 
 
 def detection_map_inputs(wildcards):
-    """The frame and its catalogue; and its PSF file when the cluster is measured with PSFs."""
+    """The frame, its catalogue and cosmic rays; and its PSF file when the cluster is measured with PSFs."""
     frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
-    inputs = {"image": frame_image(wildcards), "catalog": paths.CATALOG.format(**frame)}
+    inputs = {
+        "image": frame_image(wildcards),
+        "catalog": paths.CATALOG.format(**frame),
+        "cosmic_rays": paths.COSMIC_RAY_MASK.format(**frame),
+    }
     if METHOD[wildcards.cluster] == "psf":
         inputs["psf"] = paths.PSF_MODEL.format(**frame)
     return inputs
@@ -111,7 +115,11 @@ def artificial_star_inputs(wildcards):
     """An artificial-star job's frame and catalogue; and its PSF file when the cluster is
     measured with PSFs (the artificial stars are drawn and measured with it)."""
     frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
-    inputs = {"image": frame_image(wildcards), "catalog": paths.CATALOG.format(**frame)}
+    inputs = {
+        "image": frame_image(wildcards),
+        "catalog": paths.CATALOG.format(**frame),
+        "cosmic_rays": paths.COSMIC_RAY_MASK.format(**frame),
+    }
     if METHOD[wildcards.cluster] == "psf":
         inputs["psf"] = paths.PSF_MODEL.format(**frame)
     return inputs
@@ -257,11 +265,23 @@ def cluster_frames(wildcards):
 
 
 def composite_frames(wildcards):
-    """How to read each filter's frame: its HDU and cube plane, if the config names them."""
+    """How to read each filter's frame: its HDU, cube plane and DQ bits, if the config names them."""
     return {
-        f: {"hdu": entry.settings.hdu, "plane": entry.settings.plane}
+        f: {
+            "hdu": entry.settings.hdu,
+            "plane": entry.settings.plane,
+            "dq_bits": entry.settings.dq_bits,
+        }
         for f, entry in CLUSTERS[wildcards.cluster].items()
     }
+
+
+def cluster_cosmic_ray_masks(wildcards):
+    return expand(
+        paths.COSMIC_RAY_MASK,
+        cluster=wildcards.cluster,
+        filter=cluster_filters(wildcards),
+    )
 
 
 def all_outputs():

@@ -4,6 +4,8 @@
 rule composite:
     input:
         frames=cluster_frames,
+        # painted over in the picture
+        cosmic_rays=cluster_cosmic_ray_masks,
         # solved from the catalogues; a single filter's is the identity
         registration=paths.REGISTRATION,
     output:

@@ -3,9 +3,38 @@
 # frame's PSF file).
 
 
+# The frame's cosmic rays (cosmic_rays: auto | lacosmic | none), found once and masked by
+# every job that measures the frame: its photometry, its artificial stars, its composite.
+rule cosmic_rays:
+    input:
+        image=frame_image,
+    output:
+        paths.COSMIC_RAY_MASK,
+    log:
+        "logs/cosmic_rays/{cluster}/{filter}.log",
+    benchmark:
+        "benchmarks/cosmic_rays/{cluster}/{filter}.tsv"
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        # L.A.Cosmic works on blocks of 2048 rows: a dozen float32 arrays of a block beside
+        # the frame, its electrons and masks (620 MB measured at 4k x 4k)
+        mem_mb=lambda wc, input, attempt: attempt * int(800 + 6 * input.size_mb),
+        # 2.7 CPU s per 10^6 pixels with the full medians (4k x 4k: 46 s), 0.7 s per MB of
+        # float32 file; a frame that needs none is read and done
+        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 50),
+    params:
+        settings=frame_settings,
+        fingerprint=frame_fingerprint,
+    script:
+        "../scripts/cosmic_rays.py"
+
+
 rule photometry:
     input:
         image=frame_image,
+        cosmic_rays=paths.COSMIC_RAY_MASK,
     output:
         catalog=paths.CATALOG,
     log:
@@ -38,6 +67,7 @@ rule photometry:
 rule psf_photometry:
     input:
         image=frame_image,
+        cosmic_rays=paths.COSMIC_RAY_MASK,
     output:
         catalog=paths.CATALOG,
         psf=paths.PSF_MODEL,

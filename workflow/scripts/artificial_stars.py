@@ -24,5 +24,6 @@ with clean_failure():
         snakemake.wildcards.cluster,
         job,
         n_jobs,
+        cosmic_ray_mask=snakemake.input.cosmic_rays,
     )
     write_table(table, snakemake.output[0])

@@ -8,8 +8,9 @@ from clusterphot.outputs import write_yaml
 log_to(snakemake.log[0])
 with clean_failure():
     frames = [
-        FrameInput(f, path, **snakemake.params.frames[f])
-        for f, path in zip(snakemake.params.frames, snakemake.input.frames, strict=True)
+        FrameInput(f, path, **snakemake.params.frames[f], cosmic_ray_mask=mask)
+        for f, path, mask in zip(snakemake.params.frames, snakemake.input.frames, snakemake.input.cosmic_rays,
+                                 strict=True)
     ]
     reference, transforms = read_registration(snakemake.input.registration)
     out = snakemake.output

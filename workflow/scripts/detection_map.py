@@ -5,6 +5,7 @@ import numpy as np
 from astropy.table import Table
 
 from clusterphot.config import FrameSettings
+from clusterphot.cosmicrays import apply_cosmic_ray_mask
 from clusterphot.frames import read_configured_frame
 from clusterphot.logs import clean_failure, log_to
 from clusterphot.plots import PSFFitView, plot_detections
@@ -15,6 +16,7 @@ with clean_failure():
     table = Table.read(snakemake.input.catalog, format="ascii.ecsv")
     settings = FrameSettings(**snakemake.params.settings)
     frame = read_configured_frame(snakemake.input.image, settings)
+    apply_cosmic_ray_mask(frame, snakemake.input.cosmic_rays)  # drawn as masked pixels
     parameters = table.meta["parameters"]
     x, y = table["x"].value, table["y"].value
     view = None

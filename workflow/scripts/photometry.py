@@ -21,6 +21,7 @@ with clean_failure():
         psf_params=None if psf is None else psf_parameters(psf),
         fallback="error" if psf is None else psf["fallback"],
         psf_output=snakemake.output.get("psf"),
+        cosmic_ray_mask=snakemake.input.cosmic_rays,
     )
     table.meta["cluster"] = snakemake.wildcards.cluster
     if snakemake.params.url:
