@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -213,3 +214,20 @@ def test_a_date_obs_with_a_time_of_day_is_looked_up_by_its_date(tmp_path, acs_se
     with pytest.raises(ZeropointError, match=r"no DATE-OBS \(YYYY-MM-DD\)"):
         resolve_zeropoint("VEGA", filter_name="F606W", instrument="ACS", detector="WFC", date="21/05/96",
                           cache_dir=tmp_path, service_url=url)
+
+
+@pytest.mark.parametrize("system", ["AB", "VEGA"])
+def test_the_calculators_zero_point_is_moved_to_a_frame_in_counts(tmp_path, acs_service, system):
+    """The calculator's zero points are for electrons per second: a frame in counts at a gain of
+    2 e-/count sees each star 2.5 log10(2) mag fainter per count, and the provenance says so."""
+    url, _ = acs_service
+    kwargs = dict(instrument="ACS", detector="WFC", date="2016-04-01", cache_dir=tmp_path, service_url=url,
+                  filter_name="F606W")
+    electrons = resolve_zeropoint(system, **kwargs)
+    counts = resolve_zeropoint(system, electrons_per_count=2.0, **kwargs)
+    assert counts.value == pytest.approx(electrons.value - 2.5 * math.log10(2.0))
+    assert "for counts at 2 e-/count" in counts.source
+    # a header's PHOTFLAM is for the frame's own unit already
+    if system == "AB":
+        header = resolve_zeropoint(system, photflam=7.8774e-20, photplam=5921.9, electrons_per_count=2.0, **kwargs)
+        assert header.value == pytest.approx(ab_zeropoint(7.8774e-20, 5921.9), abs=1e-4)

@@ -25,6 +25,7 @@ from .completeness import (ZONES, aperture_path_psf, cluster_centre, completenes
                            measure_artificial_pass_aperture, light_in_rings, positions_in_light, radial_zones,
                            recovered_stars, sky_below_cluster, symmetry_centre)
 from .errors import FrameError
+from .noise import frame_noise
 from .photometry import FLAG_SATURATED, PhotometryParameters, magnitudes, region_mask
 from .psffit import fit_radius_for
 from .psfio import model_image, read_psf
@@ -155,6 +156,7 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     method = catalog.meta.get("photometry_method", "aperture")  # a PSF frame fallen back: apertures
     psf_params = psf_params or PSFParameters()
     bad = frame.bad_pixels()
+    noise = frame_noise(frame, bad, calibration.electrons_per_unit)  # the product's, as the catalogue's
     outside = region_mask(frame.shape, params.region)
     avoid = bad if outside is None else bad | outside
     tracers = tracer_stars(stars["mag"], stars["flags"])
@@ -202,11 +204,11 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
         if method == "psf":
             measured = measure_artificial_pass(frame.data, bad, stars, psf_file, x, y, flux, params, psf_params,
                                                calibration.electrons_per_unit, calibration.saturation, rng, radius,
-                                               catalogue_light)
+                                               catalogue_light, noise, frame.product_mask)
         else:
             measured = measure_artificial_pass_aperture(frame.data, bad, psf, x, y, flux, params,
                                                         calibration.electrons_per_unit, calibration.saturation, rng,
-                                                        radius, correction)
+                                                        radius, correction, noise, frame.product_mask)
         mag_out, mag_err_out = magnitudes(measured.flux, measured.flux_err, zeropoint, calibration.exptime,
                                           calibration.is_rate)
         match = recovered_stars(x, y, mag_in, measured.x, measured.y, mag_out, stars["x"], stars["y"], stars["mag"],

@@ -14,14 +14,16 @@ from astropy.table import Table
 
 from . import __version__
 from .config import PSF_WORKFLOW_OPTIONS, FrameSettings
-from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_decision, digitisation_noise,
-                         file_facts, find_cosmic_rays, read_noise)
+from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_decision, file_facts,
+                         find_cosmic_rays, read_noise, sky_pedestal)
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
                      saturation_level)
+from .noise import frame_noise
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
-                         PhotometryParameters, magnitudes, measure_frame, region_overlaps)
+                         PhotometryParameters, frame_sky_statistics, magnitudes, measure_frame,
+                         region_overlaps)
 from .psfio import write_psf
 from .psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
 from .zeropoints import Zeropoint, resolve_zeropoint, uvis_chip_photflam
@@ -158,33 +160,40 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
                             saturation)
 
 
-def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndarray | None, CosmicRayDecision]:
+def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings,
+                         source_name: str | None = None) -> tuple[np.ndarray | None, CosmicRayDecision]:
     """The frame's cosmic-ray pixels (None when it needs none) and why, by its
-    ``settings.cosmic_rays`` (:func:`clusterphot.cosmicrays.cosmic_ray_decision`). L.A.Cosmic
-    works in electrons, with the frame's read noise and saturation level."""
+    ``settings.cosmic_rays`` (:func:`clusterphot.cosmicrays.cosmic_ray_decision`; ``source_name``:
+    the name the file came by, e.g. a URL's last part). L.A.Cosmic works in electrons, with the
+    frame's read noise and saturation level, and the sky added back to a frame that had it
+    subtracted (:func:`clusterphot.cosmicrays.sky_pedestal`)."""
     dq_bits = DEFAULT_DQ_BITS if settings.dq_bits is None else settings.dq_bits
-    extensions, dq_flags = file_facts(frame, dq_bits)
-    decision = cosmic_ray_decision(settings.cosmic_rays, frame.header, frame.path, extensions, dq_flags)
+    extensions, dq_cosmic_ray_bits = file_facts(frame, dq_bits)
+    names = [frame.path.name] + ([source_name] if source_name else [])
+    decision = cosmic_ray_decision(settings.cosmic_rays, frame.header, names, extensions, dq_cosmic_ray_bits)
     if not decision.lacosmic:
         return None, decision
     calibration = frame_calibration(frame, settings)
-    electrons = frame.data * np.float32(calibration.electrons_per_unit)
-    saturation = None if calibration.saturation is None else calibration.saturation * calibration.electrons_per_unit
-    # electrons per A/D step: the frame's gain when it is in DN, else the header's (a frame in
-    # electrons was digitised too)
-    electrons_per_dn = calibration.gain if calibration.unit == "count" else keyword(frame.header, "ATODGAIN",
-                                                                                    "CCDGAIN", default=0.0)
-    noise = float(np.hypot(read_noise(frame.header), digitisation_noise(float(electrons_per_dn))))
-    mask = find_cosmic_rays(electrons, frame.bad_pixels(), noise, saturation)
-    return mask, decision
+    epu = calibration.electrons_per_unit
+    saturation = None if calibration.saturation is None else calibration.saturation * epu
+    bad = frame.bad_pixels()
+    noise = read_noise(frame.header)
+    sky = frame_sky_statistics(frame.data, bad)
+    pedestal = sky_pedestal(sky.median * epu, sky.std * epu, noise)
+    if pedestal > 0:
+        log.info("%s: its sky was subtracted (median %.3g e-, scatter %.3g e-): %.4g e- added back for "
+                 "L.A.Cosmic's noise model", frame.path, sky.median * epu, sky.std * epu, pedestal)
+        decision = CosmicRayDecision(True, f"{decision.reason}; sky of {pedestal:.4g} e- added back")
+    return find_cosmic_rays(frame.data, bad, epu, noise, saturation, pedestal), decision
 
 
 def read_frame_for_photometry(path: str | Path, settings: FrameSettings,
                               cosmic_ray_mask: str | Path | None) -> tuple[Frame, dict]:
-    """The frame with its cosmic rays masked: from the workflow's mask file
+    """The frame with its cosmic rays masked and its product's noise (ERR or WHT, for
+    :func:`clusterphot.noise.frame_noise`): the cosmic rays from the workflow's mask file
     (``cosmic_ray_mask``), or found here by ``settings.cosmic_rays`` when there is none (the
     CLI); and what was done, for the catalogue's metadata."""
-    frame = read_configured_frame(path, settings)
+    frame = read_configured_frame(path, settings, with_noise=True)
     if cosmic_ray_mask is not None:
         return frame, apply_cosmic_ray_mask(frame, cosmic_ray_mask)
     mask, decision = cosmic_rays_of_frame(frame, settings)
@@ -244,6 +253,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
             date=keyword(header, "DATE-OBS"),
             cache_dir=zeropoint_cache,
             service_url=zeropoint_service,
+            electrons_per_count=frame_gain if unit == "count" else 1.0,
         )
     except ZeropointError as error:
         raise FrameError(f"{frame.path}: {error}") from None
@@ -251,11 +261,13 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     hint = ("" if params.region is None else
             f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
     bad = frame.bad_pixels()
+    noise = frame_noise(frame, bad, electrons_per_unit)
     fallback_reason = None
     if method == "psf":
         psf_params = psf_params or PSFParameters()
         try:
-            stars = measure_frame_psf(frame.data, bad, params, psf_params, electrons_per_unit, saturation)
+            stars = measure_frame_psf(frame.data, bad, params, psf_params, electrons_per_unit, saturation,
+                                      noise=noise, detect_through=frame.product_mask)
         except FrameError as error:  # raised without the file's name
             if fallback != "aperture":
                 raise FrameError(f"{frame.path}: {error}{hint}") from None
@@ -267,7 +279,8 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
             frame = read_configured_frame(path, settings)
     if method == "aperture" or fallback_reason is not None:
         try:
-            stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation)
+            stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation, noise=noise,
+                                  detect_through=frame.product_mask)
         except FrameError as error:  # raised without the file's name
             raise FrameError(f"{frame.path}: {error}{hint}") from None
     measured_with_psf = method == "psf" and fallback_reason is None
@@ -308,6 +321,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
                                                if k not in ("COMMENT", "HISTORY", "")},
         "masked_fraction": float(bad.mean()),
         **cosmic_rays,
+        "noise": noise.as_meta(),
         "n_stars": len(stars),
         "flags": {str(k): v for k, v in flag_descriptions.items()},
         "parameters": params.as_meta(),

@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 
 from photutils.aperture import CircularAperture
 
+from .noise import FrameNoise
 from .photometry import (POGSON, Measurements, PhotometryParameters, close_to, measure_frame, peak_values,
                          subtract_frame_sky)
 from .psf import EPSF
@@ -338,7 +339,8 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
                             x: np.ndarray, y: np.ndarray, flux: np.ndarray, params: PhotometryParameters,
                             psf_params: PSFParameters, electrons_per_unit: float, saturation: float | None,
                             rng: np.random.Generator, patch_radius: float,
-                            catalogue_light: np.ndarray | None = None) -> Measurements:
+                            catalogue_light: np.ndarray | None = None, noise: FrameNoise | None = None,
+                            detect_through: np.ndarray | None = None) -> Measurements:
     """One artificial-star pass of the PSF path: the artificial stars (``flux``: total, image
     units) added to a copy of ``frame`` (as read, sky and all) with their photon noise, and the
     frame measured again as its catalogue was (:func:`clusterphot.psfphot.measure_frame_psf`:
@@ -378,7 +380,7 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
         held = catalogue_light - stars_image(psf_file, cx[~away], cy[~away], flux_held[~away], (0, 0, nx, ny))
     return measure_frame_psf(data, bad, params, replace(psf_params, psf_rebuilds=0), electrons_per_unit, saturation,
                              psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius),
-                             catalogue_tiles=psf_file.tiles)
+                             catalogue_tiles=psf_file.tiles, noise=noise, detect_through=detect_through)
 
 
 def psf_light_within(psf: EPSF, radius: float) -> float:
@@ -406,7 +408,8 @@ def aperture_path_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.nd
 def measure_artificial_pass_aperture(frame: np.ndarray, bad: np.ndarray, psf: EPSF, x: np.ndarray, y: np.ndarray,
                                      flux: np.ndarray, params: PhotometryParameters, electrons_per_unit: float,
                                      saturation: float | None, rng: np.random.Generator, patch_radius: float,
-                                     catalogue_correction: float) -> Measurements:
+                                     catalogue_correction: float, noise: FrameNoise | None = None,
+                                     detect_through: np.ndarray | None = None) -> Measurements:
     """One artificial-star pass of the aperture path: the artificial stars (``flux``: total, as
     the catalogue's are) drawn with ``psf`` (:func:`aperture_path_psf`) and their photon noise
     on a copy of ``frame``, and the frame measured again as its catalogue was
@@ -422,4 +425,4 @@ def measure_artificial_pass_aperture(frame: np.ndarray, bad: np.ndarray, psf: EP
     add_artificial_stars(data, x, y, np.asarray(flux, float) / (catalogue_correction * in_aperture), psf,
                          electrons_per_unit, rng, saturation=saturation)
     return measure_frame(data, bad, params, electrons_per_unit, saturation, near=(x, y, patch_radius),
-                         catalogue_correction=catalogue_correction)
+                         catalogue_correction=catalogue_correction, noise=noise, detect_through=detect_through)

@@ -36,7 +36,7 @@ from .errors import FrameError
 from .cosmicrays import apply_cosmic_ray_mask
 from .frames import bad_pixel_mask, read_frame
 from .outputs import atomic_output
-from .photometry import frame_sky_statistics
+from .photometry import fill_from_neighbours, frame_sky_statistics
 from .registration import Transform
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,15 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
         apply_cosmic_ray_mask(image, frame.cosmic_ray_mask)
     data = image.data
     bad = bad_pixel_mask(data)
+    # cosmic rays and DQ-flagged pixels would be specks of one colour: painted over from their
+    # neighbours, for the picture only (photometry masks them), and left out of the sky and the
+    # percentile (NGC 1261's F336W hits would darken it 1.7x). Grown by a pixel: a hit's faint
+    # edge, below L.A.Cosmic's threshold, would still show as a speck.
+    painted = np.zeros(data.shape, bool)
+    if image.product_mask is not None:
+        painted = cv2.dilate(image.product_mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & ~bad
     try:
-        sky, scale = normalisation(data, bad, percentile)
+        sky, scale = normalisation(data, bad | painted, percentile)
     except FrameError as error:  # raised without the file's name
         raise FrameError(f"{frame.path}: {error}") from None
     if not (np.isfinite(scale) and scale > 0):
@@ -100,33 +107,12 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
                          f"({sky:.4g}); the frame has no signal to show (raise rgb.percentile)")
     data -= np.float32(sky)
     data /= np.float32(scale)
-    painted = 0
-    if image.product_mask is not None:
-        # cosmic rays and DQ-flagged pixels would be specks of one colour: painted over from
-        # their neighbours, for the picture only (photometry masks them). Grown by a pixel:
-        # a hit's faint edge, below L.A.Cosmic's threshold, would still show as a speck.
-        grown = cv2.dilate(image.product_mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-        painted = paint_over(data, grown & ~bad)
+    count = fill_from_neighbours(data, painted, ~bad)
     data[bad] = np.nan
     return data, {"path": str(frame.path), "shape": list(data.shape), "sky": sky, "scale": scale,
-                  "painted_pixels": painted}
+                  "painted_pixels": count}
 
 
-def paint_over(data: np.ndarray, mask: np.ndarray, sigma: float = 1.5) -> int:
-    """Fill the ``mask`` pixels of sky-subtracted ``data`` (in place) with the Gaussian-weighted
-    mean of the unmasked pixels around them (a normalised convolution, ``sigma`` px; the sky, 0,
-    where none is near); return how many were filled."""
-    count = int(mask.sum())
-    if count:
-        # OpenCV's blur over the frame (seconds at 10k x 10k); its inpainting was tried and
-        # gives alternating garbage on float32 images (Telea) or is slow on large masks (NS)
-        weight = (~mask).astype(np.float32)
-        known = np.where(mask, np.float32(0), np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0))
-        blurred = cv2.GaussianBlur(known, (0, 0), sigma)
-        weights = cv2.GaussianBlur(weight, (0, 0), sigma)
-        filled = np.divide(blurred, weights, out=np.zeros_like(blurred), where=weights > 1e-3)
-        data[mask] = filled[mask]
-    return count
 
 
 def resample_onto_reference(data: np.ndarray, transform: Transform, shape: tuple[int, int]) -> np.ndarray:

@@ -10,6 +10,7 @@ never painted over, for photometry: a star's flux comes from its unmasked pixels
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ import astroscrappy
 import numpy as np
 from astropy.io import fits
 
+from .config import LACOSMIC
 from .errors import FrameError
 from .filters import detector_for
 from .frames import Frame, keyword
+from .outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +32,16 @@ COSMIC_RAY_MODES = ("auto", "lacosmic", "none")
 # CR-SPLIT combination (8192)
 DQ_COSMIC_RAY = 4096 | 8192
 
-# L.A.Cosmic (van Dokkum 2001) as astroscrappy runs it, with the paper's full 3x3 and 7x7
-# medians for the fine structure (astroscrappy's faster separable median takes the cores of
-# undersampled stars for cosmic rays: 2000 of the 3100 matched stars' centres on the NGC 1261
-# WFPC2 F336W frame against 140 with the full median, as many as chance). sigclip and sigfrac
-# are the paper's; objlim 10 rather than 5 because an HST star two pixels wide has fine
-# structure close to a cosmic ray's: on that frame 5 loses 10 per cent of the stars matched
-# with F555W, 10 none, and it still removes 68 per cent of the unmatched detections.
-LACOSMIC_SIGCLIP = 4.5
-LACOSMIC_SIGFRAC = 0.3
-LACOSMIC_OBJLIM = 10.0
-LACOSMIC_ITERATIONS = 4
-# Rows per block (plus a margin each side): the detection is local (7 x 7 medians, grown a
-# pixel per iteration), and astroscrappy's dozen float32 work arrays of a whole 10k x 10k
-# frame would need 5 GB.
+LACOSMIC_SIGCLIP = LACOSMIC["sigclip"]
+LACOSMIC_SIGFRAC = LACOSMIC["sigfrac"]
+LACOSMIC_OBJLIM = LACOSMIC["objlim"]
+LACOSMIC_ITERATIONS = LACOSMIC["niter"]
+# Rows per block (plus a margin each side): the detection is local, and astroscrappy's dozen
+# float32 work arrays of a whole 10k x 10k frame would need 5 GB. Its reach: a 7x7 median of a
+# 3x3 median and a 5x5 noise median (6 rows) per iteration, and each iteration's cleaning of
+# the hits (a 5x5 box) before the next detection, four times: about 32 rows; 40 to spare.
 BLOCK_ROWS = 2048
-BLOCK_MARGIN = 32
+BLOCK_MARGIN = 40
 
 # Suffixes of HST file names (ROOTNAME_suffix.fits) and what they say about cosmic rays
 DRIZZLED_SUFFIXES = ("drz", "drc")
@@ -66,14 +63,16 @@ def product_suffix(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def cosmic_ray_decision(mode: str, header: fits.Header, path: Path, extensions: list[str],
-                        dq_flags_cosmic_rays: bool) -> CosmicRayDecision:
+def cosmic_ray_decision(mode: str, header: fits.Header, names: list[str], extensions: list[str],
+                        dq_cosmic_ray_bits: int = 0) -> CosmicRayDecision:
     """What ``cosmic_rays`` (``auto``, ``lacosmic`` or ``none``) means for this frame.
 
-    ``auto`` finds them only in a single exposure, as its header (or, failing that, its
-    file name) shows: a stack, a drizzled or a CR-combined product needs none, nor does an
-    exposure whose DQ already flags them (``dq_flags_cosmic_rays``: bit 4096 or 8192 set and masked).
-    ``extensions``: the file's EXTNAMEs (a drizzled product has WHT and CTX).
+    ``auto`` finds them only in a single exposure, as its header and file names show: a stack,
+    a drizzled combination or a CR-combined product needs none, nor does an exposure whose DQ
+    already flags them (``dq_cosmic_ray_bits``: the bits 4096 and 8192 set there and masked), nor
+    a WFC3/IR exposure (fitted up the ramp). ``names``: the file's, and where it came from (a
+    URL's last part); the header's FILENAME is added. ``extensions``: the file's EXTNAMEs (a
+    drizzled product has WHT and CTX).
     """
     if mode not in COSMIC_RAY_MODES:
         raise ValueError(f"cosmic_rays {mode!r} is none of {COSMIC_RAY_MODES}")
@@ -81,31 +80,39 @@ def cosmic_ray_decision(mode: str, header: fits.Header, path: Path, extensions: 
         return CosmicRayDecision(True, "cosmic_rays: lacosmic in the config")
     if mode == "none":
         return CosmicRayDecision(False, "cosmic_rays: none in the config")
-    # the file's own name first, then the name the archive gave it (FILENAME), as the pipeline wrote it
-    suffixes = {product_suffix(path.name), product_suffix(str(keyword(header, "FILENAME", default="")))}
-    ncombine = keyword(header, "NCOMBINE", "NDRIZIM")
-    crsplit = keyword(header, "CRSPLIT", "NRPTEXP")
-    if "WHT" in extensions or "CTX" in extensions or keyword(header, "D001VER") is not None \
-            or suffixes & set(DRIZZLED_SUFFIXES):
+    names = [name for name in [*names, str(keyword(header, "FILENAME", default=""))] if name]
+    suffixes = {product_suffix(name) for name in names} - {None}
+    ncombine = _number(keyword(header, "NCOMBINE"))
+    ndrizim = _number(keyword(header, "NDRIZIM"))
+    crsplit = _number(keyword(header, "CRSPLIT", "NRPTEXP"))
+    instrument = str(keyword(header, "INSTRUME", default="")).upper()
+    detector = str(keyword(header, "DETECTOR", default="")).upper()
+    telescope = str(keyword(header, "TELESCOP", default="")).upper()
+    drizzled = ("WHT" in extensions or "CTX" in extensions or keyword(header, "D001VER") is not None
+                or bool(suffixes & set(DRIZZLED_SUFFIXES)))
+    if drizzled and ndrizim == 1:
+        return CosmicRayDecision(True, "auto: a single exposure, drizzled (NDRIZIM 1)")
+    if drizzled:
         return CosmicRayDecision(False, "auto: a drizzled product (its cosmic rays were rejected when its "
                                         "exposures were combined)")
-    if "stack" in path.name.lower():
+    if any("stack" in name.lower() for name in names):
         return CosmicRayDecision(False, "auto: a stack (its file name says so)")
-    if _number(ncombine) > 1:
-        return CosmicRayDecision(False, f"auto: a combination of {int(_number(ncombine))} exposures (NCOMBINE)")
+    if ncombine > 1:
+        return CosmicRayDecision(False, f"auto: a combination of {int(ncombine)} exposures (NCOMBINE)")
     if suffixes & set(COMBINED_SUFFIXES) or (str(keyword(header, "CRCORR", default="")).upper() == "COMPLETE"
                                              and not suffixes & set(SINGLE_EXPOSURE_SUFFIXES)):
         return CosmicRayDecision(False, "auto: a CR-combined product (CRCORR COMPLETE)")
-    if dq_flags_cosmic_rays:
-        return CosmicRayDecision(False, "auto: its DQ already flags cosmic rays (bits 4096 and 8192, masked)")
-    instrument = str(keyword(header, "INSTRUME", default="")).upper()
-    telescope = str(keyword(header, "TELESCOP", default="")).upper()
+    if dq_cosmic_ray_bits:
+        bits = " and ".join(str(bit) for bit in (4096, 8192) if dq_cosmic_ray_bits & bit)
+        return CosmicRayDecision(False, f"auto: its DQ already flags cosmic rays (bit {bits}, masked)")
+    if instrument == "WFC3" and detector == "IR":
+        return CosmicRayDecision(False, "auto: a WFC3/IR exposure (its cosmic rays were rejected up the ramp)")
     if suffixes & set(SINGLE_EXPOSURE_SUFFIXES):
         return CosmicRayDecision(True, "auto: a single exposure (an HST " + "/".join(
             sorted(suffixes & set(SINGLE_EXPOSURE_SUFFIXES))) + " product)")
     if instrument == "WFPC2":
         return CosmicRayDecision(True, "auto: a single WFPC2 exposure")
-    if _number(crsplit) == 1 or _number(ncombine) == 1:
+    if crsplit == 1 or ncombine == 1:
         return CosmicRayDecision(True, "auto: a single exposure (CRSPLIT or NCOMBINE is 1)")
     if telescope and telescope != "HST":
         return CosmicRayDecision(True, f"auto: a ground-based frame ({telescope}) with no sign of being combined")
@@ -113,21 +120,22 @@ def cosmic_ray_decision(mode: str, header: fits.Header, path: Path, extensions: 
                                     "for this filter if it is one)")
 
 
-def file_facts(frame: Frame, dq_bits: int) -> tuple[list[str], bool]:
-    """(the file's EXTNAMEs, whether the frame's DQ flags cosmic rays that ``dq_bits`` masks),
-    for :func:`cosmic_ray_decision`."""
+def file_facts(frame: Frame, dq_bits: int) -> tuple[list[str], int]:
+    """(the file's EXTNAMEs, the cosmic-ray bits (4096, 8192) that the frame's DQ has set and
+    ``dq_bits`` masks), for :func:`cosmic_ray_decision`."""
     with fits.open(frame.path) as hdul:  # the headers; the DQ's pixels only when looked at
         extensions = [hdu.name for hdu in hdul]
-        flagged = False
+        found = 0
         image = hdul[frame.hdu_index]
-        if dq_bits & DQ_COSMIC_RAY and image.name == "SCI" and ("DQ", image.ver) in hdul:
-            bits = dq_bits & DQ_COSMIC_RAY
+        wanted = dq_bits & DQ_COSMIC_RAY
+        if wanted and image.name == "SCI" and ("DQ", image.ver) in hdul:
             dq = hdul[("DQ", image.ver)]
             for r0 in range(0, dq.shape[0], 256):
-                if np.any(np.asarray(dq.section[r0 : r0 + 256]).astype(np.int64) & bits):
-                    flagged = True
+                found |= int(np.bitwise_or.reduce(np.asarray(dq.section[r0 : r0 + 256]).astype(np.int64) & wanted,
+                                                  axis=None))
+                if found == wanted:
                     break
-    return extensions, flagged
+    return extensions, found
 
 
 def _number(value) -> float:
@@ -137,10 +145,15 @@ def _number(value) -> float:
         return float("nan")
 
 
+# WFPC2's read noise by its A/D gain (e- per DN), the PC's as the WFPC2 Instrument Handbook gives
+# it (the WF chips': 5.2-5.5 and 7.0-8.3): measured on bias frames, the A/D rounding included
+WFPC2_READ_NOISE = {7.0: 5.2, 15.0: 7.0}
+
+
 def read_noise(header: fits.Header) -> float:
     """Read noise in electrons: the header's (READNSEA..D averaged for ACS and WFC3, else
-    RDNOISE/READNOIS/READNSE), the detector's nominal, or 0 for an unknown detector (L.A.Cosmic's
-    noise model is then the pixels' photon noise alone)."""
+    RDNOISE/READNOIS/READNSE), WFPC2's at its ATODGAIN, the detector's nominal, or 0 for an
+    unknown detector (L.A.Cosmic's noise model is then the pixels' photon noise alone)."""
     amplifiers = [float(header[k]) for k in ("READNSEA", "READNSEB", "READNSEC", "READNSED")
                   if isinstance(header.get(k), (int, float)) and header[k] > 0]
     if amplifiers:
@@ -148,29 +161,31 @@ def read_noise(header: fits.Header) -> float:
     value = keyword(header, "RDNOISE", "READNOIS", "READNSE", "READNOISE")
     if isinstance(value, (int, float)) and value > 0:
         return float(value)
+    instrument = str(keyword(header, "INSTRUME", default="")).upper()
+    atodgain = _number(keyword(header, "ATODGAIN"))
+    if instrument == "WFPC2" and math.isfinite(atodgain):
+        return WFPC2_READ_NOISE[min(WFPC2_READ_NOISE, key=lambda gain: abs(gain - atodgain))]
     detector = detector_for(keyword(header, "INSTRUME"), str(keyword(header, "DETECTOR", default="")))
     return detector.read_noise if detector is not None else 0.0
 
 
-def digitisation_noise(electrons_per_dn: float) -> float:
-    """The rounding of the A/D converter, in electrons: a step of ``electrons_per_dn`` is a
-    uniform error of rms step / sqrt(12). Beside the read noise in L.A.Cosmic's noise model:
-    WFPC2 at 15 e-/DN on a sky of 1 DN has 4.3 e- of it, and without it the sky's rounded
-    pixels pass for cosmic rays (1400 false hits on the NGC 1261 F555W frame)."""
-    return electrons_per_dn / np.sqrt(12.0)
-
-
-def find_cosmic_rays(electrons: np.ndarray, bad: np.ndarray, read_noise_electrons: float,
-                     saturation_electrons: float | None, block_rows: int = BLOCK_ROWS) -> np.ndarray:
-    """True on cosmic-ray pixels of a single exposure in electrons (with its sky, which L.A.Cosmic's
-    noise model needs), ``bad`` pixels left out. astroscrappy's L.A.Cosmic, run in blocks of
-    ``block_rows`` rows with margins: the same mask as one call on the whole frame (tested)."""
-    ny = electrons.shape[0]
-    mask = np.zeros(electrons.shape, bool)
-    satlevel = float(saturation_electrons) if saturation_electrons else float(np.finfo(np.float32).max)
+def find_cosmic_rays(data: np.ndarray, bad: np.ndarray, electrons_per_unit: float, read_noise_electrons: float,
+                     saturation_electrons: float | None, pedestal: float = 0.0,
+                     block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """True on cosmic-ray pixels of a single exposure (``data`` times ``electrons_per_unit`` is
+    electrons, plus ``pedestal`` electrons where its sky was subtracted: L.A.Cosmic's noise model
+    is each pixel's photons), ``bad`` pixels left out. astroscrappy's L.A.Cosmic, run in blocks
+    of ``block_rows`` rows with margins (each converted to electrons on its own: no second copy
+    of the frame): the same mask as one call on the whole frame (tested), but for a hit whose
+    5x5 box holds no good pixel, which astroscrappy fills with its image's median."""
+    ny = data.shape[0]
+    mask = np.zeros(data.shape, bool)
+    satlevel = float(saturation_electrons + pedestal) if saturation_electrons else float(np.finfo(np.float32).max)
     for start in range(0, ny, block_rows):
         lo, hi = max(0, start - BLOCK_MARGIN), min(ny, start + block_rows + BLOCK_MARGIN)
-        block = np.nan_to_num(electrons[lo:hi], nan=0.0, posinf=0.0, neginf=0.0)
+        block = np.nan_to_num(data[lo:hi], nan=0.0, posinf=0.0, neginf=0.0)
+        block *= np.float32(electrons_per_unit)
+        block += np.float32(pedestal)
         found, _ = astroscrappy.detect_cosmics(
             block, inmask=bad[lo:hi], gain=1.0, readnoise=read_noise_electrons, satlevel=satlevel,
             sigclip=LACOSMIC_SIGCLIP, sigfrac=LACOSMIC_SIGFRAC, objlim=LACOSMIC_OBJLIM,
@@ -179,6 +194,18 @@ def find_cosmic_rays(electrons: np.ndarray, bad: np.ndarray, read_noise_electron
         mask[start:stop] = found[start - lo : stop - lo]
     mask &= ~bad
     return mask
+
+
+def sky_pedestal(median: float, std: float, read_noise_electrons: float) -> float:
+    """Electrons to add to a frame whose sky was subtracted, so that L.A.Cosmic's noise model
+    (each pixel's photons and the read noise) holds: what the sky's scatter (``std``, e-) says
+    its photons were, less what its median (e-) still holds. 0 for a frame whose median holds
+    its sky: one at least a twentieth of its variance (a real single exposure's does, crowded or
+    not: NGC 1261's WFPC2 F336W frame 10 e- against a scatter of 13 e-); a subtracted sky
+    leaves a median near 0."""
+    if median >= 0.05 * std**2:
+        return 0.0
+    return max(0.0, std**2 - read_noise_electrons**2 - median)
 
 
 # --- the mask file ------------------------------------------------------------------------------
@@ -199,10 +226,8 @@ def write_cosmic_ray_mask(path: str | Path, mask: np.ndarray | None, decision: C
     hdus = [fits.PrimaryHDU(header=header)]
     if mask is not None:
         hdus.append(fits.CompImageHDU(mask.astype(np.uint8), name="CRMASK", compression_type="RICE_1"))
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    fits.HDUList(hdus).writeto(partial, overwrite=True)
-    partial.replace(path)  # never a half-written mask under the final name
+    with atomic_output(path) as partial:  # never a half-written mask under the final name
+        fits.HDUList(hdus).writeto(partial)
 
 
 def apply_cosmic_ray_mask(frame: Frame, path: str | Path) -> dict:

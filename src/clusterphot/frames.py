@@ -79,6 +79,10 @@ class Frame:
     # True where the product itself says a pixel is not to be used (its DQ bits, a drizzled
     # WHT of 0); None when the file has neither
     product_mask: np.ndarray | None = None
+    # the product's noise beside the image, read when asked for (read_frame's with_noise): a
+    # calibrated exposure's ERR (sigma, image units), a drizzled product's WHT (clusterphot.noise)
+    error: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -121,6 +125,20 @@ def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: P
             else:
                 mask[r0 : r0 + rows] |= values == 0
     return mask
+
+
+def companion_image(hdul: fits.HDUList, index: int, name: str, rows: int) -> np.ndarray | None:
+    """The ``name`` (ERR, WHT) extension beside the SCI image HDU ``index`` (same EXTVER) as
+    float32, read ``rows`` rows at a time; None when there is none (shape checked by
+    :func:`product_mask`, which reads the WHT first)."""
+    image = hdul[index]
+    if image.name != "SCI" or (name, image.ver) not in hdul:
+        return None
+    companion = hdul[(name, image.ver)]
+    values = np.empty(companion.shape, np.float32)
+    for r0 in range(0, values.shape[0], rows):
+        values[r0 : r0 + rows] = companion.section[r0 : r0 + rows]
+    return values
 
 
 def _first_image_hdu(hdul: fits.HDUList, path: Path) -> int:
@@ -183,13 +201,14 @@ def image_hdus(hdul: fits.HDUList) -> str:
 
 
 def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, plane: int | None = None,
-               block_pixels: int = 2**20, dq_bits: int | None = None) -> Frame:
+               block_pixels: int = 2**20, dq_bits: int | None = None, with_noise: bool = False) -> Frame:
     """Read the first image HDU (or the one named) of a FITS file as float32.
 
     ``hdu``: an index, an EXTNAME, or [EXTNAME, EXTVER] (an flc file's second chip: ["SCI", 2]).
     A 3-D cube needs ``plane`` (0-based index along the first FITS axis). An HST product's DQ
     bits (``dq_bits``, DEFAULT_DQ_BITS when None) and a drizzled WHT of 0 give the frame's
-    ``product_mask`` (:func:`product_mask`).
+    ``product_mask`` (:func:`product_mask`). ``with_noise``: also the product's ERR or WHT
+    (``Frame.error``, ``Frame.weight``; for :func:`clusterphot.noise.frame_noise`).
 
     The pixels are read a block of rows (about ``block_pixels``) at a time into one native
     float32 array: a memory-mapped file would keep the file's pages in this process's memory
@@ -260,18 +279,25 @@ def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, pl
         try:
             masked = product_mask(hdul, index, (ny, nx), path, DEFAULT_DQ_BITS if dq_bits is None else dq_bits,
                                   max(1, block_pixels // nx))
+            error = weight = None
+            if with_noise and not leading:
+                error = companion_image(hdul, index, "ERR", max(1, block_pixels // nx))
+                if error is not None and error.shape != (ny, nx):
+                    raise FrameError(f"{path}: ERR,{hdul[index].ver} has shape {error.shape}, not the SCI image's "
+                                     f"{(ny, nx)}: the file is not one product")
+                weight = None if error is not None else companion_image(hdul, index, "WHT", max(1, block_pixels // nx))
         except (OSError, TypeError, ValueError) as err:
-            raise FrameError(f"{path}: truncated or corrupt DQ or WHT extension ({err})") from None
+            raise FrameError(f"{path}: truncated or corrupt DQ, ERR or WHT extension ({err})") from None
     if not has_valid:
         raise FrameError(f"{path}: image has no valid pixels (all NaN or all zero)")
     return Frame(path=path, data=data, header=header, wcs=celestial_wcs(header, str(path)),
-                 hdu_index=index, product_mask=masked)
+                 hdu_index=index, product_mask=masked, error=error, weight=weight)
 
 
-def read_configured_frame(path: str | Path, settings: FrameSettings) -> Frame:
+def read_configured_frame(path: str | Path, settings: FrameSettings, with_noise: bool = False) -> Frame:
     """:func:`read_frame` with what a filter's config says about reading it: its ``hdu``,
     ``plane`` and ``dq_bits`` (``settings``: :class:`clusterphot.config.FrameSettings`)."""
-    return read_frame(path, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits)
+    return read_frame(path, hdu=settings.hdu, plane=settings.plane, dq_bits=settings.dq_bits, with_noise=with_noise)
 
 
 def bad_pixel_mask(data: np.ndarray, grow: int = 2) -> np.ndarray:

@@ -7,10 +7,12 @@ at once from fixed pixel offsets, and photutils measures the apertures.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
@@ -27,6 +29,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
+
+if TYPE_CHECKING:  # annotations only: clusterphot.noise imports this module
+    from .noise import FrameNoise
 
 # Quality flags (bit values); a star can carry several.
 FLAG_SATURATED = 1  # peak pixel at or above the saturation level
@@ -338,17 +343,23 @@ def aperture_sums(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarra
 
 
 def flux_variance(net_flux: np.ndarray, area: float | np.ndarray, sky_std: np.ndarray,
-                  n_sky: np.ndarray, electrons_per_unit: float) -> np.ndarray:
+                  n_sky: np.ndarray, electrons_per_unit: float, background: np.ndarray | None = None,
+                  aperture_factor: float = 1.0, sky_factor: float = 1.0) -> np.ndarray:
     """Variance (image units^2) of an aperture flux with a local sky.
 
-    Poisson noise of the star (through the gain), the sky's per-pixel scatter over the
-    aperture (sky photons + read noise, as measured in the annulus), and the error of the
-    mean sky over the aperture area.
+    Poisson noise of the star (through the gain), the background's noise over the aperture
+    (``background``: the sum of a per-pixel background variance over it, from the product's
+    ERR or WHT; else the sky's per-pixel scatter, sky photons + read noise, as measured in the
+    annulus, times the area), and the error of the mean sky over the aperture area. A
+    drizzled image's pixels scatter less than their sums do: the background in the aperture is
+    scaled by ``aperture_factor``, the mean sky's error by ``sky_factor`` (a large annulus's:
+    :meth:`clusterphot.noise.FrameNoise.variance_factor`).
     """
     poisson = np.clip(net_flux, 0.0, None) / electrons_per_unit
+    in_aperture = area * sky_std**2 if background is None else background
     with np.errstate(divide="ignore", invalid="ignore"):
-        sky_term = area * sky_std**2 + area**2 * sky_std**2 / np.maximum(n_sky, 1)
-    return poisson + sky_term
+        mean_sky = area**2 * sky_std**2 / np.maximum(n_sky, 1)
+    return poisson + aperture_factor * in_aperture + sky_factor * mean_sky
 
 
 def nearest_neighbour_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -466,6 +477,51 @@ def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, p
     return keep, x[keep], y[keep]
 
 
+def fill_from_neighbours(data: np.ndarray, fill: np.ndarray, known: np.ndarray, sigma: float = 1.5,
+                         rows: int = 1024) -> int:
+    """Fill the ``fill`` pixels of sky-subtracted ``data`` (in place) with the Gaussian-weighted
+    mean (``sigma`` px) of the ``known`` pixels around them, 0 (the sky) where none is near: a
+    normalised convolution, by OpenCV's blur, in strips of ``rows`` rows (four float32 strips,
+    not frames, at a time). Returns how many were filled. For finding stars through a masked
+    pixel and for pictures only: no flux is measured on what it paints."""
+    margin = int(math.ceil(4 * sigma))
+    count = 0
+    for start in range(0, data.shape[0], rows):
+        stop = min(data.shape[0], start + rows)
+        if not fill[start:stop].any():
+            continue
+        lo, hi = max(0, start - margin), min(data.shape[0], stop + margin)
+        weight = (known[lo:hi] & ~fill[lo:hi]).astype(np.float32)
+        values = np.nan_to_num(data[lo:hi], nan=0.0, posinf=0.0, neginf=0.0) * weight
+        values = cv2.GaussianBlur(values, (0, 0), sigma)
+        weight = cv2.GaussianBlur(weight, (0, 0), sigma)
+        np.divide(values, weight, out=values, where=weight > 1e-3)
+        values[weight <= 1e-3] = 0.0
+        mine = fill[start:stop]
+        data[start:stop][mine] = values[start - lo : stop - lo][mine]
+        count += int(mine.sum())
+    return count
+
+
+@contextlib.contextmanager
+def find_stars_through(data: np.ndarray, bad: np.ndarray, through: np.ndarray | None) -> Iterator[None]:
+    """While stars are looked for on the sky-subtracted ``data``, its masked pixels ``through``
+    (single pixels and hits: a DQ's, cosmic rays) hold their neighbours' mean
+    (:func:`fill_from_neighbours`) rather than the sky: a star whose centre lies on one is still
+    found, and a hole's edge is no peak (on NGC 1261's F336W frame, with holes: every star with a
+    masked centre lost, 600 detections more on their edges). Afterwards they are 0 again, and no
+    flux or fit uses them."""
+    if through is None or not through.any():
+        yield
+        return
+    through = through & bad  # the pixels the measurement masks, and only those
+    fill_from_neighbours(data, through, ~bad)
+    try:
+        yield
+    finally:
+        data[through] = 0.0
+
+
 def subtract_frame_sky(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters
                        ) -> tuple[np.ndarray, SkyStatistics, np.float32, np.ndarray | None]:
     """The frame made ready for measuring, in place: pixels outside ``photometry.region`` join the
@@ -513,7 +569,8 @@ def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, f
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                   electrons_per_unit: float, saturation: float | None,
                   near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                  catalogue_correction: float | None = None) -> Measurements:
+                  catalogue_correction: float | None = None, noise: FrameNoise | None = None,
+                  detect_through: np.ndarray | None = None) -> Measurements:
     """Detect and measure all stars of a frame (fluxes in image units, aperture-corrected).
 
     ``data`` is used in place: it leaves sky-subtracted, with masked pixels set to 0. A
@@ -521,10 +578,14 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
 
     An artificial-star pass (:mod:`clusterphot.completeness`) measures only the stars detected
     within ``near`` = (x, y, radius) of the artificial stars, with the catalogue's aperture
-    correction (``catalogue_correction``), not one measured again.
+    correction (``catalogue_correction``), not one measured again. ``noise``: the product's own
+    (:func:`clusterphot.noise.frame_noise`) for the flux errors; the sky's scatter without it.
+    ``detect_through``: masked pixels (a product's DQ, cosmic rays) that stars are looked for
+    through (:func:`find_stars_through`).
     """
     bad, sky_stats, sky_level, outside = subtract_frame_sky(data, bad, params)
-    found = detect_stars(data, sky_stats, params)
+    with find_stars_through(data, bad, detect_through):
+        found = detect_stars(data, sky_stats, params)
     if found is not None:
         found = found[centred_on_frame(np.asarray(found["x_centroid"]), np.asarray(found["y_centroid"]),
                                        data.shape, outside)]
@@ -561,7 +622,12 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
         area[edge] = apertures.area_overlap(data, mask=bad)
 
     net = aperture_sums(data, bad, x, y, params.aperture_radius, near_mask=edge) - sky * area
-    variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit)
+    background = None
+    if noise is not None and noise.background_variance is not None:
+        background = aperture_sums(noise.background_variance, bad, x, y, params.aperture_radius, near_mask=edge)
+    aperture_factor = 1.0 if noise is None else noise.variance_factor(params.aperture_radius)
+    sky_factor = 1.0 if noise is None else noise.correlation**2
+    variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit, background, aperture_factor, sky_factor)
     flux_err = np.sqrt(variance)
 
     peak = peak_values(data, x, y)

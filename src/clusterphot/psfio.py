@@ -39,6 +39,7 @@ import numpy as np
 from astropy.io import fits
 
 from .config import FrameSettings
+from .cosmicrays import apply_cosmic_ray_mask
 from .frames import read_configured_frame
 from .outputs import atomic_output
 from .photometry import region_mask
@@ -292,10 +293,11 @@ def write_residual(path: str | Path, residual: np.ndarray | None, cards: dict | 
 
 
 def frame_residual(image: str | Path, settings: FrameSettings, catalog, psf_path: str | Path,
-                   output: str | Path) -> None:
+                   output: str | Path, cosmic_ray_mask: str | Path | None = None) -> None:
     """Write the residual image of a frame measured with PSF fitting: the frame less SKYLEVEL
     and the fit's model, float32, NaN on masked pixels and outside the photometry region, with
-    the frame's WCS. A frame that fell back to aperture photometry gets a header-only file
+    the frame's WCS (masked: its product's DQ and its cosmic rays, ``cosmic_ray_mask``, the
+    workflow's file). A frame that fell back to aperture photometry gets a header-only file
     that says so."""
     psf_file = read_psf(psf_path)
     cards = {"FILTER": settings.filter_name, "IMAGE": str(image), "PSFFILE": str(psf_path),
@@ -305,6 +307,8 @@ def frame_residual(image: str | Path, settings: FrameSettings, catalog, psf_path
         write_residual(output, None, {**cards, "NOTE": psf_file.note})
         return
     frame = read_configured_frame(image, settings)
+    if cosmic_ray_mask is not None:
+        apply_cosmic_ray_mask(frame, cosmic_ray_mask)
     bad = frame.bad_pixels()
     region = (catalog.meta.get("parameters") or {}).get("region")
     outside = region_mask(frame.shape, None if region is None else tuple(region))

@@ -37,9 +37,10 @@ from photutils.utils.exceptions import NoDetectionsWarning
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
+from .noise import FrameNoise
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
-                         detect_stars, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
+                         detect_stars, find_stars_through, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
                          peak_values, subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
 from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_radii, kept_far_wings,
@@ -283,7 +284,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                    saturated_above: float | None, psf: EPSF | None = None, psf_is_true: bool = False,
                    found: dict[str, np.ndarray] | None = None,
                    core: tuple[int, int, int, int] | None = None, held_light: np.ndarray | None = None,
-                   near: tuple[np.ndarray, np.ndarray, float] | None = None) -> PSFPhotometry:
+                   near: tuple[np.ndarray, np.ndarray, float] | None = None,
+                   background: np.ndarray | None = None, correlation_factor: float = 1.0) -> PSFPhotometry:
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
     from the frame unless one is given: a frame's PSF for one of its tiles (learned again from
     the tile's stars when it has enough), or with ``psf_is_true`` the exact PSF (benchmarks give
@@ -294,7 +296,13 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     For artificial-star passes: ``held_light`` (the frame's shape, image units), the light of
     stars not fitted here, subtracted in every fit and counted in the noise; ``near`` (x, y,
     radius): only the detections (on the frame and on the residual images) within radius px of
-    one of these positions are fitted."""
+    one of these positions are fitted.
+
+    The noise: ``background`` (data's shape, image units^2), the background's variance per pixel
+    from the product (:mod:`clusterphot.noise`), else the sky's scatter; the fit weighs its
+    pixels by it times ``correlation_factor`` (a drizzled image: the variance an area of its
+    pixels a FWHM in radius has over their sum, :meth:`clusterphot.noise.FrameNoise.variance_factor`),
+    plus the stars' photons; the residual images are scaled to it per pixel."""
     fwhm = params.fwhm
     if found is None:
         found = detections(data, sky, params, saturated_above)
@@ -317,7 +325,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     usable = ~bad
     if saturated_above is not None:
         usable &= data < saturated_above
-    variance = photon_variance(data, sky.std**2, electrons_per_unit)
+    pixel_variance = sky.std**2 if background is None else background
+    fit_variance = correlation_factor * pixel_variance
+    variance = photon_variance(data, fit_variance, electrons_per_unit)
     level = psf_params.footprint_level * sky.std
     stars["saturated"] = (np.zeros(len(stars["x"]), bool) if saturated_above is None
                           else stars["peak"] >= saturated_above)
@@ -383,7 +393,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             errors_with_confusion(fit, excess, x, y)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
-        variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error if approximate else 0.0)
+        variance = photon_variance(model, fit_variance, electrons_per_unit,
+                                   psf_params.psf_error if approximate else 0.0)
         if approximate and k < psf_params.psf_rebuilds:
             psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params,
                                  core)
@@ -395,13 +406,13 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                             psf_params.sky_cell, radii=radii, covariance=False, far_wings=wings)
             stars["flux"] = fit.flux
             model = fit.star_image
-            variance = photon_variance(model, sky.std**2, electrons_per_unit, psf_params.psf_error)
+            variance = photon_variance(model, fit_variance, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
         # subtracted light is many times the sky's, and what a learned PSF gets wrong (a few per
         # cent of the star's light, in rings) more still; DAOFIND's threshold (in sky sigma)
         # would take those ripples for stars.
         light = data - model - fit.sky_image
-        detection_variance = photon_variance(model, sky.std**2, electrons_per_unit,
+        detection_variance = photon_variance(model, pixel_variance, electrons_per_unit,
                                              psf_params.residual_psf_error if approximate else 0.0)
         residual = light * (sky.std / np.sqrt(detection_variance))
         residual[bad] = 0.0
@@ -590,20 +601,23 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
                  saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool,
                  held_light: np.ndarray | None = None,
                  near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                 measure_correction: bool = True) -> TileResult:
+                 measure_correction: bool = True, background: np.ndarray | None = None,
+                 correlation_factor: float = 1.0) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
     stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
     core's stars. ``held_light`` (the frame's) and ``near`` (frame pixels) as for
     :func:`psf_photometry`. ``measure_correction`` False (an artificial-star pass, which takes
-    the catalogue's): no PSF stars' ratios of total to PSF flux (``ratios`` empty)."""
+    the catalogue's): no PSF stars' ratios of total to PSF flux (``ratios`` empty).
+    ``background`` (the frame's) and ``correlation_factor``: the noise, as for :func:`psf_photometry`."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
     own_core = in_box(core, box)
     tile_held = None if held_light is None else held_light[by0:by1, bx0:bx1]
     tile_near = None if near is None else (near[0] - bx0, near[1] - by0, near[2])
+    tile_background = None if background is None else background[by0:by1, bx0:bx1]
     result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
                             psf=psf, psf_is_true=psf_is_true, found=found, core=own_core, held_light=tile_held,
-                            near=tile_near)
+                            near=tile_near, background=tile_background, correlation_factor=correlation_factor)
     fit = result.fit
     keep = tile_of(result.x + bx0, result.y + by0, cores) == cores.index(core)
     stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
@@ -629,7 +643,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                       true_psf: EPSF | None = None, psf: EPSF | None = None,
                       catalogue_correction: float | None = None, held_light: np.ndarray | None = None,
                       near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                      catalogue_tiles: list[Tile] | None = None) -> Measurements:
+                      catalogue_tiles: list[Tile] | None = None, noise: FrameNoise | None = None,
+                      detect_through: np.ndarray | None = None) -> Measurements:
     """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
     to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
 
@@ -659,7 +674,9 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     artificial ones, subtracted and counted in the noise, not fitted; ``near`` = (x, y, radius):
     only stars detected within radius px of these positions are fitted (none: no stars, not an
     error); ``catalogue_tiles``, the catalogue's tiles: a tile of the pass with the same pixels
-    is fitted with that tile's PSF and correction, as its stars were.
+    is fitted with that tile's PSF and correction, as its stars were. ``noise``: the product's
+    own (:func:`clusterphot.noise.frame_noise`); the sky's scatter without it. ``detect_through``:
+    masked pixels that stars are looked for through (:func:`clusterphot.photometry.find_stars_through`).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
     bad, sky_stats, sky_level, _ = subtract_frame_sky(data, bad, params)
@@ -668,7 +685,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     tile = max(cell, psf_params.tile // cell * cell)  # whole sky cells
     tiles = tile_boxes(data.shape, tile, tile_margin(psf_params, fwhm))
     cores = [core for core, _ in tiles]
-    found_in_box, frame_found = tile_detections(data, tiles, sky_stats, params, saturated_above)
+    with find_stars_through(data, bad, detect_through):
+        found_in_box, frame_found = tile_detections(data, tiles, sky_stats, params, saturated_above)
     if near is not None:  # an artificial-star pass: only the stars near the artificial ones
         found_in_box = [{name: value[close_to(found["x"] + box[0], found["y"] + box[1], near)]
                          for name, value in found.items()} for found, (_, box) in zip(found_in_box, tiles)]
@@ -697,7 +715,9 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         core, box = tiles[k]
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
-                                  held_light, near, catalogue_correction is None)
+                                  held_light, near, catalogue_correction is None,
+                                  None if noise is None else noise.background_variance,
+                                  1.0 if noise is None else noise.variance_factor(fwhm))
 
     for k in learners:
         measure(k, None)

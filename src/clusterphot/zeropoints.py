@@ -172,9 +172,12 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
                       instrument: str | None = None, detector: str | None = None,
                       filter_name: str | None = None, date: str | None = None,
                       cache_dir: Path | None = None, service_url: str | None = None,
-                      photflam_label: str = "PHOTFLAM") -> Zeropoint:
+                      photflam_label: str = "PHOTFLAM", electrons_per_count: float = 1.0) -> Zeropoint:
     """The zero point to use for a frame, following the module's order of precedence.
     ``photflam_label``: the keyword ``photflam`` came from, for the provenance.
+    ``electrons_per_count``: the gain of a frame in counts (DN); the ACS calculator's zero
+    points are for electrons per second, and are moved to the frame's counts by it (a header's
+    PHOTFLAM is already for the frame's own unit).
 
     Raises :class:`ZeropointError` when the chosen system's zero point cannot be had.
     """
@@ -198,7 +201,7 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
             found = acs_calculator_zeropoint(system, detector.strip().upper(), filter_name, date, cache_dir,
                                              service_url)
             if found is not None:
-                return found
+                return for_counts(found, electrons_per_count)
             reason += f", and {_acs_silence(detector, date, filter_name, cache_dir)}"
     else:
         reason = _acs_lookup_reason(system, instrument, detector, filter_name, date, cache_dir)
@@ -206,12 +209,21 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
             found = acs_calculator_zeropoint(system, detector.strip().upper(), filter_name, date, cache_dir,
                                              service_url)
             if found is not None:
-                return found
+                return for_counts(found, electrons_per_count)
             reason = _acs_silence(detector, date, filter_name, cache_dir)
     raise ZeropointError(
         f"no {system} zero point for {filter_name}: {reason}; set 'zeropoint' for this filter in the "
         "config, or choose magnitude_system: instrumental"
     )
+
+
+def for_counts(zeropoint: Zeropoint, electrons_per_count: float) -> Zeropoint:
+    """A zero point for electrons per second moved to counts per second at ``electrons_per_count``
+    (a count holds that many electrons: the same star is 2.5 log10(gain) mag fainter per count)."""
+    if electrons_per_count == 1.0:
+        return zeropoint
+    return Zeropoint(zeropoint.value - 2.5 * math.log10(electrons_per_count), zeropoint.system,
+                     f"{zeropoint.source}; for counts at {electrons_per_count:g} e-/count")
 
 
 def observation_date(value) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 try:
     from clusterphot import paths
     from clusterphot.config import (
+        LACOSMIC,
         artificial_star_settings,
         check_frames_exist,
         cluster_colour_pairs,
@@ -222,6 +223,26 @@ def frame_entry(wildcards):
 def frame_settings(wildcards):
     """The frame's settings as plain values: Snakemake sees a change in them and reruns."""
     return asdict(frame_entry(wildcards).settings)
+
+
+# what rule cosmic_rays reads a frame and finds its cosmic rays with (frame settings that
+# change neither, such as the zero point, stay out: they would find them again for nothing)
+COSMIC_RAY_SETTINGS = (
+    "filter_name",
+    "exptime",
+    "gain",
+    "saturation",
+    "hdu",
+    "plane",
+    "dq_bits",
+    "cosmic_rays",
+)
+
+
+def cosmic_ray_settings(wildcards):
+    return {
+        k: v for k, v in frame_settings(wildcards).items() if k in COSMIC_RAY_SETTINGS
+    }
 
 
 def frame_image(wildcards):

@@ -25,7 +25,11 @@ rule cosmic_rays:
         # float32 file; a frame that needs none is read and done
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 50),
     params:
-        settings=frame_settings,
+        # what reading the frame and finding its cosmic rays need, and no more: a new zero
+        # point does not find them again, a new L.A.Cosmic setting in the code does
+        settings=cosmic_ray_settings,
+        lacosmic=LACOSMIC,
+        url=frame_url,
         fingerprint=frame_fingerprint,
     script:
         "../scripts/cosmic_rays.py"
@@ -106,6 +110,7 @@ rule psf_residual:
         image=frame_image,
         catalog=paths.CATALOG,
         psf=paths.PSF_MODEL,
+        cosmic_rays=paths.COSMIC_RAY_MASK,
     output:
         paths.PSF_RESIDUAL,
     log:

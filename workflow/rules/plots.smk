@@ -74,6 +74,7 @@ rule psf_figure:
         image=frame_image,
         catalog=paths.CATALOG,
         psf=paths.PSF_MODEL,
+        cosmic_rays=paths.COSMIC_RAY_MASK,
     output:
         report(
             paths.PSF_FIGURE,

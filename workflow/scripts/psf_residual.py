@@ -10,4 +10,5 @@ log_to(snakemake.log[0])
 with clean_failure():
     settings = FrameSettings(**snakemake.params.settings)
     catalog = Table.read(snakemake.input.catalog, format="ascii.ecsv")
-    frame_residual(snakemake.input.image, settings, catalog, snakemake.input.psf, snakemake.output[0])
+    frame_residual(snakemake.input.image, settings, catalog, snakemake.input.psf, snakemake.output[0],
+                   snakemake.input.cosmic_rays)
