@@ -342,6 +342,9 @@ def test_url_frames_are_kept_under_resources():
     assert {f: e.is_url for f, e in frames.items()} == {"F606W": True, "F814W": True}
     assert frames["F606W"].image.startswith("https://archive.stsci.edu/hlsps/hugs/ngc6101/hlsp_hugs_hst_acs-wfc_")
     assert frames["F606W"].local_image == "resources/frames/ngc6101/F606W.fits"
+    # kept as F606W.fits, known by the name it was published under (a stack, and its exposure)
+    assert frames["F606W"].settings.source_name == frames["F606W"].image.rsplit("/", 1)[-1]
+    assert "_stack-" in frames["F606W"].settings.source_name
     check_frames_exist({"ngc6101": frames}, demo=False)  # URLs are checked when fetched, not here
 
 

@@ -268,3 +268,26 @@ def test_a_products_dq_err_or_weights_are_never_measured_as_the_sky(tmp_path):
         read_frame(tmp_path / "no_sci.fits")
     with pytest.raises(FrameError, match=r"HDU 3 is a DQ extension \(data quality flags\), not an image of the sky"):
         read_frame(two_chip_file(tmp_path / "x_flc.fits"), hdu=["DQ", 1])
+
+
+def test_a_hugs_stack_takes_the_exposure_time_its_name_gives(caplog):
+    """Its pixels are normalised to the exposure its name gives; a fetched one is known by its URL's name."""
+    from pathlib import Path
+
+    header = fits.Header({"EXPTIME": 1480.0})
+    stack = "hlsp_hugs_hst_acs-wfc_ngc6101_f606w_v1_stack-0370s.fits"
+    with caplog.at_level(logging.INFO, logger="clusterphot.frames"):
+        assert exposure_time(header, Path(stack)) == 370.0
+    assert "normalised to 370 s" in caplog.text
+    assert exposure_time(header, Path("F606W.fits"), source_name=stack) == 370.0
+    assert exposure_time(header, Path("F606W.fits")) == 1480.0
+    assert exposure_time(header, Path(stack), override=100.0) == 100.0
+
+
+def test_acs_and_wfc3_frames_without_bunit_are_in_electrons_wfpc2_in_counts():
+    from pathlib import Path
+
+    assert image_unit(fits.Header({"INSTRUME": "ACS"}), Path("x.fits")) == ("electron", False)
+    assert image_unit(fits.Header({"INSTRUME": "WFC3"}), Path("x.fits")) == ("electron", False)
+    assert image_unit(fits.Header({"INSTRUME": "WFPC2"}), Path("x.fits")) == ("count", False)
+    assert image_unit(fits.Header({}), Path("x.fits")) == ("count", False)

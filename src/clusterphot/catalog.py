@@ -152,7 +152,7 @@ class FrameCalibration:
 def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration:
     """A frame's exposure time, unit, gain and saturation level (FrameError naming the file
     where the header lacks what is needed and the config does not give it)."""
-    exptime = exposure_time(frame.header, frame.path, settings.exptime)
+    exptime = exposure_time(frame.header, frame.path, settings.exptime, settings.source_name)
     unit, is_rate = image_unit(frame.header, frame.path)
     frame_gain = gain(frame.header, unit, settings.gain)
     saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
@@ -160,16 +160,15 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
                             saturation)
 
 
-def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings,
-                         source_name: str | None = None) -> tuple[np.ndarray | None, CosmicRayDecision]:
+def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndarray | None, CosmicRayDecision]:
     """The frame's cosmic-ray pixels (None when it needs none) and why, by its
-    ``settings.cosmic_rays`` (:func:`clusterphot.cosmicrays.cosmic_ray_decision`; ``source_name``:
-    the name the file came by, e.g. a URL's last part). L.A.Cosmic works in electrons, with the
+    ``settings.cosmic_rays`` (:func:`clusterphot.cosmicrays.cosmic_ray_decision`; a frame fetched
+    by URL is known by its name too, ``settings.source_name``). L.A.Cosmic works in electrons, with the
     frame's read noise and saturation level, and the sky added back to a frame that had it
     subtracted (:func:`clusterphot.cosmicrays.sky_pedestal`)."""
     dq_bits = DEFAULT_DQ_BITS if settings.dq_bits is None else settings.dq_bits
     extensions, dq_cosmic_ray_bits = file_facts(frame, dq_bits)
-    names = [frame.path.name] + ([source_name] if source_name else [])
+    names = [frame.path.name] + ([settings.source_name] if settings.source_name else [])
     decision = cosmic_ray_decision(settings.cosmic_rays, frame.header, names, extensions, dq_cosmic_ray_bits)
     if not decision.lacosmic:
         return None, decision

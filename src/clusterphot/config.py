@@ -43,6 +43,9 @@ class FrameSettings:
     plane: int | None = None
     dq_bits: int | None = None  # DQ bits that mask a pixel; None: frames.DEFAULT_DQ_BITS
     cosmic_rays: str = "auto"  # auto | lacosmic | none (cosmicrays.cosmic_ray_decision)
+    # the name a frame fetched by URL was published under (the URL's last part): the workflow
+    # keeps it as {filter}.fits, and a HUGS stack's name says what it is and its exposure time
+    source_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,10 +215,11 @@ def check_colours(config: dict) -> None:
 def frame_entry(cluster: str, filter_name: str, value: str | dict, cosmic_rays: str = "auto") -> FrameEntry:
     """A FrameEntry from a filter's config value (a path/URL, or a mapping with 'image');
     ``cosmic_rays``: the config's top-level choice, for a frame that does not make its own."""
-    if isinstance(value, str):
-        return FrameEntry(cluster, value, FrameSettings(filter_name, cosmic_rays=cosmic_rays))
-    options = {"cosmic_rays": cosmic_rays, **{k: v for k, v in value.items() if k != "image"}}
-    return FrameEntry(cluster, value["image"], FrameSettings(filter_name, **options))
+    image = value if isinstance(value, str) else value["image"]
+    options = {} if isinstance(value, str) else {k: v for k, v in value.items() if k != "image"}
+    source_name = image.split("?")[0].rstrip("/").rsplit("/", 1)[-1] if URL_PATTERN.match(image) else None
+    return FrameEntry(cluster, image, FrameSettings(filter_name, **{"cosmic_rays": cosmic_rays, **options},
+                                                    source_name=source_name))
 
 
 def demo_clusters(config: dict) -> dict[str, dict[str, FrameEntry]]:

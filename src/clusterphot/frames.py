@@ -7,6 +7,7 @@ workflow can stop with one line a user can act on instead of a traceback.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,9 +338,31 @@ def keyword(header: fits.Header, *names: str, default=None):
     return default
 
 
-def exposure_time(header: fits.Header, path: Path, override: float | None = None) -> float:
-    """EXPTIME in seconds (the config's value wins); it must be positive, and an implausibly
-    long one is warned about."""
+# A HUGS stack's name gives the exposure time it is normalised to: ..._stack-0370s.fits
+HUGS_STACK_EXPOSURE = re.compile(r"_stack-(\d+)s(?:\.fits?)?(?:\.gz)?$", re.IGNORECASE)
+
+
+def stack_exposure_time(names: list[str]) -> float | None:
+    """The exposure time (s) a HUGS stack's file name gives (``stack-0370s``: 370), None for others."""
+    for name in names:
+        match = HUGS_STACK_EXPOSURE.search(name or "")
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def exposure_time(header: fits.Header, path: Path, override: float | None = None,
+                  source_name: str | None = None) -> float:
+    """EXPTIME in seconds; the config's value wins, and a HUGS stack's is the one its name gives
+    (its pixels are normalised to it: ``stack-0370s``, 370 s), from the file's name or the name
+    it was fetched by (``source_name``). It must be positive, and an implausibly long one is
+    warned about."""
+    from_name = stack_exposure_time([path.name, source_name])
+    if override is None and from_name is not None:
+        header_value = keyword(header, "EXPTIME", "TEXPTIME")
+        if header_value is not None and not np.isclose(float(header_value), from_name):
+            log.info("%s: a HUGS stack normalised to %g s (its name), not EXPTIME %s", path, from_name, header_value)
+        return from_name
     value = override if override is not None else keyword(header, "EXPTIME", "TEXPTIME")
     if value is None:
         raise FrameError(f"{path}: no EXPTIME keyword; set 'exptime' for this filter in the config")
@@ -361,7 +384,10 @@ def image_unit(header: fits.Header, path: Path) -> tuple[str, bool]:
     """(``'electron'`` or ``'count'``, is_rate) from BUNIT; HST defaults when absent."""
     bunit = keyword(header, "BUNIT")
     if bunit is None:
-        # WFPC2 and raw frames without BUNIT are in DN; drizzled HST products carry BUNIT.
+        # ACS and WFC3 calibrate to electrons (flt/flc; drizzled products carry BUNIT), and a
+        # HUGS stack of their flc frames says nothing; WFPC2 and raw frames are in DN.
+        if str(keyword(header, "INSTRUME", default="")).upper() in ("ACS", "WFC3"):
+            return ("electron", False)
         return ("count", False)
     key = str(bunit).upper().replace(" ", "").replace("PER", "/")
     if key not in UNIT_ALIASES:

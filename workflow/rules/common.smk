@@ -236,6 +236,7 @@ COSMIC_RAY_SETTINGS = (
     "plane",
     "dq_bits",
     "cosmic_rays",
+    "source_name",
 )
 
 

@@ -29,7 +29,6 @@ rule cosmic_rays:
         # point does not find them again, a new L.A.Cosmic setting in the code does
         settings=cosmic_ray_settings,
         lacosmic=LACOSMIC,
-        url=frame_url,
         fingerprint=frame_fingerprint,
     script:
         "../scripts/cosmic_rays.py"

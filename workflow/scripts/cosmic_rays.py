@@ -14,9 +14,7 @@ log = logging.getLogger("cosmic_rays")
 with clean_failure():
     settings = FrameSettings(**snakemake.params.settings)
     frame = read_configured_frame(snakemake.input.image, settings)
-    # a frame fetched by URL is kept as {filter}.fits: its own name says what it is
-    url = snakemake.params.url
-    mask, decision = cosmic_rays_of_frame(frame, settings, url.rsplit("/", 1)[-1] if url else None)
+    mask, decision = cosmic_rays_of_frame(frame, settings)  # a fetched frame: by its URL's name too
     write_cosmic_ray_mask(snakemake.output[0], mask, decision, snakemake.input.image, frame.shape)
     if mask is None:
         log.info("%s (%s): no cosmic rays looked for: %s", frame.path, settings.filter_name, decision.reason)
