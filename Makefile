@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench bench-psf bench-artificial clean
+.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-psf: $(STAMP) $(BENCH_STAMP)
 # Artificial-star passes against crowdsource re-run with the artificial stars (issue 12; ~6 min)
 bench-artificial: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/artificial_stars_speed.py $(BENCH_ARGS)
+
+# Finding a single exposure's cosmic rays, against astroscrappy called whole (issue 13; ~3 min)
+bench-cosmic-rays: $(STAMP)
+	$(BIN)/python bench/cosmic_rays_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake logs benchmarks

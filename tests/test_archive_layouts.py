@@ -93,6 +93,7 @@ def test_a_hugs_stack_is_read_from_its_primary_hdu_its_name_and_the_acs_calculat
     meta = archive_run["hugs"].meta
     assert meta["hdu"] == 0 and meta["image_unit"] == "electron"
     assert meta["exptime"] == EXPTIME  # the name's 0100s, not EXPTIME's total of four
+    assert meta["exposures_averaged"] == 4.0  # whose photons a unit holds, for the noise
     assert "acstools.acszpt" in meta["zeropoint"]["source"] and meta["magnitude_system"] == "AB"
     assert meta["cosmic_rays"] == "none" and "stack" in meta["cosmic_rays_reason"]
 

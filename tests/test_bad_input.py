@@ -208,8 +208,8 @@ def write_unusual_frames(folder) -> dict[str, dict]:
     frames = {}
     frames["electrons"] = write_frame(folder / "electrons.fits", electrons, extra_sci=header)
     frames["rate"] = write_frame(folder / "rate.fits", electrons / EXPTIME, bunit="ELECTRONS/S", extra_sci=header)
-    # COUNTS with a gain of 2: half the numbers, and PHOTFLAM per count twice as large
-    frames["counts"] = write_frame(folder / "counts.fits", electrons / 2, bunit="COUNTS", photflam=2 * 7.8774e-20,
+    # ACS in COUNTS with a gain of 2: half the numbers, PHOTFLAM per electron as ACS writes it
+    frames["counts"] = write_frame(folder / "counts.fits", electrons / 2, bunit="COUNTS",
                                    extra_sci={**header, "CCDGAIN": 2.0})
     frames["bigendian"] = write_frame(folder / "bigendian.fits", electrons.astype(">f4"), extra_sci=header)
 

@@ -3,7 +3,6 @@ file, and stars measured without the hits."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import astroscrappy
 import numpy as np

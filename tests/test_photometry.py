@@ -208,11 +208,11 @@ def test_catalogue_is_calibrated_with_units_and_provenance(tmp_path, injected):
 @pytest.mark.parametrize("bunit, scale, is_rate", [("ELECTRONS", 1.0, False), ("COUNTS", 1 / 2.0, False),
                                                    ("ELECTRONS/S", 1 / 200.0, True)])
 def test_magnitudes_do_not_depend_on_the_frame_units(tmp_path, injected, bunit, scale, is_rate):
-    """The same exposure in electrons, DN (gain 2) or electrons/s gives the same magnitudes."""
+    """The same ACS exposure in electrons, DN (gain 2) or electrons/s gives the same magnitudes
+    (ACS's PHOTFLAM is per electron/s whatever the unit: the zero point moves for DN)."""
     image, *_ = injected
-    photflam = 7.8774e-20 if bunit != "COUNTS" else 7.8774e-20 * 2.0  # PHOTFLAM is per DN/s for DN
     path = write_frame(tmp_path / "f.fits", image * np.float32(scale), exptime=200.0, bunit=bunit,
-                       photflam=photflam, extra_sci={"CCDGAIN": 2.0})
+                       photflam=7.8774e-20, extra_sci={"CCDGAIN": 2.0})
     table = catalog_for_frame(path, FrameSettings("F606W"), PARAMS)
     reference = catalog_for_frame(write_frame(tmp_path / "r.fits", image, exptime=200.0),
                                   FrameSettings("F606W"), PARAMS)

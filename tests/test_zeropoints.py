@@ -227,7 +227,10 @@ def test_the_calculators_zero_point_is_moved_to_a_frame_in_counts(tmp_path, acs_
     counts = resolve_zeropoint(system, electrons_per_count=2.0, **kwargs)
     assert counts.value == pytest.approx(electrons.value - 2.5 * math.log10(2.0))
     assert "for counts at 2 e-/count" in counts.source
-    # a header's PHOTFLAM is for the frame's own unit already
+    # ACS's PHOTFLAM is per electron too; WFPC2's is per count
     if system == "AB":
         header = resolve_zeropoint(system, photflam=7.8774e-20, photplam=5921.9, electrons_per_count=2.0, **kwargs)
-        assert header.value == pytest.approx(ab_zeropoint(7.8774e-20, 5921.9), abs=1e-4)
+        assert header.value == pytest.approx(ab_zeropoint(7.8774e-20, 5921.9) - 2.5 * math.log10(2.0), abs=1e-4)
+        wfpc2 = resolve_zeropoint(system, photflam=7.8774e-20, photplam=5921.9, electrons_per_count=7.0,
+                                  **{**kwargs, "instrument": "WFPC2", "detector": ""})
+        assert wfpc2.value == pytest.approx(ab_zeropoint(7.8774e-20, 5921.9), abs=1e-4)

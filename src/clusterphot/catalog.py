@@ -19,7 +19,7 @@ from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_de
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
-                     saturation_level)
+                     saturation_level, stack_exposure_time)
 from .noise import frame_noise
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, frame_sky_statistics, magnitudes, measure_frame,
@@ -139,8 +139,9 @@ class FrameCalibration:
     unit: str  # the image's unit, as the header gives it
     is_rate: bool  # per second
     gain: float  # electrons per image unit (per second for a rate)
-    electrons_per_unit: float  # electrons per pixel value
+    electrons_per_unit: float  # electrons per pixel value (a stack's: as many as it averages exposures)
     saturation: float | None  # image units; None: unknown
+    exposures_averaged: float = 1.0  # a HUGS stack: its EXPTIME over the exposure it is normalised to
 
     def flux_for_mag(self, mag: np.ndarray, zeropoint: float) -> np.ndarray:
         """The total flux (image units) of stars of magnitude ``mag``: :func:`clusterphot.photometry.magnitudes`
@@ -156,8 +157,15 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
     unit, is_rate = image_unit(frame.header, frame.path)
     frame_gain = gain(frame.header, unit, settings.gain)
     saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
-    return FrameCalibration(exptime, unit, is_rate, frame_gain, frame_gain * (exptime if is_rate else 1.0),
-                            saturation)
+    # A HUGS stack is the mean of its exposures normalised to one of them (its name's), EXPTIME
+    # their total: a unit of it holds as many electrons' photons as exposures went in
+    averaged = 1.0
+    header_exptime = keyword(frame.header, "EXPTIME", "TEXPTIME")
+    if (settings.exptime is None and stack_exposure_time([frame.path.name, settings.source_name]) is not None
+            and isinstance(header_exptime, (int, float)) and header_exptime > 1.01 * exptime):
+        averaged = float(header_exptime) / exptime
+    return FrameCalibration(exptime, unit, is_rate, frame_gain,
+                            frame_gain * averaged * (exptime if is_rate else 1.0), saturation, averaged)
 
 
 def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndarray | None, CosmicRayDecision]:
@@ -274,8 +282,10 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
             log.warning("%s: no PSF photometry: %s; measured with apertures instead "
                         "(photometry.psf.fallback: aperture)", frame.path, error)
             # the PSF path subtracted the sky in place: the aperture path starts from the pixels
-            # (the mask it left as it was)
+            # (the mask it left as it was, cosmic rays and all)
+            product_mask = frame.product_mask
             frame = read_configured_frame(path, settings)
+            frame.product_mask = product_mask
     if method == "aperture" or fallback_reason is not None:
         try:
             stars = measure_frame(frame.data, bad, params, electrons_per_unit, saturation, noise=noise,
@@ -303,6 +313,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "exptime": exptime,
         "image_unit": funit.to_string(),
         "gain": frame_gain,
+        "exposures_averaged": calibration.exposures_averaged,
         "saturation_level": saturation,
         # the wavelength that orders the colours (config, nominal HST value, PHOTPLAM); an AB zero
         # point from the header used the header's own PHOTPLAM, recorded beside it

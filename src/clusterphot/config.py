@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import yaml
@@ -212,12 +213,23 @@ def check_colours(config: dict) -> None:
 # --- the frames ----------------------------------------------------------------------------------
 
 
+def url_file_name(url: str) -> str:
+    """The file name a URL serves: its path's last part, or a MAST API URL's ``uri=`` or
+    ``filename=`` (``.../Download/file?uri=mast:HLSP/hugs/.../x_stack-0370s.fits``)."""
+    parts = urlsplit(url)
+    for key in ("uri", "filename", "file"):
+        for value in parse_qs(parts.query).get(key, []):
+            if value.strip("/"):
+                return value.rstrip("/").rsplit("/", 1)[-1]
+    return parts.path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def frame_entry(cluster: str, filter_name: str, value: str | dict, cosmic_rays: str = "auto") -> FrameEntry:
     """A FrameEntry from a filter's config value (a path/URL, or a mapping with 'image');
     ``cosmic_rays``: the config's top-level choice, for a frame that does not make its own."""
     image = value if isinstance(value, str) else value["image"]
     options = {} if isinstance(value, str) else {k: v for k, v in value.items() if k != "image"}
-    source_name = image.split("?")[0].rstrip("/").rsplit("/", 1)[-1] if URL_PATTERN.match(image) else None
+    source_name = url_file_name(image) if URL_PATTERN.match(image) else None
     return FrameEntry(cluster, image, FrameSettings(filter_name, **{"cosmic_rays": cosmic_rays, **options},
                                                     source_name=source_name))
 

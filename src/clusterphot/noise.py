@@ -52,15 +52,20 @@ class FrameNoise:
 
 def drizzle_ratio(header: fits.Header) -> tuple[float | None, str]:
     """r = pixfrac / scale (scale: the output pixel over the input pixel) from the drizzle
-    keywords (D001PIXF, D001SCAL, D001ISCL), and why; None for an image that was not drizzled
-    or says too little."""
+    keywords (D001PIXF, D001SCAL, D001ISCL), and why; None for an image that was not drizzled,
+    says too little, or was drizzled with another kernel than the square one the correlation
+    is worked out for (D001KERN)."""
     pixfrac = keyword(header, "D001PIXF")
     if pixfrac is None:
         return None, "not drizzled (no D001PIXF)"
+    kernel = str(keyword(header, "D001KERN", default="square")).lower()
+    if kernel != "square":
+        return None, f"drizzled with the {kernel} kernel (D001KERN): its pixels' correlation is not modelled"
     output_scale, input_scale = keyword(header, "D001SCAL"), keyword(header, "D001ISCL")
+    if output_scale is None or input_scale is None:
+        return None, "drizzled, but without D001SCAL and D001ISCL its scale is unknown: correlation not modelled"
     try:
-        scale = float(output_scale) / float(input_scale) if input_scale is not None else 1.0
-        r = float(pixfrac) / scale
+        r = float(pixfrac) / (float(output_scale) / float(input_scale))
     except (TypeError, ValueError, ZeroDivisionError):
         return None, f"drizzle keywords unreadable (D001PIXF {pixfrac!r}, D001SCAL {output_scale!r})"
     if not (math.isfinite(r) and 0 < r < 20):
@@ -97,46 +102,61 @@ def aperture_variance_factor(kernel: np.ndarray, radius: float) -> float:
     return float(np.sum(ndimage.correlate(inside, kernel, mode="constant") * inside) / inside.sum())
 
 
-def frame_noise(frame: Frame, bad: np.ndarray, electrons_per_unit: float) -> FrameNoise:
+def frame_noise(frame: Frame, bad: np.ndarray, electrons_per_unit: float, rows: int = 1024) -> FrameNoise:
     """The frame's :class:`FrameNoise` from what its product holds (``frame.error``, ERR;
     ``frame.weight``, WHT), freeing those arrays.
 
     ERR (a calibrated exposure: the pipeline's total noise per pixel) less the photons above the
-    frame's sky (the stars', which the photometry counts from its own model of them) is the
-    background's variance. WHT is taken only as relative: its convention varies (inverse
-    variance, or exposure time: drizzle's ``final_wht_type``), and for a sky-limited background
-    both make the variance proportional to 1/WHT, scaled here so that its median is the sky's
-    measured scatter squared.
+    frame's median sky is the background's variance: read noise, dark, the median sky's
+    photons, the flat field's amplification. The light above that median, the stars' and a
+    crowded core's, the photometry counts itself (a star's from its flux, an aperture's local
+    sky above the median from the sky it measures). WHT is taken only as relative: its
+    convention varies (inverse variance, or exposure time: drizzle's ``final_wht_type``), and
+    for a sky-limited background both make the variance proportional to 1/WHT, scaled here so
+    that its median is the sky's measured scatter squared. Worked in strips of ``rows`` rows.
     """
     r, why = drizzle_ratio(frame.header)
     kernel = None if r is None else drizzle_kernel(r)
-    drizzled = "" if r is None else f"; {why}"
+    drizzled = "" if frame.header.get("D001PIXF") is None else f"; {why}"
     error, weight = frame.error, frame.weight
     frame.error = frame.weight = None
     if error is None and weight is None:
         return FrameNoise(None, kernel, "the sky's scatter" + drizzled)
     sky = frame_sky_statistics(frame.data, bad)
+    sky_variance = np.float32(sky.std**2)
     floor = np.float32(MIN_VARIANCE_FRACTION * sky.std**2)
+    variance = np.empty(frame.shape, np.float32)
+    ny = frame.shape[0]
     if error is not None:
-        variance = error  # in place: the ERR array becomes the variance (400 MB at 10k x 10k)
-        np.square(variance, out=variance)
-        stars = frame.data - np.float32(sky.median)
-        np.maximum(stars, 0, out=stars)
-        stars /= np.float32(electrons_per_unit)  # their photons' variance, image units^2
-        variance -= stars
-        del stars
-        # ERR comes from each pixel's own counts: a sky pixel that fell low would weigh more, and
-        # a fit would lean on the low ones (faint stars' pulls 1.4 on a simulated chip). The
-        # median of 5x5 pixels keeps what varies over the chip (amplifiers, flat field, a
-        # mosaic's exposures) and drops the pixel's own luck; OpenCV's, in a twentieth of scipy's time.
-        variance = cv2.medianBlur(variance, 5)
-        source = "ERR, less the stars' photons, 5x5 median"
+        for start in range(0, ny, rows):
+            lo, hi = max(0, start - 2), min(ny, start + rows + 2)
+            block = np.square(error[lo:hi])
+            # an ERR of 0 or NaN under a flagged pixel must not pass its nothing to the median
+            block[~np.isfinite(block) | (block <= 0)] = sky_variance
+            stars = frame.data[lo:hi] - np.float32(sky.median)
+            np.maximum(stars, 0, out=stars)
+            np.nan_to_num(stars, copy=False, nan=0.0, posinf=0.0)
+            block -= stars / np.float32(electrons_per_unit)  # their photons' variance, image units^2
+            # ERR comes from each pixel's own counts: a sky pixel that fell low would weigh more,
+            # and a fit would lean on the low ones (faint stars' pulls 1.4 on a simulated chip).
+            # The median of 5x5 pixels keeps what varies over the chip (amplifiers, flat field)
+            # and drops the pixel's own luck; OpenCV's, in a twentieth of scipy's time.
+            block = cv2.medianBlur(block, 5)
+            variance[start : min(ny, start + rows)] = block[start - lo : start - lo + min(rows, ny - start)]
+        del error
+        source = "ERR, less the photons above the median sky, 5x5 median"
     else:
-        variance = weight
-        typical = float(np.median(weight[(weight > 0) & ~bad])) if np.any((weight > 0) & ~bad) else 1.0
-        with np.errstate(divide="ignore"):
-            np.divide(np.float32(sky.std**2 * typical), variance, out=variance)
+        step = max(1, int(math.ceil(math.sqrt(weight.size / 250_000))))  # a grid of the weights, as the sky's
+        sample = weight[::step, ::step][~bad[::step, ::step]]
+        sample = sample[sample > 0]
+        typical = float(np.median(sample)) if sample.size else 1.0
+        for start in range(0, ny, rows):
+            block = weight[start : start + rows]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.float32(sky.std**2 * typical) / block
+            values[~np.isfinite(values) | (block <= 0)] = np.float32(1e6) * sky_variance  # no exposure: no weight
+            variance[start : start + rows] = values
+        del weight
         source = "WHT as relative weights, scaled to the sky's scatter"
-    variance[~np.isfinite(variance)] = floor  # WHT 0, ERR NaN: masked pixels anyway
     np.maximum(variance, floor, out=variance)
     return FrameNoise(variance, kernel, source + drizzled)

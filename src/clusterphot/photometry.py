@@ -478,12 +478,13 @@ def merge_saturated_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, p
 
 
 def fill_from_neighbours(data: np.ndarray, fill: np.ndarray, known: np.ndarray, sigma: float = 1.5,
-                         rows: int = 1024) -> int:
+                         rows: int = 1024, min_weight: float = 1e-3) -> int:
     """Fill the ``fill`` pixels of sky-subtracted ``data`` (in place) with the Gaussian-weighted
-    mean (``sigma`` px) of the ``known`` pixels around them, 0 (the sky) where none is near: a
-    normalised convolution, by OpenCV's blur, in strips of ``rows`` rows (four float32 strips,
-    not frames, at a time). Returns how many were filled. For finding stars through a masked
-    pixel and for pictures only: no flux is measured on what it paints."""
+    mean (``sigma`` px) of the ``known`` pixels around them, 0 (the sky) where their weight is
+    below ``min_weight`` (of 1: a pixel amid known ones): a normalised convolution, by OpenCV's
+    blur, in strips of ``rows`` rows (four float32 strips, not frames, at a time). Returns how
+    many were filled. For finding stars through a masked pixel and for pictures only: no flux
+    is measured on what it paints."""
     margin = int(math.ceil(4 * sigma))
     count = 0
     for start in range(0, data.shape[0], rows):
@@ -495,8 +496,8 @@ def fill_from_neighbours(data: np.ndarray, fill: np.ndarray, known: np.ndarray, 
         values = np.nan_to_num(data[lo:hi], nan=0.0, posinf=0.0, neginf=0.0) * weight
         values = cv2.GaussianBlur(values, (0, 0), sigma)
         weight = cv2.GaussianBlur(weight, (0, 0), sigma)
-        np.divide(values, weight, out=values, where=weight > 1e-3)
-        values[weight <= 1e-3] = 0.0
+        np.divide(values, weight, out=values, where=weight > min_weight)
+        values[weight <= min_weight] = 0.0
         mine = fill[start:stop]
         data[start:stop][mine] = values[start - lo : stop - lo][mine]
         count += int(mine.sum())
@@ -515,7 +516,10 @@ def find_stars_through(data: np.ndarray, bad: np.ndarray, through: np.ndarray | 
         yield
         return
     through = through & bad  # the pixels the measurement masks, and only those
-    fill_from_neighbours(data, through, ~bad)
+    # only where known pixels are close around (the weight of one 3 px away, for sigma 1.5 px):
+    # deeper inside an area with no data (a drizzled product's WHT of 0, a chip gap) an
+    # extrapolated edge would be a ridge of false stars (11 in a simulated gap with none)
+    fill_from_neighbours(data, through, ~bad, min_weight=0.02)
     try:
         yield
     finally:
@@ -624,7 +628,10 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     net = aperture_sums(data, bad, x, y, params.aperture_radius, near_mask=edge) - sky * area
     background = None
     if noise is not None and noise.background_variance is not None:
+        # the product's background is the median sky's: a crowded core's local sky above it
+        # (unresolved stars' light) adds its own photons, which the annulus scatter held
         background = aperture_sums(noise.background_variance, bad, x, y, params.aperture_radius, near_mask=edge)
+        background += area * np.clip(sky, 0.0, None) / electrons_per_unit
     aperture_factor = 1.0 if noise is None else noise.variance_factor(params.aperture_radius)
     sky_factor = 1.0 if noise is None else noise.correlation**2
     variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit, background, aperture_factor, sky_factor)

@@ -285,7 +285,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                    found: dict[str, np.ndarray] | None = None,
                    core: tuple[int, int, int, int] | None = None, held_light: np.ndarray | None = None,
                    near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                   background: np.ndarray | None = None, correlation_factor: float = 1.0) -> PSFPhotometry:
+                   background: np.ndarray | None = None) -> PSFPhotometry:
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
     from the frame unless one is given: a frame's PSF for one of its tiles (learned again from
     the tile's stars when it has enough), or with ``psf_is_true`` the exact PSF (benchmarks give
@@ -300,9 +300,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
 
     The noise: ``background`` (data's shape, image units^2), the background's variance per pixel
     from the product (:mod:`clusterphot.noise`), else the sky's scatter; the fit weighs its
-    pixels by it times ``correlation_factor`` (a drizzled image: the variance an area of its
-    pixels a FWHM in radius has over their sum, :meth:`clusterphot.noise.FrameNoise.variance_factor`),
-    plus the stars' photons; the residual images are scaled to it per pixel."""
+    pixels by it plus the stars' photons, and the residual images are scaled to it per pixel.
+    (A drizzled image's correlated pixels: :func:`correlated_errors`, on the fit's errors.)"""
     fwhm = params.fwhm
     if found is None:
         found = detections(data, sky, params, saturated_above)
@@ -326,8 +325,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     if saturated_above is not None:
         usable &= data < saturated_above
     pixel_variance = sky.std**2 if background is None else background
-    fit_variance = correlation_factor * pixel_variance
-    variance = photon_variance(data, fit_variance, electrons_per_unit)
+    variance = photon_variance(data, pixel_variance, electrons_per_unit)
     level = psf_params.footprint_level * sky.std
     stars["saturated"] = (np.zeros(len(stars["x"]), bool) if saturated_above is None
                           else stars["peak"] >= saturated_above)
@@ -393,7 +391,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             errors_with_confusion(fit, excess, x, y)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
-        variance = photon_variance(model, fit_variance, electrons_per_unit,
+        variance = photon_variance(model, pixel_variance, electrons_per_unit,
                                    psf_params.psf_error if approximate else 0.0)
         if approximate and k < psf_params.psf_rebuilds:
             psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params,
@@ -406,7 +404,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                             psf_params.sky_cell, radii=radii, covariance=False, far_wings=wings)
             stars["flux"] = fit.flux
             model = fit.star_image
-            variance = photon_variance(model, fit_variance, electrons_per_unit, psf_params.psf_error)
+            variance = photon_variance(model, pixel_variance, electrons_per_unit, psf_params.psf_error)
         # The residual scaled to the sky's noise: near a bright star the photon noise of its
         # subtracted light is many times the sky's, and what a learned PSF gets wrong (a few per
         # cent of the star's light, in rings) more still; DAOFIND's threshold (in sky sigma)
@@ -595,20 +593,31 @@ def psf_star_ratios(tile_data: np.ndarray, tile_bad: np.ndarray, result: PSFPhot
                                fit.flux[chosen], result.psf, params, background)
 
 
+def correlated_errors(flux: np.ndarray, flux_err: np.ndarray, electrons_per_unit: float,
+                      variance_factor: float) -> np.ndarray:
+    """A drizzled frame's PSF fluxes' errors: the fit weighed its pixels as independent (so its
+    qfit and its residuals' excess compare with what one pixel scatters), and the part of each
+    error that is not the star's own photons (flux / gain) is the background's, which over the
+    star's pixels is ``variance_factor`` times larger (:meth:`clusterphot.noise.FrameNoise.variance_factor`
+    over a FWHM)."""
+    photons = np.clip(flux, 0.0, None) / electrons_per_unit
+    background = np.clip(flux_err**2 - photons, 0.0, None)
+    return np.sqrt(photons + variance_factor * background)
+
+
 def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, box: tuple, found: dict,
                  sky: SkyStatistics,
                  params: PhotometryParameters, psf_params: PSFParameters, electrons_per_unit: float,
                  saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool,
                  held_light: np.ndarray | None = None,
                  near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                 measure_correction: bool = True, background: np.ndarray | None = None,
-                 correlation_factor: float = 1.0) -> TileResult:
+                 measure_correction: bool = True, background: np.ndarray | None = None) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
     stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
     core's stars. ``held_light`` (the frame's) and ``near`` (frame pixels) as for
     :func:`psf_photometry`. ``measure_correction`` False (an artificial-star pass, which takes
     the catalogue's): no PSF stars' ratios of total to PSF flux (``ratios`` empty).
-    ``background`` (the frame's) and ``correlation_factor``: the noise, as for :func:`psf_photometry`."""
+    ``background`` (the frame's): the noise, as for :func:`psf_photometry`."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
     own_core = in_box(core, box)
@@ -617,7 +626,7 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     tile_background = None if background is None else background[by0:by1, bx0:bx1]
     result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
                             psf=psf, psf_is_true=psf_is_true, found=found, core=own_core, held_light=tile_held,
-                            near=tile_near, background=tile_background, correlation_factor=correlation_factor)
+                            near=tile_near, background=tile_background)
     fit = result.fit
     keep = tile_of(result.x + bx0, result.y + by0, cores) == cores.index(core)
     stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
@@ -716,8 +725,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
                                   held_light, near, catalogue_correction is None,
-                                  None if noise is None else noise.background_variance,
-                                  1.0 if noise is None else noise.variance_factor(fwhm))
+                                  None if noise is None else noise.background_variance)
 
     for k in learners:
         measure(k, None)
@@ -764,6 +772,9 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
             own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
             part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
     factor = np.repeat([part.tile.correction for part in done], np.diff(starts))
+    if noise is not None and noise.kernel is not None:
+        stars["flux_err"] = correlated_errors(stars["flux"], stars["flux_err"], electrons_per_unit,
+                                              noise.variance_factor(fwhm))
 
     x, y = stars["x"], stars["y"]
     flags = np.zeros(len(x), np.int32)

@@ -176,8 +176,8 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     """The zero point to use for a frame, following the module's order of precedence.
     ``photflam_label``: the keyword ``photflam`` came from, for the provenance.
     ``electrons_per_count``: the gain of a frame in counts (DN); the ACS calculator's zero
-    points are for electrons per second, and are moved to the frame's counts by it (a header's
-    PHOTFLAM is already for the frame's own unit).
+    points, and ACS's and WFC3's PHOTFLAM, are for electrons per second, and are moved to the
+    frame's counts by it (WFPC2's PHOTFLAM is per DN already).
 
     Raises :class:`ZeropointError` when the chosen system's zero point cannot be had.
     """
@@ -191,7 +191,8 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     if system != "VEGA":
         found = photflam_zeropoint(system, photflam, photplam, photflam_label)
         if found is not None:
-            return found
+            per_electron = str(instrument or "").strip().upper() in PHOTFLAM_PER_ELECTRON
+            return for_counts(found, electrons_per_count) if per_electron else found
         missing = [] if _positive(photflam) else ["PHOTFLAM"]
         if system == "AB" and not _positive(photplam):
             missing.append("PHOTPLAM")
@@ -217,9 +218,13 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
     )
 
 
+# Instruments whose PHOTFLAM is per electron (their calibrated products are in electrons)
+PHOTFLAM_PER_ELECTRON = ("ACS", "WFC3")
+
+
 def for_counts(zeropoint: Zeropoint, electrons_per_count: float) -> Zeropoint:
-    """A zero point for electrons per second moved to counts per second at ``electrons_per_count``
-    (a count holds that many electrons: the same star is 2.5 log10(gain) mag fainter per count)."""
+    """A zero point for electrons per second moved to counts per second at ``electrons_per_count``:
+    a star gives 1/gain as many counts as electrons, so its zero point is 2.5 log10(gain) smaller."""
     if electrons_per_count == 1.0:
         return zeropoint
     return Zeropoint(zeropoint.value - 2.5 * math.log10(electrons_per_count), zeropoint.system,
