@@ -35,7 +35,7 @@ def exposure(size: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     n_stars = size * size // 400
     image = np.zeros((size, size), np.float32)
-    add_stars(image, rng.uniform(0, size, n_stars), rng.uniform(0, size, n_stars),
+    add_stars(image, rng.uniform(20, size - 20, n_stars), rng.uniform(20, size - 20, n_stars),  # stamps on the frame
               10 ** rng.uniform(2.5, 5.0, n_stars), moffat_phase_stamps(2.0))
     image = (rng.poisson(image + 30.0) + rng.normal(0.0, 4.0, image.shape)).astype(np.float32)
     hits = np.zeros(image.shape, bool)

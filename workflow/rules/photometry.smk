@@ -19,11 +19,11 @@ rule cosmic_rays:
     threads: 1
     resources:
         # L.A.Cosmic works on blocks of 2048 rows: a dozen float32 arrays of a block beside
-        # the frame, its electrons and masks (620 MB measured at 4k x 4k)
+        # the frame and its masks (645 MB peak at 4k x 4k: make bench-cosmic-rays)
         mem_mb=lambda wc, input, attempt: attempt * int(800 + 6 * input.size_mb),
-        # 2.7 CPU s per 10^6 pixels with the full medians (4k x 4k: 46 s), 0.7 s per MB of
+        # 5 CPU s per 10^6 pixels with the full medians (4k x 4k: 85 s), 1.3 s per MB of
         # float32 file; a frame that needs none is read and done
-        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 50),
+        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 30),
     params:
         # what reading the frame and finding its cosmic rays need, and no more: a new zero
         # point does not find them again, a new L.A.Cosmic setting in the code does
