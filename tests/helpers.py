@@ -26,6 +26,37 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+def measure_f606w_frames(workdir: Path, entries: dict, **config) -> dict:
+    """Each frame (cluster -> its F606W config entry) measured by the workflow as a cluster of
+    its own (``config``: more keys); cluster -> its catalogue."""
+    from astropy.table import Table
+
+    from clusterphot import paths
+
+    config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()}, **config}
+    targets = [paths.CATALOG.format(cluster=name, filter="F606W") for name in entries]
+    result = snakemake(workdir, config, *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {name: Table.read(workdir / target) for name, target in zip(entries, targets)}
+
+
+def assert_same_magnitudes(tables: dict, reference: str, fraction: float) -> None:
+    """Every catalogue finds ``fraction`` of the reference catalogue's clean stars (within 0.2 px)
+    at the same magnitudes (median difference below 0.003 mag)."""
+    from scipy.spatial import cKDTree
+
+    good = tables[reference]["flags"] == 0
+    assert good.sum() >= 20
+    x, y = (np.asarray(tables[reference][c])[good] for c in ("x", "y"))
+    tree = cKDTree(np.column_stack([x, y]))
+    for name, table in tables.items():
+        distance, index = tree.query(np.column_stack([table["x"], table["y"]]), distance_upper_bound=0.2)
+        matched = np.isfinite(distance)
+        assert matched.sum() >= fraction * good.sum(), name
+        difference = np.asarray(table["mag"])[matched] - np.asarray(tables[reference]["mag"])[good][index[matched]]
+        assert abs(np.nanmedian(difference)) < 0.003, (name, np.nanmedian(difference))
+
+
 def jobs_a_change_would_run(workdir: Path, config: dict) -> dict[str, int]:
     """Rule -> number of jobs a dry run with ``config`` lists."""
     result = snakemake(workdir, config, "--dry-run")

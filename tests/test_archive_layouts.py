@@ -8,13 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from clusterphot import paths
-
 from .conftest import local_http_server
-from .helpers import snakemake, star_field, tan_wcs_header
+from .helpers import assert_same_magnitudes, measure_f606w_frames, star_field, tan_wcs_header
 from .synthetic import write_frame
 from .test_zeropoints import FakeAcsService, published_acs_table
 
@@ -67,26 +64,12 @@ def archive_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("archive")
     entries = write_layouts(root / "frames", f606w)
     with local_http_server(FakeAcsService) as base:
-        config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()},
-                  "zeropoints": {"service_url": f"{base}/single-filter-resource"},
-                  "artificial_stars": {"n_stars": 0}}
-        targets = [paths.CATALOG.format(cluster=name, filter="F606W") for name in entries]
-        result = snakemake(root / "run", config, *targets)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {name: Table.read(root / "run" / target) for name, target in zip(entries, targets)}
+        return measure_f606w_frames(root / "run", entries, artificial_stars={"n_stars": 0},
+                                    zeropoints={"service_url": f"{base}/single-filter-resource"})
 
 
 def test_every_layout_gives_the_same_calibrated_magnitudes(archive_run):
-    reference = archive_run["plain"]
-    good = reference["flags"] == 0
-    assert good.sum() >= 20
-    tree = cKDTree(np.column_stack([reference["x"], reference["y"]])[good])
-    for name, table in archive_run.items():
-        distance, index = tree.query(np.column_stack([table["x"], table["y"]]), distance_upper_bound=0.2)
-        matched = np.isfinite(distance)
-        assert matched.sum() >= 0.9 * good.sum(), name
-        difference = np.asarray(table["mag"])[matched] - np.asarray(reference["mag"])[good][index[matched]]
-        assert abs(np.nanmedian(difference)) < 0.003, (name, np.nanmedian(difference))
+    assert_same_magnitudes(archive_run, "plain", 0.9)
 
 
 def test_a_hugs_stack_is_read_from_its_primary_hdu_its_name_and_the_acs_calculator(archive_run):
