@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -160,10 +161,13 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
     # A HUGS stack is the mean of its exposures normalised to one of them (its name's), EXPTIME
     # their total: a unit of it holds as many electrons' photons as exposures went in
     averaged = 1.0
-    header_exptime = keyword(frame.header, "EXPTIME", "TEXPTIME")
+    try:
+        header_exptime = float(keyword(frame.header, "EXPTIME", "TEXPTIME"))
+    except (TypeError, ValueError):
+        header_exptime = math.nan
     if (settings.exptime is None and stack_exposure_time([frame.path.name, settings.source_name]) is not None
-            and isinstance(header_exptime, (int, float)) and header_exptime > 1.01 * exptime):
-        averaged = float(header_exptime) / exptime
+            and header_exptime > 1.01 * exptime):
+        averaged = header_exptime / exptime
     return FrameCalibration(exptime, unit, is_rate, frame_gain,
                             frame_gain * averaged * (exptime if is_rate else 1.0), saturation, averaged)
 

@@ -217,7 +217,7 @@ def url_file_name(url: str) -> str:
     """The file name a URL serves: its path's last part, or a MAST API URL's ``uri=`` or
     ``filename=`` (``.../Download/file?uri=mast:HLSP/hugs/.../x_stack-0370s.fits``)."""
     parts = urlsplit(url)
-    for key in ("uri", "filename", "file"):
+    for key in ("uri", "product_name", "filename", "file"):
         for value in parse_qs(parts.query).get(key, []):
             if value.strip("/"):
                 return value.rstrip("/").rsplit("/", 1)[-1]

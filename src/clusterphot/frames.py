@@ -338,14 +338,14 @@ def keyword(header: fits.Header, *names: str, default=None):
     return default
 
 
-# A HUGS stack's name gives the exposure time it is normalised to: ..._stack-0370s.fits
-HUGS_STACK_EXPOSURE = re.compile(r"_stack-(\d+)s(?:\.fits?)?(?:\.gz)?$", re.IGNORECASE)
+# A HUGS stack's name gives the exposure time it is normalised to: hlsp_hugs_..._stack-0370s.fits
+HUGS_STACK_EXPOSURE = re.compile(r"^hlsp_hugs_.*_stack-(\d+)s(?:\.fits?)?(?:\.gz)?$", re.IGNORECASE)
 
 
 def stack_exposure_time(names: list[str]) -> float | None:
     """The exposure time (s) a HUGS stack's file name gives (``stack-0370s``: 370), None for others."""
     for name in names:
-        match = HUGS_STACK_EXPOSURE.search(name or "")
+        match = HUGS_STACK_EXPOSURE.search(Path(name).name if name else "")
         if match:
             return float(match.group(1))
     return None

@@ -516,8 +516,8 @@ def find_stars_through(data: np.ndarray, bad: np.ndarray, through: np.ndarray | 
         yield
         return
     through = through & bad  # the pixels the measurement masks, and only those
-    # only where known pixels are close around (the weight of one 3 px away, for sigma 1.5 px):
-    # deeper inside an area with no data (a drizzled product's WHT of 0, a chip gap) an
+    # only where known pixels are close around (the weight of a straight edge's about 3.5 px
+    # away, for sigma 1.5 px): deeper inside an area with no data (a drizzled product's WHT of 0, a chip gap) an
     # extrapolated edge would be a ridge of false stars (11 in a simulated gap with none)
     fill_from_neighbours(data, through, ~bad, min_weight=0.02)
     try:
@@ -631,7 +631,8 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
         # the product's background is the median sky's: a crowded core's local sky above it
         # (unresolved stars' light) adds its own photons, which the annulus scatter held
         background = aperture_sums(noise.background_variance, bad, x, y, params.aperture_radius, near_mask=edge)
-        background += area * np.clip(sky, 0.0, None) / electrons_per_unit
+        # (a drizzled image's pixels hold that light's noise divided by R^2, as the background's)
+        background += area * np.clip(sky, 0.0, None) / electrons_per_unit / noise.correlation**2
     aperture_factor = 1.0 if noise is None else noise.variance_factor(params.aperture_radius)
     sky_factor = 1.0 if noise is None else noise.correlation**2
     variance = flux_variance(net, area, sky_std, n_sky, electrons_per_unit, background, aperture_factor, sky_factor)

@@ -165,8 +165,9 @@ def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
 def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.ndarray, y: np.ndarray,
            flux: np.ndarray, saturated: np.ndarray, held: np.ndarray, found_x: np.ndarray, found_y: np.ndarray,
            psf: EPSF, fwhm: float, level: float, params: PSFParameters, wings: FarWings,
-           final: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                         FarWings]:
+           final: bool = False, electrons_per_unit: float = 1.0,
+           correlation_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                     np.ndarray, FarWings]:
     """``n_iter`` fits moving every star, with ALLSTAR's housekeeping after each: stars below
     ``min_snr``, or merged into a brighter one closer than ``merge_separation`` FWHM, are
     dropped. A star that wanders further than ``max_shift`` from where it was found (a blend the
@@ -177,7 +178,8 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
     moved in the last step, ``held``, the indices (into the input) of the stars kept, and their
     far wings. ``final``: the last pass, whose last step's S/N cut takes each flux's covariance
     with its most coupled neighbour (a degenerate pair, two stars fitted to one's light, each
-    seems certain alone)."""
+    seems certain alone). The S/N cuts take a drizzled frame's correlated noise
+    (``correlation_factor``, :func:`correlated_errors`)."""
     index = np.arange(len(x))
     held = held.copy()
     for step in range(params.n_iter):
@@ -196,13 +198,14 @@ def refine(data: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np.nda
                                                                 fit.flux[group], psf, radius)
         # a faint star's "correction" is mostly noise, and it would wander off over the
         # iterations: DAOFIND's centroid is as good
-        moves = (snr(fit.flux, fit.flux_err) >= params.move_snr) & ~held
+        flux_err = correlated_errors(fit.flux, fit.flux_err, electrons_per_unit, correlation_factor)
+        moves = (snr(fit.flux, flux_err) >= params.move_snr) & ~held
         x, y = x + np.where(moves, step_x, 0.0), y + np.where(moves, step_y, 0.0)
         wandered = np.hypot(x - found_x[index], y - found_y[index]) > params.max_shift
         x, y = np.where(wandered, found_x[index], x), np.where(wandered, found_y[index], y)
         held |= wandered
         moves &= ~wandered
-        kept = np.flatnonzero(snr(fit.flux, fit.flux_err) >= params.min_snr)
+        kept = np.flatnonzero(snr(fit.flux, flux_err) >= params.min_snr)
         kept = kept[merge_close_pairs(x[kept], y[kept], fit.flux[kept], params.merge_separation * fwhm)]
         x, y, index, flux, moved, held = x[kept], y[kept], index[kept], fit.flux[kept], moves[kept], held[kept]
         wings = kept_far_wings(wings, kept, psf)
@@ -285,7 +288,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                    found: dict[str, np.ndarray] | None = None,
                    core: tuple[int, int, int, int] | None = None, held_light: np.ndarray | None = None,
                    near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                   background: np.ndarray | None = None) -> PSFPhotometry:
+                   background: np.ndarray | None = None, correlation_factor: float = 1.0) -> PSFPhotometry:
     """Every star of a sky-subtracted frame (masked pixels 0) by PSF fitting; the PSF is learned
     from the frame unless one is given: a frame's PSF for one of its tiles (learned again from
     the tile's stars when it has enough), or with ``psf_is_true`` the exact PSF (benchmarks give
@@ -301,7 +304,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     The noise: ``background`` (data's shape, image units^2), the background's variance per pixel
     from the product (:mod:`clusterphot.noise`), else the sky's scatter; the fit weighs its
     pixels by it plus the stars' photons, and the residual images are scaled to it per pixel.
-    (A drizzled image's correlated pixels: :func:`correlated_errors`, on the fit's errors.)"""
+    A drizzled image's correlated pixels (``correlation_factor``) enter the fit's errors, and
+    its S/N cuts, through :func:`correlated_errors`."""
     fwhm = params.fwhm
     if found is None:
         found = detections(data, sky, params, saturated_above)
@@ -337,7 +341,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         x, y, flux, moved, held, kept, wings = refine(data, variance, usable, stars["x"], stars["y"], stars["flux"],
                                                       stars["saturated"], stars["held"], stars["found_x"],
                                                       stars["found_y"], psf, fwhm, level, psf_params, wings,
-                                                      k == psf_params.residual_passes)
+                                                      k == psf_params.residual_passes, electrons_per_unit,
+                                                      correlation_factor)
         stars = {name: value[kept] for name, value in stars.items()}
         stars["x"], stars["y"], stars["held"] = x, y, held
         stars["n_iter"] += psf_params.n_iter
@@ -347,7 +352,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         update_far_wings(wings, x, y, flux, radii, psf, WING_TOLERANCE * level)
         fit = fit_stars(data, variance, usable, x, y, psf, fit_radius, np.zeros(len(x), bool), psf_params.sky_cell,
                         radii=radii, free_positions=moved, covariance=last, far_wings=wings)
-        weak = (weak_blend_members(x, y, fit.flux, snr(fit.flux, fit.flux_err) < psf_params.min_snr,
+        flux_err = correlated_errors(fit.flux, fit.flux_err, electrons_per_unit, correlation_factor)
+        weak = (weak_blend_members(x, y, fit.flux, snr(fit.flux, flux_err) < psf_params.min_snr,
                                    2 * fit_radius_for(fwhm)) if last else np.zeros(len(x), bool))
         if weak.any():
             # The S/N cuts between fits took each flux's error alone; with its neighbours'
@@ -388,6 +394,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             # the star takes) are charged to their share
             box = 2 * int(math.ceil(5 * fit_radius_for(fwhm))) + 1
             excess = noise_excess(data - model - fit.sky_image, variance, usable & (model > 0), box)
+            # a drizzled frame's correlated background first (the fit weighed pixels alone,
+            # and its residuals' excess is per pixel too), then the excess on top
+            fit.flux_err = correlated_errors(fit.flux, fit.flux_err, electrons_per_unit, correlation_factor)
             errors_with_confusion(fit, excess, x, y)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
             break
@@ -597,9 +606,12 @@ def correlated_errors(flux: np.ndarray, flux_err: np.ndarray, electrons_per_unit
                       variance_factor: float) -> np.ndarray:
     """A drizzled frame's PSF fluxes' errors: the fit weighed its pixels as independent (so its
     qfit and its residuals' excess compare with what one pixel scatters), and the part of each
-    error that is not the star's own photons (flux / gain) is the background's, which over the
-    star's pixels is ``variance_factor`` times larger (:meth:`clusterphot.noise.FrameNoise.variance_factor`
-    over a FWHM)."""
+    fit's error that is not the star's own photons (flux / gain) is the background's, which over
+    the star's pixels is ``variance_factor`` times larger (:meth:`clusterphot.noise.FrameNoise.variance_factor`
+    over a FWHM). Taken before the residuals' excess widens the errors (and with ``psf_error``
+    at its default 0, nothing else is in them)."""
+    if variance_factor == 1.0:
+        return flux_err
     photons = np.clip(flux, 0.0, None) / electrons_per_unit
     background = np.clip(flux_err**2 - photons, 0.0, None)
     return np.sqrt(photons + variance_factor * background)
@@ -611,13 +623,14 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
                  saturated_above: float | None, psf: EPSF | None, psf_is_true: bool, keep_model: bool,
                  held_light: np.ndarray | None = None,
                  near: tuple[np.ndarray, np.ndarray, float] | None = None,
-                 measure_correction: bool = True, background: np.ndarray | None = None) -> TileResult:
+                 measure_correction: bool = True, background: np.ndarray | None = None,
+                 correlation_factor: float = 1.0) -> TileResult:
     """:func:`psf_photometry` on a tile's box (the frame's pixels, viewed, not copied), keeping the
     stars of its core (:func:`tile_of`; ``cores``: every tile's); ``psf`` None: learned from the
     core's stars. ``held_light`` (the frame's) and ``near`` (frame pixels) as for
     :func:`psf_photometry`. ``measure_correction`` False (an artificial-star pass, which takes
     the catalogue's): no PSF stars' ratios of total to PSF flux (``ratios`` empty).
-    ``background`` (the frame's): the noise, as for :func:`psf_photometry`."""
+    ``background`` (the frame's) and ``correlation_factor``: the noise, as for :func:`psf_photometry`."""
     bx0, by0, bx1, by1 = box
     tile_data, tile_bad = data[by0:by1, bx0:bx1], bad[by0:by1, bx0:bx1]
     own_core = in_box(core, box)
@@ -626,7 +639,7 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     tile_background = None if background is None else background[by0:by1, bx0:bx1]
     result = psf_photometry(tile_data, tile_bad, sky, params, psf_params, electrons_per_unit, saturated_above,
                             psf=psf, psf_is_true=psf_is_true, found=found, core=own_core, held_light=tile_held,
-                            near=tile_near, background=tile_background)
+                            near=tile_near, background=tile_background, correlation_factor=correlation_factor)
     fit = result.fit
     keep = tile_of(result.x + bx0, result.y + by0, cores) == cores.index(core)
     stars = {"x": result.x + bx0, "y": result.y + by0, "flux": fit.flux, "flux_err": fit.flux_err, "sky": fit.sky,
@@ -725,7 +738,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
                                   held_light, near, catalogue_correction is None,
-                                  None if noise is None else noise.background_variance)
+                                  None if noise is None else noise.background_variance,
+                                  1.0 if noise is None else noise.variance_factor(fwhm))
 
     for k in learners:
         measure(k, None)
@@ -772,9 +786,6 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
             own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
             part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
     factor = np.repeat([part.tile.correction for part in done], np.diff(starts))
-    if noise is not None and noise.kernel is not None:
-        stars["flux_err"] = correlated_errors(stars["flux"], stars["flux_err"], electrons_per_unit,
-                                              noise.variance_factor(fwhm))
 
     x, y = stars["x"], stars["y"]
     flags = np.zeros(len(x), np.int32)

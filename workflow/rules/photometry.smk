@@ -19,9 +19,9 @@ rule cosmic_rays:
     threads: 1
     resources:
         # L.A.Cosmic works on blocks of 2048 rows: a dozen float32 arrays of a block beside
-        # the frame and its masks (645 MB peak at 4k x 4k: make bench-cosmic-rays)
+        # the frame and its masks (631 MB peak at 4k x 4k: make bench-cosmic-rays)
         mem_mb=lambda wc, input, attempt: attempt * int(800 + 6 * input.size_mb),
-        # 5 CPU s per 10^6 pixels with the full medians (4k x 4k: 85 s), 1.3 s per MB of
+        # 5 CPU s per 10^6 pixels with the full medians (4k x 4k: 84 s), 1.3 s per MB of
         # float32 file; a frame that needs none is read and done
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 30),
     params:
