@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,7 +19,7 @@ from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_de
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
-                     saturation_level, stack_exposure_time)
+                     hugs_stack, saturation_level)
 from .noise import frame_noise
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, frame_sky_statistics, magnitudes, measure_frame,
@@ -160,14 +159,8 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
     saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
     # A HUGS stack is the mean of its exposures normalised to one of them (its name's), EXPTIME
     # their total: a unit of it holds as many electrons' photons as exposures went in
-    averaged = 1.0
-    try:
-        header_exptime = float(keyword(frame.header, "EXPTIME", "TEXPTIME"))
-    except (TypeError, ValueError):
-        header_exptime = math.nan
-    if (settings.exptime is None and stack_exposure_time([frame.path.name, settings.source_name]) is not None
-            and header_exptime > 1.01 * exptime):
-        averaged = header_exptime / exptime
+    stack = hugs_stack(frame.header, [frame.path.name, settings.source_name])
+    averaged = stack[1] if stack is not None and settings.exptime is None else 1.0
     return FrameCalibration(exptime, unit, is_rate, frame_gain,
                             frame_gain * averaged * (exptime if is_rate else 1.0), saturation, averaged)
 
@@ -209,7 +202,7 @@ def read_frame_for_photometry(path: str | Path, settings: FrameSettings,
         return frame, apply_cosmic_ray_mask(frame, cosmic_ray_mask)
     mask, decision = cosmic_rays_of_frame(frame, settings)
     if mask is not None:
-        frame.product_mask = mask if frame.product_mask is None else frame.product_mask | mask
+        frame.mask_also(mask)
     return frame, {"cosmic_rays": "lacosmic" if decision.lacosmic else "none", "cosmic_rays_reason": decision.reason,
                    "cosmic_ray_pixels": 0 if mask is None else int(mask.sum())}
 

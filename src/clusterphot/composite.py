@@ -32,8 +32,8 @@ from astropy.visualization import ManualInterval, make_lupton_rgb
 from scipy import ndimage
 
 from .channels import CHANNELS
-from .errors import FrameError
 from .cosmicrays import apply_cosmic_ray_mask
+from .errors import FrameError
 from .frames import bad_pixel_mask, read_frame
 from .outputs import atomic_output
 from .photometry import fill_from_neighbours, frame_sky_statistics
@@ -111,8 +111,6 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
     data[bad] = np.nan
     return data, {"path": str(frame.path), "shape": list(data.shape), "sky": sky, "scale": scale,
                   "painted_pixels": count}
-
-
 
 
 def resample_onto_reference(data: np.ndarray, transform: Transform, shape: tuple[int, int]) -> np.ndarray:

@@ -285,8 +285,6 @@ def frame_warnings(clusters: dict[str, dict[str, FrameEntry]]) -> list[str]:
     return warnings
 
 
-# Keys of ``photometry`` that are not PhotometryParameters' fields: the choice of method, and
-# the PSF path's settings (PSFParameters' fields plus PSF_WORKFLOW_OPTIONS).
 # L.A.Cosmic (van Dokkum 2001) as clusterphot.cosmicrays runs it through astroscrappy, with the
 # paper's full 3x3 and 7x7 medians for the fine structure (astroscrappy's faster separable
 # median takes the cores of undersampled stars for cosmic rays: 2000 of the 3100 matched stars'
@@ -297,6 +295,8 @@ def frame_warnings(clusters: dict[str, dict[str, FrameEntry]]) -> list[str]:
 # them as params (a change finds the cosmic rays again) without importing astroscrappy.
 LACOSMIC = {"sigclip": 4.5, "sigfrac": 0.3, "objlim": 10.0, "niter": 4}
 
+# Keys of ``photometry`` that are not PhotometryParameters' fields: the choice of method, and
+# the PSF path's settings (PSFParameters' fields plus PSF_WORKFLOW_OPTIONS).
 PHOTOMETRY_CHOICES = ("method", "psf")
 # Keys of ``photometry.psf`` that are the workflow's, not PSFParameters' fields.
 PSF_WORKFLOW_OPTIONS = ("write_residual", "fallback")

@@ -235,7 +235,7 @@ def apply_cosmic_ray_mask(frame: Frame, path: str | Path) -> dict:
     (not grown: a hit is its own pixels); return what the file's header says, for the metadata."""
     mask, about = read_cosmic_ray_mask(path, frame.shape)
     if mask is not None:
-        frame.product_mask = mask if frame.product_mask is None else frame.product_mask | mask
+        frame.mask_also(mask)
     return about
 
 

@@ -7,6 +7,7 @@ workflow can stop with one line a user can act on instead of a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -89,6 +90,10 @@ class Frame:
     def shape(self) -> tuple[int, int]:
         return self.data.shape
 
+    def mask_also(self, mask: np.ndarray) -> None:
+        """Add ``mask`` (True: not to be used, e.g. cosmic rays) to the product's mask."""
+        self.product_mask = mask if self.product_mask is None else self.product_mask | mask
+
     def bad_pixels(self) -> np.ndarray:
         """:func:`bad_pixel_mask` of the pixels, with the product's own mask (not grown: a hot
         pixel or a cosmic ray is one pixel, not an edge)."""
@@ -99,12 +104,12 @@ class Frame:
 
 
 def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: Path,
-                 dq_bits: int, rows: int = 256) -> np.ndarray | None:
+                 dq_bits: int, rows: int = 256, weight: np.ndarray | None = None) -> np.ndarray | None:
     """The pixels an HST product marks unusable beside its image HDU ``index``: the chip's DQ
     extension (same EXTVER) having any of ``dq_bits``, and a drizzled product's WHT of 0 (no
-    exposure, or every exposure rejected there). None when the file has neither (FrameError,
-    naming the file and the extension, for one of another shape). Read ``rows`` rows at a time:
-    a 10k x 10k DQ array is 200 MB."""
+    exposure, or every exposure rejected there; ``weight``: the WHT already read, not read
+    again). None when the file has neither (FrameError, naming the file and the extension, for
+    one of another shape). Read ``rows`` rows at a time: a 10k x 10k DQ array is 200 MB."""
     image = hdul[index]
     if image.name != "SCI":
         return None
@@ -120,7 +125,7 @@ def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: P
         if mask is None:
             mask = np.zeros(shape, bool)
         for r0 in range(0, shape[0], rows):
-            values = companion.section[r0 : r0 + rows]
+            values = companion.section[r0 : r0 + rows] if weight is None or name == "DQ" else weight[r0 : r0 + rows]
             if name == "DQ":
                 mask[r0 : r0 + rows] |= (np.asarray(values).astype(np.int64) & dq_bits) != 0
             else:
@@ -130,8 +135,8 @@ def product_mask(hdul: fits.HDUList, index: int, shape: tuple[int, ...], path: P
 
 def companion_image(hdul: fits.HDUList, index: int, name: str, rows: int) -> np.ndarray | None:
     """The ``name`` (ERR, WHT) extension beside the SCI image HDU ``index`` (same EXTVER) as
-    float32, read ``rows`` rows at a time; None when there is none (shape checked by
-    :func:`product_mask`, which reads the WHT first)."""
+    float32, read ``rows`` rows at a time; None when there is none (its shape is checked by the
+    caller)."""
     image = hdul[index]
     if image.name != "SCI" or (name, image.ver) not in hdul:
         return None
@@ -278,15 +283,17 @@ def read_frame(path: str | Path, hdu: int | str | list | tuple | None = None, pl
             raise FrameError(f"{path}: truncated or corrupt FITS data ({err})") from None
         header = merged_header(hdul[0].header, image_hdu.header) if index else image_hdu.header.copy()
         try:
-            masked = product_mask(hdul, index, (ny, nx), path, DEFAULT_DQ_BITS if dq_bits is None else dq_bits,
-                                  max(1, block_pixels // nx))
+            rows = max(1, block_pixels // nx)
             error = weight = None
             if with_noise and not leading:
-                error = companion_image(hdul, index, "ERR", max(1, block_pixels // nx))
+                error = companion_image(hdul, index, "ERR", rows)
                 if error is not None and error.shape != (ny, nx):
                     raise FrameError(f"{path}: ERR,{hdul[index].ver} has shape {error.shape}, not the SCI image's "
                                      f"{(ny, nx)}: the file is not one product")
-                weight = None if error is not None else companion_image(hdul, index, "WHT", max(1, block_pixels // nx))
+                weight = None if error is not None else companion_image(hdul, index, "WHT", rows)
+            # the WHT's shape is checked there, before its zeros are taken from it
+            masked = product_mask(hdul, index, (ny, nx), path, DEFAULT_DQ_BITS if dq_bits is None else dq_bits,
+                                  rows, weight)
         except (OSError, TypeError, ValueError) as err:
             raise FrameError(f"{path}: truncated or corrupt DQ, ERR or WHT extension ({err})") from None
     if not has_valid:
@@ -342,27 +349,34 @@ def keyword(header: fits.Header, *names: str, default=None):
 HUGS_STACK_EXPOSURE = re.compile(r"^hlsp_hugs_.*_stack-(\d+)s(?:\.fits?)?(?:\.gz)?$", re.IGNORECASE)
 
 
-def stack_exposure_time(names: list[str]) -> float | None:
-    """The exposure time (s) a HUGS stack's file name gives (``stack-0370s``: 370), None for others."""
+def hugs_stack(header: fits.Header, names: list[str | None]) -> tuple[float, float] | None:
+    """For a HUGS stack (one of ``names``, the file's or the name it was fetched by, says so):
+    the exposure (s) its name gives and its pixels are normalised to (``stack-0370s``: 370),
+    and how many such exposures it averages (its EXPTIME, their total, over that; 1 when
+    EXPTIME is absent or no longer). None for any other file."""
     for name in names:
         match = HUGS_STACK_EXPOSURE.search(Path(name).name if name else "")
         if match:
-            return float(match.group(1))
+            exposure = float(match.group(1))
+            try:
+                total = float(keyword(header, "EXPTIME", "TEXPTIME"))
+            except (TypeError, ValueError):
+                total = math.nan
+            return exposure, total / exposure if total > 1.01 * exposure else 1.0
     return None
 
 
 def exposure_time(header: fits.Header, path: Path, override: float | None = None,
                   source_name: str | None = None) -> float:
     """EXPTIME in seconds; the config's value wins, and a HUGS stack's is the one its name gives
-    (its pixels are normalised to it: ``stack-0370s``, 370 s), from the file's name or the name
-    it was fetched by (``source_name``). It must be positive, and an implausibly long one is
-    warned about."""
-    from_name = stack_exposure_time([path.name, source_name])
-    if override is None and from_name is not None:
-        header_value = keyword(header, "EXPTIME", "TEXPTIME")
-        if header_value is not None and not np.isclose(float(header_value), from_name):
-            log.info("%s: a HUGS stack normalised to %g s (its name), not EXPTIME %s", path, from_name, header_value)
-        return from_name
+    (:func:`hugs_stack`), from the file's name or the name it was fetched by (``source_name``).
+    It must be positive, and an implausibly long one is warned about."""
+    stack = hugs_stack(header, [path.name, source_name])
+    if override is None and stack is not None:
+        if stack[1] != 1.0:
+            log.info("%s: a HUGS stack normalised to %g s (its name), not EXPTIME %s", path, stack[0],
+                     keyword(header, "EXPTIME", "TEXPTIME"))
+        return stack[0]
     value = override if override is not None else keyword(header, "EXPTIME", "TEXPTIME")
     if value is None:
         raise FrameError(f"{path}: no EXPTIME keyword; set 'exptime' for this filter in the config")

@@ -517,8 +517,8 @@ def find_stars_through(data: np.ndarray, bad: np.ndarray, through: np.ndarray | 
         return
     through = through & bad  # the pixels the measurement masks, and only those
     # only where known pixels are close around (the weight of a straight edge's about 3.5 px
-    # away, for sigma 1.5 px): deeper inside an area with no data (a drizzled product's WHT of 0, a chip gap) an
-    # extrapolated edge would be a ridge of false stars (11 in a simulated gap with none)
+    # away, for sigma 1.5 px): deeper inside an area with no data (a drizzled product's WHT of
+    # 0, a chip gap) an extrapolated edge would be a ridge of false stars (11 in a simulated gap)
     fill_from_neighbours(data, through, ~bad, min_weight=0.02)
     try:
         yield

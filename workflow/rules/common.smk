@@ -88,8 +88,10 @@ def psf_parameters(wildcards):
     return {k: v for k, v in PSF[wildcards.cluster].items() if k != "write_residual"}
 
 
-def detection_map_inputs(wildcards):
-    """The frame, its catalogue and cosmic rays; and its PSF file when the cluster is measured with PSFs."""
+def measured_frame_inputs(wildcards):
+    """A measured frame, its catalogue and cosmic rays; and its PSF file when the cluster is
+    measured with PSFs: what its detection map and its artificial-star jobs read (these are
+    drawn and measured with the PSF)."""
     frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
     inputs = {
         "image": frame_image(wildcards),
@@ -110,20 +112,6 @@ def frame_pattern(pattern):
     """A per-frame path pattern with {cluster} and {filter} kept as wildcards through the
     expand() of Snakemake's gather (which fills in only {scatteritem})."""
     return pattern.replace("{cluster}", "{{cluster}}").replace("{filter}", "{{filter}}")
-
-
-def artificial_star_inputs(wildcards):
-    """An artificial-star job's frame and catalogue; and its PSF file when the cluster is
-    measured with PSFs (the artificial stars are drawn and measured with it)."""
-    frame = {"cluster": wildcards.cluster, "filter": wildcards.filter}
-    inputs = {
-        "image": frame_image(wildcards),
-        "catalog": paths.CATALOG.format(**frame),
-        "cosmic_rays": paths.COSMIC_RAY_MASK.format(**frame),
-    }
-    if METHOD[wildcards.cluster] == "psf":
-        inputs["psf"] = paths.PSF_MODEL.format(**frame)
-    return inputs
 
 
 # The PSF settings that shape the PSF the artificial stars of a frame measured with

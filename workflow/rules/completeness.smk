@@ -15,7 +15,7 @@ localrules:
 
 rule artificial_stars:
     input:
-        unpack(artificial_star_inputs),
+        unpack(measured_frame_inputs),
     output:
         paths.ARTIFICIAL_JOB,
     log:

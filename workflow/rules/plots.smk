@@ -41,7 +41,7 @@ rule luminosity_function:
 rule detection_map:
     input:
         # the frame and its catalogue, and the PSF file of a frame measured with PSF fitting
-        unpack(detection_map_inputs),
+        unpack(measured_frame_inputs),
     output:
         report(
             paths.DETECTION_MAP,
