@@ -256,7 +256,7 @@ def test_the_psfs_table_is_its_cubic_spline():
 
     psf = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
     rng = np.random.default_rng(5)
-    dx, dy = rng.uniform(-6.0, 6.0, (2, 150000))  # enough to be tabulated (TABLE_AFTER)
+    dx, dy = rng.uniform(-6.0, 6.0, (2, 150000))
     dx, dy = dx[np.hypot(dx, dy) <= psf.wing_start], dy[np.hypot(dx, dy) <= psf.wing_start]
     centre = psf.data.shape[0] // 2
     nodes = np.stack([dy * 4 + centre, dx * 4 + centre])
@@ -266,11 +266,11 @@ def test_the_psfs_table_is_its_cubic_spline():
         table = psf.evaluate(dx, dy) if which == 0 else psf.gradient(dx, dy)[which - 1]
         assert np.abs(table - spline).max() < 1e-3 * np.abs(spline).max()
     assert psf._fine and psf._fine[0] is not None  # it was the table
-    # tabulated once the offsets evaluated add up to TABLE_AFTER, however small each evaluation
-    small = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
-    for part in np.array_split(np.arange(dx.size), 20):
-        small.evaluate(dx[part], dy[part])
-    assert small._fine and small._fine[0] is not None
+    # the table from the first evaluation on, however small: a star is drawn the same whenever
+    first = EPSF(moffat_epsf(FWHM).data, 4, wing=moffat_wing(FWHM), wing_from=6.0)
+    one = first.evaluate(dx[:1], dy[:1])
+    assert first._fine and first._fine[0] is not None
+    assert np.array_equal(one, first.evaluate(dx, dy)[:1]) and np.array_equal(one, psf.evaluate(dx[:1], dy[:1]))
     # and without a wing there is no table: the spline itself
     assert EPSF(moffat_epsf(FWHM).data, 4)._fine_tables() is None
 
@@ -413,8 +413,82 @@ def test_far_wings_updated_as_stars_change_are_those_drawn_afresh():
     assert np.array_equal(wings.light, before)
 
 
+def test_only_bright_stars_that_outshine_their_neighbours_are_fitted_wide():
+    from clusterphot.psfphot import wide_fitting_radii
+
+    psf = moffat_epsf(FWHM)
+    narrow, wide = 2.2, 1.75 * FWHM
+    # bright and alone; a bright pair 5 px apart (each one's light on the other's wide disk);
+    # bright with a faint one 8 px away; faint and alone; bright and already fitted further
+    # (saturated)
+    x = np.array([50.0, 150.0, 155.0, 250.0, 258.0, 350.0, 450.0])
+    y = np.full(7, 50.0)
+    flux = np.array([1e5, 1e5, 3e5, 1e5, 1e3, 300.0, 1e6])
+    fit_radius = np.array([narrow] * 6 + [2.5 * narrow])
+    footprint = np.full(7, 12.0)
+    nothing_held = np.zeros((100, 500))
+    radii = wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, nothing_held)
+    assert radii.tolist() == [wide, narrow, narrow, wide, narrow, narrow, 2.5 * narrow]
+    # the background per pixel, at each star: a noisy pixel under the first keeps it narrow
+    background = np.full((100, 500), 25.0)
+    background[50, 50] = 1e4
+    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, background, 1.0, nothing_held)[0] == narrow
+    # light held, not fitted (a bright star's far wing, an artificial-star pass's other stars)
+    held = np.zeros((100, 500))
+    held[50, 47] = 1e3
+    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, held)[:4].tolist() == \
+        [narrow, narrow, narrow, wide]
+    # a model that ends inside the wide disk, or no wide radius at all: narrow
+    assert wide_fitting_radii(x, y, flux, psf, fit_radius, np.full(7, 4.0), wide, 25.0, 1.0, nothing_held)[0] == narrow
+    np.testing.assert_array_equal(wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, 0.0, 25.0, 1.0, nothing_held),
+                                  fit_radius)
+
+
+def test_isolated_bright_stars_fitted_wide_come_within_their_photon_limit():
+    """Bright (S/N > 100), unsaturated stars with under 1 per cent of their flux in other stars
+    within 8 px, on five sparse simulated frames, their PSF learned: the robust scatter of
+    delta-mag over each star's photon limit, all 800 stars together, is at most 1.15 (the
+    issue's target; 1.12 here, frame by frame 0.90-1.35: the brightest, S/N 300-900, are off by
+    what the learned PSF gets wrong, a few tenths of a per cent); fitted within one FWHM alone
+    (wide_fit_radius 0) it is 1.30."""
+    from scipy.spatial import cKDTree
+
+    from clusterphot.frames import bad_pixel_mask
+    from clusterphot.simulate import point_source_snr, simulate_crowded_frame
+
+    scaled = {1.75: [], 0.0: []}
+    for seed in (3, 5, 7, 11, 13):
+        hdul, truth = simulate_crowded_frame(shape=(1000, 1000), n_stars=2000, seed=seed, filter_name="F606W",
+                                             fwhm=FWHM)
+        data = hdul[1].data.astype(np.float32)
+        bad = bad_pixel_mask(data)
+        sky = frame_sky_statistics(data, bad)
+        data -= np.float32(sky.median)
+        data[bad] = 0.0
+        tx, ty, tflux = (np.asarray(truth[name], float) for name in ("x", "y", "flux"))
+        pairs = cKDTree(np.column_stack([tx, ty])).query_pairs(8.0, output_type="ndarray")
+        neighbours = np.zeros(len(tx))
+        np.add.at(neighbours, pairs[:, 0], tflux[pairs[:, 1]])
+        np.add.at(neighbours, pairs[:, 1], tflux[pairs[:, 0]])
+        for wide in scaled:
+            stars = psf_photometry(data.copy(), bad, sky, PhotometryParameters(fwhm=FWHM),
+                                   PSFParameters(wide_fit_radius=wide), 1.0,
+                                   0.9 * float(truth.meta["full_well"]) - sky.median)
+            distance, match = cKDTree(np.column_stack([tx, ty])).query(np.column_stack([stars.x, stars.y]))
+            matched = (distance < 1.0) & (stars.fit.flux > 0)
+            true = match[matched]
+            snr = point_source_snr(tflux[true], float(truth.meta["sky"]), float(truth.meta["read_noise"]), FWHM)
+            isolated = (snr > 100) & ~np.asarray(truth["saturated"], bool)[true] & (neighbours[true] < 0.01 * tflux[true])
+            delta = -2.5 * np.log10(stars.fit.flux[matched] / tflux[true])
+            delta = delta[isolated] - np.median(delta[isolated])  # the PSF's normalisation taken out
+            scaled[wide].append(delta / (1.0857 / snr[isolated]))
+    widths = {wide: 1.4826 * np.median(np.abs(np.concatenate(values))) for wide, values in scaled.items()}
+    assert sum(len(v) for v in scaled[1.75]) > 700
+    assert widths[1.75] <= 1.15 < widths[0.0], widths
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 11: on a crowded frame the blends the fit cannot see (a "
-                   "companion within 2 px) scatter the bright bins up to 1.32x their errors (18 and 22 mag)")
+                   "companion within 2 px) scatter the bright bins up to 1.54x their errors (18 mag; 19 mag 1.37)")
 def test_pulls_are_near_one_in_every_magnitude_bin_of_a_crowded_frame():
     """The PSF path on a crowded simulated cluster, its PSF learned: (measured - true mag) / mag_err
     has a robust standard deviation within 0.8-1.25 in every 1-mag bin of at least 30 matched,

@@ -47,9 +47,6 @@ WING_OUTER = 2.5
 WING_REACH = 4.0  # times the grid's radius: how far a PSF with a fitted wing holds a star's light
 FINE_SAMPLING = 32  # per pixel: the spline's table for bilinear interpolation (EPSF._fine_tables)
 WING_TABLE_SAMPLING = 64  # per px^2: the far wing's table (EPSF.far_wing_table)
-# offsets: once a PSF has been evaluated at more (in all), its spline is tabulated; the table costs
-# what the cubic spline spends on about 70,000 (a PSF built and not fitted with, never)
-TABLE_AFTER = 100_000
 
 
 def cubic_bspline(u: np.ndarray) -> np.ndarray:
@@ -97,7 +94,6 @@ class EPSF:
     wing_from: float | None = None
     _splines: tuple = field(init=False, repr=False, compare=False)
     _fine: list = field(init=False, repr=False, compare=False)  # [tables or None], once computed
-    _evaluated: list = field(init=False, repr=False, compare=False)  # [offsets evaluated so far]
 
     def __post_init__(self):
         data = np.asarray(self.data, dtype=np.float64)
@@ -109,8 +105,7 @@ class EPSF:
         gy, gx = np.gradient(data)
         splines = tuple(ndimage.spline_filter(a, order=3, mode="constant") for a in (data, gx, gy))
         object.__setattr__(self, "_splines", splines)
-        object.__setattr__(self, "_fine", [])  # tabulated after TABLE_AFTER evaluations (5 MB)
-        object.__setattr__(self, "_evaluated", [0])
+        object.__setattr__(self, "_fine", [])  # tabulated at its first evaluation (5 MB)
 
     def _fine_tables(self) -> tuple[np.ndarray, ...] | None:
         """The cubic splines of the values and derivatives tabulated FINE_SAMPLING times per pixel
@@ -240,13 +235,15 @@ class EPSF:
 
     def _spline(self, which: tuple[int, ...], dx, dy) -> list[np.ndarray]:
         """The splines ``which`` (0: values, 1 and 2: d/dx and d/dy per node) at the offsets: from
-        the table (bilinear) once it is made, from the spline's coefficients before."""
+        the table (bilinear), made at the first evaluation (8 ms), for a PSF with a wing; from the
+        spline's coefficients for one without. Always the same of the two for a PSF: it had been
+        the spline for its first 100,000 offsets and the table after, and a star drawn before
+        and after differed by 1e-4 of its peak, enough to move an artificial star's fit by two
+        of its errors and a residual detection across its threshold."""
         dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
         if not self._fine:
-            self._evaluated[0] += dx.size
-            if self._evaluated[0] > TABLE_AFTER:
-                self._fine.append(self._fine_tables())
-        tables = self._fine[0] if self._fine else None
+            self._fine.append(self._fine_tables())
+        tables = self._fine[0]
         if tables is not None and dx.size:
             half = (tables[0].shape[0] // 2) / FINE_SAMPLING
             if max(np.abs(dx).max(), np.abs(dy).max()) < half:

@@ -41,7 +41,7 @@ class StarFit:
     position_err: np.ndarray  # rms of the x and y errors, px (NaN where held)
     qfit: np.ndarray  # reduced chi^2 of the star's fitting pixels
     crowding: np.ndarray  # mag: how much brighter the star would seem were its neighbours not fitted
-    n_pixels: np.ndarray  # fitting pixels used
+    n_pixels: np.ndarray  # fitting pixels qfit was taken over
     sky: np.ndarray  # the fitted sky at the star (image units per pixel)
     sky_image: np.ndarray | None  # the fitted sky of every pixel (0 where no star is near), float32
     sky_cells: np.ndarray  # the same per sky cell (cell_index's order, as a 2-D array of cells)
@@ -221,7 +221,7 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
               n_neighbours: int = 6, sky_prior_pixels: float = 50.0, radii: np.ndarray | None = None,
               free_positions: np.ndarray | None = None, covariance: bool = True,
               far_wings: FarWings | None = None, covariance_of: np.ndarray | None = None,
-              images: bool = True) -> StarFit:
+              images: bool = True, quality_radius: float | np.ndarray | None = None) -> StarFit:
     """Fluxes, position corrections and a cellular sky of all stars at once.
 
     ``image``: the frame (image units); ``variance``: its per-pixel noise variance; ``usable``:
@@ -243,6 +243,9 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     errors change, and the blocks are a fit's largest cost after the solve).
     ``images`` False: no ``star_image`` and ``sky_image`` (None) but a ``residual_image``, all a
     fit that only moves the stars needs (three frame-sized arrays fewer per fit).
+    ``quality_radius`` (one for all, or per star; at most ``fit_radius``): the pixels ``qfit`` is
+    taken over (default: all the fitting pixels), so that a star fitted further keeps a qfit
+    that means what the others' does.
     """
     ny, nx = image.shape
     n = len(x)
@@ -350,8 +353,10 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     else:
         flux_err, position_err = 1.0 / np.sqrt(normal.diagonal()[:n]), np.full(n, np.nan)
 
-    # per-star fit quality on its fitting pixels, and the light of its neighbours there
-    fitting = (dx**2 + dy**2) <= fit_radius[star] ** 2
+    # per-star fit quality on its fitting pixels (within quality_radius), and the light of its
+    # neighbours there
+    quality_radius = fit_radius if quality_radius is None else np.broadcast_to(np.asarray(quality_radius, float), (n,))
+    fitting = (dx**2 + dy**2) <= quality_radius[star] ** 2
     chi2 = np.bincount(star[fitting], weights=(w * residual[rows] ** 2)[fitting], minlength=n)
     n_pixels = np.bincount(star[fitting], minlength=n)
     own = flux[star] * p
