@@ -426,22 +426,29 @@ def test_only_bright_stars_that_outshine_their_neighbours_are_fitted_wide():
     flux = np.array([1e5, 1e5, 3e5, 1e5, 1e3, 300.0, 1e6])
     fit_radius = np.array([narrow] * 6 + [2.5 * narrow])
     footprint = np.full(7, 12.0)
-    nothing_held = np.zeros((100, 500))
-    radii = wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, nothing_held)
+    nothing_held, usable = np.zeros((100, 500)), np.ones((100, 500), bool)
+    radii = wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, nothing_held, usable)
     assert radii.tolist() == [wide, narrow, narrow, wide, narrow, narrow, 2.5 * narrow]
     # the background per pixel, at each star: a noisy pixel under the first keeps it narrow
     background = np.full((100, 500), 25.0)
     background[50, 50] = 1e4
-    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, background, 1.0, nothing_held)[0] == narrow
+    noisy = wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, background, 1.0, nothing_held, usable)
+    assert noisy[0] == narrow
     # light held, not fitted (a bright star's far wing, an artificial-star pass's other stars)
     held = np.zeros((100, 500))
     held[50, 47] = 1e3
-    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, held)[:4].tolist() == \
+    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, held, usable)[:4].tolist() == \
         [narrow, narrow, narrow, wide]
+    # a masked pixel within its fitting radius (its flux rests on its outer pixels): narrow
+    masked = usable.copy()
+    masked[51, 50] = False
+    assert wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, wide, 25.0, 1.0, nothing_held,
+                              masked)[0] == narrow
     # a model that ends inside the wide disk, or no wide radius at all: narrow
-    assert wide_fitting_radii(x, y, flux, psf, fit_radius, np.full(7, 4.0), wide, 25.0, 1.0, nothing_held)[0] == narrow
-    np.testing.assert_array_equal(wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, 0.0, 25.0, 1.0, nothing_held),
-                                  fit_radius)
+    short = wide_fitting_radii(x, y, flux, psf, fit_radius, np.full(7, 4.0), wide, 25.0, 1.0, nothing_held, usable)
+    assert short[0] == narrow
+    no_wide = wide_fitting_radii(x, y, flux, psf, fit_radius, footprint, 0.0, 25.0, 1.0, nothing_held, usable)
+    np.testing.assert_array_equal(no_wide, fit_radius)
 
 
 def test_isolated_bright_stars_fitted_wide_come_within_their_photon_limit():
