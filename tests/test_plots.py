@@ -172,6 +172,39 @@ def test_luminosity_function(tmp_path):
     only_file(tmp_path, "lf.png")
 
 
+def test_the_luminosity_functions_density_is_in_stars_per_bin_on_the_counts_axis(tmp_path):
+    """One axis: the bars and the density curve in stars per bin, the curve's area over the bins
+    the number of stars drawn; a detection with a 2-mag error 6 mag below the rest is counted in
+    the legend, not drawn, and does not stretch the axis."""
+    from clusterphot.plots import LF_BINWIDTH, draw_luminosity_function, stars_per_bin_density
+
+    rng = np.random.default_rng(3)
+    mags = np.r_[rng.normal(22.0, 1.0, 2000), rng.uniform(24.0, 26.0, 500)]
+    grid = np.linspace(10.0, 40.0, 30001)
+    area = np.trapezoid(stars_per_bin_density(mags, grid), grid) / LF_BINWIDTH
+    assert area == pytest.approx(len(mags), rel=1e-3)
+    # where the stars are flat (24-26 mag: 500 over 8 bins), the curve reads about as the bars do
+    plateau = stars_per_bin_density(mags, np.array([24.75, 25.25]))
+    assert np.all(np.abs(plateau / (500 / 8) - 1) < 0.25), plateau
+
+    table = catalogue(np.r_[mags, 32.0])
+    table["mag_err"] = np.r_[np.full(len(mags), 0.05), 2.0]
+    path = tmp_path / "lf.png"
+    plot_luminosity_function(table, path, "NGC 104", "F606W")
+    read_png(path)
+    fig, ax = plt.subplots()
+    try:
+        draw_luminosity_function(ax, mags, 0, n_poor=1)
+        assert len(fig.axes) == 1  # no second axis
+        curve = [line for line in ax.lines if line.get_color() == "tab:red"][0]
+        x, y = curve.get_data()
+        assert np.trapezoid(y, x) / LF_BINWIDTH == pytest.approx(len(mags), rel=0.01)  # drawn whole
+        assert ax.get_xlim()[1] < 28.0
+        assert any("with errors above" in text.get_text() for text in ax.get_legend().get_texts())
+    finally:
+        plt.close(fig)
+
+
 @pytest.mark.parametrize("mags", [[], [np.nan, np.nan], [21.3], [21.3, 21.3, np.nan]])
 def test_luminosity_function_with_few_stars(tmp_path, mags):
     path = tmp_path / "lf.png"
@@ -260,4 +293,44 @@ def test_the_corrected_luminosity_function_divides_each_bin_by_the_fitted_comple
     assert np.isnan(corrected[centres > 24.3]).all()  # under 50 per cent: not corrected
     path = tmp_path / "lf.png"
     plot_luminosity_function(catalogue(seen), path, "NGC 104", "F606W", curve)
+    read_png(path)
+
+
+# --- colour-magnitude diagram ---------------------------------------------------------------
+
+
+def test_cmd_error_bars_stand_inside_the_axes():
+    """The column of typical errors: a faint bin's colour error of 0.8 mag and the brightest
+    bin's magnitude error both inside the limits (they had run off the left and top edges)."""
+    from clusterphot.plots import cmd_error_bars
+
+    centres = np.array([16.5, 18.5, 20.5, 22.5])
+    c_err, m_err = np.array([0.01, 0.03, 0.2, 0.8]), np.array([0.6, 0.02, 0.1, 0.4])
+    x, (x_lo, x_hi), (y_lo, y_hi) = cmd_error_bars(centres, c_err, m_err, 0.2, 1.6, 16.2, 22.8)
+    assert np.all(x - c_err > x_lo) and np.all(x + c_err < x_hi)
+    assert np.all(centres - m_err > y_lo) and np.all(centres + m_err < y_hi)
+    assert (x_lo, x_hi, y_lo, y_hi) != (0.2, 1.6, 16.2, 22.8)  # the axes grew to hold them
+
+
+def test_cmd_title_says_what_each_cut_kept(tmp_path):
+    from clusterphot.plots import cuts_title, plot_cmd
+    from clusterphot.quality import QualityCuts, cuts_kept
+
+    n = 10
+    table = Table({"colour": np.full(n, 0.5), "colour_err": np.full(n, 0.02)})
+    for band in ("B", "R"):
+        table[f"mag_{band}"] = np.linspace(18.0, 22.0, n)
+        table[f"mag_err_{band}"] = np.full(n, 0.05)
+        table[f"sharpness_{band}"] = np.full(n, 0.6)
+        table[f"flags_{band}"] = np.zeros(n, int)
+    table["mag_err_B"][:3] = 0.3  # three too uncertain in B
+    table["sharpness_R"][3] = 1.5  # one too sharp in R
+    table["flags_B"][4] = 1  # one saturated
+    kept = cuts_kept(table, "B", "R", QualityCuts())
+    assert kept == [("matched", 10), ("mag_err <= 0.1", 7), ("sharpness 0.2-1", 6), ("unflagged", 5)]
+    assert cuts_title(kept).startswith("5 of 10 matched stars")
+    path = tmp_path / "cmd.png"
+    passes = QualityCuts().passes(table, "_B") & QualityCuts().passes(table, "_R")
+    plot_cmd(table["colour"][passes], table["mag_R"][passes], table["colour_err"][passes], table["mag_err_R"][passes],
+             path, "NGC 104", "B", "R", "R", "AB", kept=kept)
     read_png(path)

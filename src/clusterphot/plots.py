@@ -19,7 +19,6 @@ matplotlib.use("Agg")  # files only: no display, and safe inside Snakemake jobs
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 from astropy.table import Table  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm  # noqa: E402
@@ -39,6 +38,9 @@ IMAGE_STRETCH = AsinhStretch(a=0.05)  # a < 0.1 lifts faint stars out of the sky
 DPI = 110
 MIN_CROP_SIZE = 40  # pixels: the smallest crop that still shows an annulus whole
 MIN_CORRECTED_COMPLETENESS = 0.5  # an LF bin less complete than this is not corrected
+# mag: a star measured worse than this (S/N under about 2) is counted in an LF's legend, not
+# drawn: a few such detections 5 mag below the rest had stretched the axis to 32 mag
+LF_MAX_ERROR = 0.5
 ZONE_COLOURS = ("black", "tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown")
 
 
@@ -76,32 +78,44 @@ def stars(n: int) -> str:
 
 def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filter_name: str,
                              curve: Table | None = None) -> None:
-    """Histogram of the finite magnitudes (counts per 0.25 mag) with a KDE on a twin axis; given
-    the frame's completeness ``curve`` (artificial stars), the counts corrected for completeness
-    beside them and the 50 per cent completeness limit."""
+    """Counts per 0.25 mag of the stars measured to LF_MAX_ERROR or better, with a kernel density
+    estimate scaled to stars per bin on the same axis; given the frame's completeness ``curve``
+    (artificial stars), the counts corrected for completeness and the 50 per cent limit."""
     has_mag = "mag" in table.colnames
     mag = float_column(table["mag"]) if has_mag else np.zeros(0)
-    finite = mag[np.isfinite(mag)]
+    mag_err = float_column(table["mag_err"]) if "mag_err" in table.colnames else np.zeros(len(mag))
+    finite = np.isfinite(mag)
+    measured = finite & ~(mag_err > LF_MAX_ERROR)  # a NaN error does not hide a magnitude
     system = magnitude_system(table) if has_mag else "instrumental"
-    n_nan = len(mag) - len(finite)
+    n_nan, n_poor = int((~finite).sum()), int((finite & ~measured).sum())
 
-    with sns.axes_style("whitegrid"):  # light background for the HTML report
-        fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-        try:
-            ax.set_xlabel(f"{filter_name} ({system} mag)")
-            ax.set_ylabel(f"Number of stars per {LF_BINWIDTH:g} mag")
-            ax.set_title(f"{cluster} {filter_name}: luminosity function of {stars(len(finite))}")
-            if len(finite) == 0:
-                note = f"{stars(n_nan)} in the catalogue, none with a magnitude" if n_nan else "empty catalogue"
-                ax.text(0.5, 0.5, f"no stars with a magnitude\n({note})", transform=ax.transAxes,
-                        ha="center", va="center", fontsize=12)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            else:
-                draw_luminosity_function(ax, finite, n_nan, curve)
-            save_figure(fig, path)
-        finally:
-            plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")  # the CMDs' plain style
+    try:
+        ax.set_xlabel(f"{filter_name} ({system} mag)")
+        ax.set_ylabel(f"Number of stars per {LF_BINWIDTH:g} mag")
+        ax.set_title(f"{cluster} {filter_name}: luminosity function of {stars(int(measured.sum()))}")
+        if not measured.any():
+            note = (f"{stars(len(mag))} in the catalogue, none with a magnitude to {LF_MAX_ERROR:g} mag"
+                    if len(mag) else "empty catalogue")
+            ax.text(0.5, 0.5, f"no stars with a magnitude\n({note})", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=12)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            draw_luminosity_function(ax, mag[measured], n_nan, curve, n_poor)
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def stars_per_bin_density(mag: np.ndarray, grid: np.ndarray, binwidth: float = LF_BINWIDTH) -> np.ndarray:
+    """A Gaussian kernel density estimate of ``mag`` (Scott's bandwidth) at ``grid``, in stars
+    per ``binwidth``: drawn over the histogram on its own axis, its area over the bins is the
+    number of stars, as the bars' is. (A density on a second axis, scaled on its own, had put
+    its peak on the tallest bar: a plateau of 28 stars per bin read as 85.)"""
+    from scipy.stats import gaussian_kde  # here: a second to import, only for LF jobs
+
+    return gaussian_kde(mag)(grid) * len(mag) * binwidth
 
 
 def completeness_at(curve: Table, mag: np.ndarray) -> np.ndarray:
@@ -135,43 +149,49 @@ def corrected_counts(mag: np.ndarray, edges: np.ndarray, curve: Table) -> np.nda
         return np.where(fraction >= MIN_CORRECTED_COMPLETENESS, counts / fraction, np.nan)
 
 
-def draw_luminosity_function(ax: plt.Axes, mag: np.ndarray, n_nan: int, curve: Table | None = None) -> None:
-    """Counts on ``ax``, the KDE on a twin axis, one legend for both; with a completeness
-    ``curve``, the corrected counts as a step line and m50 as a dashed line."""
-    hist_colour, kde_colour = sns.color_palette("deep")[0], sns.color_palette("deep")[3]
+def draw_luminosity_function(ax: plt.Axes, mag: np.ndarray, n_nan: int, curve: Table | None = None,
+                             n_poor: int = 0) -> None:
+    """Counts on ``ax`` (bars), the density in stars per bin on the same axis, one legend; with a
+    completeness ``curve``, the corrected counts as a step line and m50 as a dashed line (the
+    colours of the CMDs': black points, red errors, blue m50). ``n_poor``: stars left out for
+    errors above LF_MAX_ERROR, said in the legend."""
     edges = luminosity_function_bins(mag)
-    sns.histplot(x=mag, bins=edges, color=hist_colour, ax=ax)
-    handles = [Patch(facecolor=hist_colour, alpha=0.75, label=f"{stars(len(mag))} with a magnitude")]
+    counts, _ = np.histogram(mag, edges)
+    ax.stairs(counts, edges, fill=True, color="0.75")
+    ax.stairs(counts, edges, color="0.35", linewidth=0.8)
+    handles = [Patch(facecolor="0.75", edgecolor="0.35", label=f"{stars(len(mag))} measured to {LF_MAX_ERROR:g} mag")]
+    top = counts.max()
     if curve is not None and not np.any(np.asarray(curve["injected"]) > 0):
         curve = None  # no artificial-star test could be run on the frame
     if curve is not None:
         corrected = corrected_counts(mag, edges, curve)
-        corrected_colour = sns.color_palette("deep")[2]
-        ax.stairs(corrected, edges, color=corrected_colour, linewidth=1.8)
-        handles.append(Line2D([], [], color=corrected_colour, linewidth=1.8,
+        ax.stairs(corrected, edges, color="tab:green", linewidth=1.8)
+        handles.append(Line2D([], [], color="tab:green", linewidth=1.8,
                               label=f"corrected for completeness (where >= {MIN_CORRECTED_COMPLETENESS:.0%})"))
+        if np.isfinite(corrected).any():
+            top = max(top, np.nanmax(corrected))
         m50 = curve.meta.get("m50")
         if m50 is not None and np.isfinite(m50):
-            ax.axvline(m50, color="0.3", linestyle="--", linewidth=1.2)
-            handles.append(Line2D([], [], color="0.3", linestyle="--", label=f"50% complete: {m50:.2f} mag"))
-    # A density needs at least two different magnitudes.
-    if len(mag) > 1 and np.ptp(mag) > 0:
-        density_ax = ax.twinx()
-        sns.kdeplot(x=mag, color=kde_colour, ax=density_ax)
-        density_ax.set_ylabel("Density")
-        density_ax.set_ylim(0, density_ax.get_ylim()[1] * 1.3)  # headroom for the legend
-        density_ax.grid(False)  # one grid (the counts') is enough
-        handles.append(Line2D([], [], color=kde_colour, label="kernel density estimate"))
+            ax.axvline(m50, color="tab:blue", linestyle="--", linewidth=1.2)
+            handles.append(Line2D([], [], color="tab:blue", linestyle="--", label=f"50% complete: {m50:.2f} mag"))
+    x_lo, x_hi = edges[0], edges[-1]
+    if len(mag) > 1 and np.ptp(mag) > 0:  # a density needs at least two different magnitudes
+        reach = 3.0 * np.std(mag) * len(mag) ** -0.2  # three of Scott's bandwidths: its tails whole
+        x_lo, x_hi = x_lo - reach, x_hi + reach
+        grid = np.linspace(x_lo, x_hi, 400)
+        ax.plot(grid, stars_per_bin_density(mag, grid), color="tab:red", linewidth=1.5)
+        handles.append(Line2D([], [], color="tab:red", label="kernel density, in stars per bin"))
     else:
         handles.append(Line2D([], [], linestyle="none", label="too few stars for a density estimate"))
+    if n_poor:
+        handles.append(Line2D([], [], linestyle="none", label=f"{stars(n_poor)} with errors above "
+                                                              f"{LF_MAX_ERROR:g} mag (not drawn)"))
     handles.append(Line2D([], [], linestyle="none", label=f"{stars(n_nan)} without a magnitude (NaN)"))
-    top = ax.get_ylim()[1]
-    if curve is not None and np.isfinite(corrected).any():
-        top = max(top, 1.05 * np.nanmax(corrected))
-    ax.set_ylim(0, top * 1.3)
+    ax.set_ylim(0, top * 1.45)  # headroom for the legend
+    ax.set_xlim(x_lo, x_hi)
     if np.ptp(mag) < 2.0:  # a lone bar should not fill the axis
         ax.set_xlim(np.median(mag) - 1.0, np.median(mag) + 1.0)
-    ax.legend(handles=handles, loc="upper left", framealpha=0.9)
+    ax.legend(handles=handles, loc="upper left", framealpha=0.9, fontsize="small")
 
 
 # --- detection maps ----------------------------------------------------------------------------
@@ -617,14 +637,38 @@ def typical_errors(mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
     return np.array(centres), np.array(c_err), np.array(m_err)
 
 
+def cmd_error_bars(centres: np.ndarray, c_err: np.ndarray, m_err: np.ndarray, x_lo: float, x_hi: float,
+                   y_lo: float, y_hi: float) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """Where a CMD's column of typical error bars stands (x), and the axis limits (x, y; y from
+    bright to faint) that hold the bars whole: a faint bin's colour error of half a magnitude
+    ran off the left edge, the brightest bin's magnitude error off the top."""
+    margin = 0.02 * (x_hi - x_lo)
+    widest = c_err.max() if c_err.size else 0.0
+    x = x_lo + margin + widest
+    x_hi = max(x_hi, x + widest + margin)  # errors wider than the colours: the axis grows
+    if centres.size:
+        y_lo, y_hi = min(y_lo, (centres - m_err).min() - 0.1), max(y_hi, (centres + m_err).max() + 0.1)
+    return x, (x_lo, x_hi), (y_lo, y_hi)
+
+
+def cuts_title(kept: list[tuple[str, int]]) -> str:
+    """'961 of 1405 matched stars: mag_err <= 0.1 1120, sharpness 0.2-1.0 1050, unflagged 961'
+    (each count what the cut leaves of the one before, in both filters)."""
+    (_, matched), steps = kept[0], kept[1:]
+    kept_here = steps[-1][1] if steps else matched
+    chain = ", ".join(f"{name} {n}" for name, n in steps)
+    return f"{kept_here} of {matched} matched stars" + (f" (in both filters: {chain})" if chain else "")
+
+
 def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
              path: str | Path, cluster: str, blue: str, red: str, band: str, system: str,
-             n_matched: int | None = None, m50: float | None = None) -> None:
+             kept: list[tuple[str, int]] | None = None, m50: float | None = None) -> None:
     """Colour-magnitude diagram: (blue - red) against ``band``, brighter up.
 
     Up to a few thousand stars are drawn as points; more are shaded by density (log scale)
     so that the sequences stay visible at 10^5 stars. Typical error bars per magnitude bin
-    stand on the left.
+    stand on the left, inside the axes. ``kept``: what each quality cut left of the matched
+    stars (:func:`clusterphot.quality.cuts_kept`), said under the title.
     """
     good = np.isfinite(colour) & np.isfinite(mag)
     colour, mag = colour[good], mag[good]
@@ -639,27 +683,30 @@ def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_er
             y_lo, y_hi = np.percentile(mag, [0.0, 100.0])
             pad_x = 0.1 * max(x_hi - x_lo, 0.2)
             x_lo, x_hi = x_lo - 2 * pad_x, x_hi + pad_x
+            y_lo, y_hi = y_lo - 0.3, y_hi + 0.3
+            if m50 is not None and np.isfinite(m50):
+                y_hi = max(y_hi, m50 + 0.3)
+            centres, c_err, m_err = typical_errors(mag, colour_err, mag_err)
+            bars_x, (x_lo, x_hi), (y_lo, y_hi) = cmd_error_bars(centres, c_err, m_err, x_lo, x_hi, y_lo, y_hi)
             if colour.size > CMD_DENSITY_THRESHOLD:
                 image = ax.hexbin(colour, mag, gridsize=(150, 120), bins="log", mincnt=1, cmap="viridis",
-                                  extent=(x_lo, x_hi, y_lo - 0.2, y_hi + 0.2), linewidths=0)
+                                  extent=(x_lo, x_hi, y_lo, y_hi), linewidths=0)
                 fig.colorbar(image, ax=ax, label="stars per cell")
             else:
                 ax.scatter(colour, mag, s=3, c="black", alpha=0.6, linewidths=0, rasterized=True)
-            centres, c_err, m_err = typical_errors(mag, colour_err, mag_err)
-            ax.errorbar(np.full(centres.size, x_lo + pad_x), centres, xerr=c_err, yerr=m_err, fmt="none",
+            ax.errorbar(np.full(centres.size, bars_x), centres, xerr=c_err, yerr=m_err, fmt="none",
                         ecolor="tab:red", elinewidth=1.2, capsize=2, label="typical errors")
             ax.set_xlim(x_lo, x_hi)
-            ax.set_ylim(y_hi + 0.3, y_lo - 0.3)  # brighter stars up
+            ax.set_ylim(y_hi, y_lo)  # brighter stars up
             if m50 is not None and np.isfinite(m50):
                 ax.axhline(m50, color="tab:blue", linestyle="--", linewidth=1.2,
                            label=f"{band} alone 50% complete ({m50:.2f}; before matching and cuts)")
-                ax.set_ylim(max(y_hi, m50) + 0.3, y_lo - 0.3)
             if centres.size or (m50 is not None and np.isfinite(m50)):
                 ax.legend(loc="upper right", fontsize="small")
         ax.set_xlabel(f"{blue} - {red} ({system} mag)")
         ax.set_ylabel(f"{band} ({system} mag)")
-        matched = "" if n_matched is None else f" of {n_matched} matched"
-        ax.set_title(f"{cluster}: {stars(int(colour.size))}{matched}")
+        ax.set_title(f"{cluster}: {stars(int(colour.size))}" + ("" if kept is None else
+                     "\n" + textwrap.fill(cuts_title(kept), 70)), fontsize="medium")
         save_figure(fig, path)
     finally:
         plt.close(fig)

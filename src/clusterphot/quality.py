@@ -22,14 +22,33 @@ class QualityCuts:
     sharpness_range: tuple[float, float] = (0.2, 1.0)
     exclude_flags: int = FLAG_SATURATED | FLAG_EDGE | FLAG_NONPOSITIVE_FLUX | FLAG_BAD_SKY
 
-    def passes(self, table: Table, suffix: str = "") -> np.ndarray:
-        """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
+    def each(self, table: Table, suffix: str = "") -> dict[str, np.ndarray]:
+        """Per cut, in the order they are told: True for the rows whose star (columns ending in
+        ``suffix``) makes it."""
         mag_err = float_column(table[f"mag_err{suffix}"])
         sharpness = float_column(table[f"sharpness{suffix}"])
         flags = np.ma.filled(np.ma.asarray(table[f"flags{suffix}"], dtype=np.int64), self.exclude_flags)
+        low, high = self.sharpness_range
         with np.errstate(invalid="ignore"):  # NaN never passes a comparison
-            return ((mag_err <= self.max_mag_err) & (sharpness >= self.sharpness_range[0])
-                    & (sharpness <= self.sharpness_range[1]) & ((flags & self.exclude_flags) == 0))
+            return {f"mag_err <= {self.max_mag_err:g}": mag_err <= self.max_mag_err,
+                    f"sharpness {low:g}-{high:g}": (sharpness >= low) & (sharpness <= high),
+                    "unflagged": (flags & self.exclude_flags) == 0}
+
+    def passes(self, table: Table, suffix: str = "") -> np.ndarray:
+        """True for the rows whose star (columns ending in ``suffix``) makes the cuts."""
+        return np.logical_and.reduce(list(self.each(table, suffix).values()))
+
+
+def cuts_kept(table: Table, blue: str, red: str, cuts: QualityCuts) -> list[tuple[str, int]]:
+    """How many of the matched stars each cut, in both filters, leaves, one after the other:
+    [("matched", n), ("mag_err <= 0.1", n1), ...], for a CMD's title."""
+    kept = [("matched", len(table))]
+    passing = np.ones(len(table), bool)
+    for (name, blue_passes), red_passes in zip(cuts.each(table, f"_{blue}").items(),
+                                               cuts.each(table, f"_{red}").values()):
+        passing &= blue_passes & red_passes
+        kept.append((name, int(passing.sum())))
+    return kept
 
 
 def cmd_arrays(table: Table, blue: str, red: str, band: str, cuts: QualityCuts):

@@ -3,7 +3,7 @@
 from astropy.table import Table
 
 from clusterphot.logs import clean_failure, log_to
-from clusterphot.quality import QualityCuts, cmd_arrays
+from clusterphot.quality import QualityCuts, cmd_arrays, cuts_kept
 from clusterphot.plots import plot_cmd
 
 log_to(snakemake.log[0])
@@ -26,6 +26,6 @@ with clean_failure():
         red=red,
         band=band,
         system=table.meta.get("magnitude_system") or "instrumental",
-        n_matched=len(table),
+        kept=cuts_kept(table, blue, red, cuts),
         m50=m50,
     )
