@@ -412,10 +412,11 @@ def star_table(stars: Measurements, mag: np.ndarray, mag_err: np.ndarray, wcs, f
         table["roundness"].description = "DAOFIND roundness where the star was detected"
         extra = stars.extra
         table["qfit"] = np.asarray(extra["qfit"], dtype=np.float64)
-        table["qfit"].description = "reduced chi^2 of the PSF fit on the star's fitting pixels (1: as the noise says)"
+        table["qfit"].description = ("reduced chi^2 of the PSF fit on the star's pixels within one fitting "
+                                    "radius (about a FWHM; 1: as the noise says)")
         table["crowding"] = np.asarray(extra["crowding"], dtype=np.float64) * u.mag
         table["crowding"].description = ("how much brighter the star would seem were its neighbours not "
-                                         "fitted (0: no neighbour light on it)")
+                                         "fitted, within one fitting radius (0: no neighbour light there)")
         table["n_iter"] = np.asarray(extra["n_iter"], dtype=np.int32)
         table["n_iter"].description = "fits the star took part in"
         table["found_in_pass"] = np.asarray(extra["found_in_pass"], dtype=np.int32)

@@ -356,14 +356,19 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
     # per-star fit quality on its fitting pixels (within quality_radius), and the light of its
     # neighbours there
     quality_radius = fit_radius if quality_radius is None else np.broadcast_to(np.asarray(quality_radius, float), (n,))
-    fitting = (dx**2 + dy**2) <= quality_radius[star] ** 2
+    # within the radius of the star and of its nearest pixel (the disk pixel_footprints gives
+    # it): the same pixels however far this star and its neighbours were fitted
+    step_x = np.rint(dx + (x - np.rint(x))[star])  # whole-pixel offsets from the nearest pixel
+    step_y = np.rint(dy + (y - np.rint(y))[star])
+    fitting = ((dx**2 + dy**2) <= quality_radius[star] ** 2) & ((step_x**2 + step_y**2) <= quality_radius[star] ** 2)
     chi2 = np.bincount(star[fitting], weights=(w * residual[rows] ** 2)[fitting], minlength=n)
     n_pixels = np.bincount(star[fitting], minlength=n)
     own = flux[star] * p
     others = model[rows] + fixed[rows] - own - solution[sky_column[rows]]
-    # neighbours' light in the star's own flux units (PSF-weighted, as the fit sees it)
-    contamination = (np.bincount(star, weights=w * p * others, minlength=n)
-                     / np.maximum(np.bincount(star, weights=w * p * p, minlength=n), 1e-300))
+    # neighbours' light in the star's own flux units (PSF-weighted, as the fit sees it), over the
+    # pixels qfit is taken on: a star fitted further has its crowding as the others have theirs
+    contamination = (np.bincount(star[fitting], weights=(w * p * others)[fitting], minlength=n)
+                     / np.maximum(np.bincount(star[fitting], weights=(w * p * p)[fitting], minlength=n), 1e-300))
     with np.errstate(divide="ignore", invalid="ignore"):
         qfit = chi2 / np.maximum(n_pixels - 1, 1)
         crowding = np.where(flux > 0, 2.5 * np.log10(1.0 + np.maximum(contamination, 0.0) / flux), np.nan)
