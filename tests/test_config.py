@@ -381,3 +381,44 @@ def test_a_frames_hdu_is_an_index_a_name_or_a_name_and_version(tmp_path):
     for hdu in (["SCI"], ["SCI", 0], [2, "SCI"], -1, ""):
         with pytest.raises(ConfigError, match=r"clusters.c.filters.F606W"):
             validated(with_clusters({"c": {"filters": {"F606W": {"image": str(image), "hdu": hdu}}}}))
+
+
+# --- a config zero point's own magnitude system --------------------------------------------------
+
+
+def test_a_config_zeropoint_of_its_own_system_labels_its_catalogue_lf_and_cmd(tmp_path):
+    """A ground-based frame's Vega zero point in an AB run (issue 14, item 7): its catalogue,
+    luminosity function and the CMD's colour axis say VEGA; the HST frame beside it stays AB;
+    a system that is none of AB, ST, VEGA and instrumental names its key."""
+    from astropy.table import Table
+
+    from clusterphot.catalog import catalog_for_frame
+    from clusterphot.crossmatch import shared_system
+    from clusterphot.plots import colour_label, magnitude_system
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(100.0, 5.0, (64, 64)).astype(np.float32)
+    data[30:33, 30:33] += 5000.0
+    hst = write_frame(tmp_path / "hst.fits", data, photplam=5887.0)
+    ground = write_frame(tmp_path / "ground.fits", data, photplam=6400.0)
+    config = validated(with_clusters({"c": {"filters": {
+        "F606W": str(hst), "R": {"image": str(ground), "zeropoint": {"value": 24.9, "system": "VEGA"}}}}}))
+    frames = configured_clusters(config)["c"]
+    assert (frames["R"].settings.zeropoint, frames["R"].settings.zeropoint_system) == (24.9, "VEGA")
+    tables = {name: catalog_for_frame(entry.image, entry.settings, PhotometryParameters(), system="AB")
+              for name, entry in frames.items()}
+    assert tables["R"].meta["magnitude_system"] == "VEGA" and tables["R"].meta["zeropoint"]["value"] == 24.9
+    assert tables["F606W"].meta["magnitude_system"] == "AB"
+    assert str(tables["R"]["mag"].unit) == "mag" and tables["R"]["mag"].description.startswith("VEGA")
+    assert magnitude_system(Table.read(_written(tables["R"], tmp_path / "R.ecsv"))) == "VEGA"
+    assert shared_system(list(tables.values())) == "mixed"
+    assert colour_label("R", "F606W", "VEGA", "AB") == "R (VEGA mag) - F606W (AB mag)"
+    assert colour_label("F606W", "F814W", "AB", "AB") == "F606W - F814W (AB mag)"
+    with pytest.raises(ConfigError, match="zeropoint"):
+        validated(with_clusters({"c": {"filters": {
+            "R": {"image": str(ground), "zeropoint": {"value": 24.9, "system": "Johnson"}}}}}))
+
+
+def _written(table, path):
+    table.write(path, format="ascii.ecsv")
+    return path

@@ -248,6 +248,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         zeropoint = resolve_zeropoint(
             system,
             override=settings.zeropoint,
+            override_system=settings.zeropoint_system,
             photflam=photflam,
             photflam_label=photflam_label,
             photplam=keyword(header, "PHOTPLAM"),

@@ -34,6 +34,8 @@ def _add_measure(subparsers) -> None:
     frame = p.add_argument_group("frame overrides (default: from the header)")
     frame.add_argument("--exptime", type=float, help="exposure time, s")
     frame.add_argument("--zeropoint", type=float, help="zero point, mag for the frame's units per second")
+    frame.add_argument("--zeropoint-system", choices=SYSTEMS,
+                       help="the --zeropoint's magnitude system, when not --system's (e.g. VEGA)")
     frame.add_argument("--pivot-wavelength", type=float, help="Angstrom")
     frame.add_argument("--gain", type=float, help="electrons per image unit")
     frame.add_argument("--saturation", type=float, help="saturation level, image units")
@@ -83,7 +85,7 @@ def parse_hdu(value: str | None) -> int | str | tuple[str, int] | None:
 
 def measure(args: argparse.Namespace) -> None:
     settings = FrameSettings(
-        args.filter_name, exptime=args.exptime, zeropoint=args.zeropoint,
+        args.filter_name, exptime=args.exptime, zeropoint=args.zeropoint, zeropoint_system=args.zeropoint_system,
         pivot_wavelength=args.pivot_wavelength, gain=args.gain, saturation=args.saturation,
         hdu=parse_hdu(args.hdu), plane=args.plane, dq_bits=args.dq_bits, cosmic_rays=args.cosmic_rays,
     )

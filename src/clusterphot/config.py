@@ -37,6 +37,7 @@ class FrameSettings:
     filter_name: str
     exptime: float | None = None  # s
     zeropoint: float | None = None  # mag, for the frame's units per second
+    zeropoint_system: str | None = None  # the config zero point's system (None: the run's magnitude_system)
     pivot_wavelength: float | None = None  # Angstrom
     gain: float | None = None  # electrons per image unit
     saturation: float | None = None  # image units
@@ -229,6 +230,9 @@ def frame_entry(cluster: str, filter_name: str, value: str | dict, cosmic_rays: 
     ``cosmic_rays``: the config's top-level choice, for a frame that does not make its own."""
     image = value if isinstance(value, str) else value["image"]
     options = {} if isinstance(value, str) else {k: v for k, v in value.items() if k != "image"}
+    if isinstance(options.get("zeropoint"), dict):  # {value, system}: a zero point of its own system
+        given = options.pop("zeropoint")
+        options.update(zeropoint=given["value"], zeropoint_system=given["system"])
     source_name = url_file_name(image) if URL_PATTERN.match(image) else None
     return FrameEntry(cluster, image, FrameSettings(filter_name, **{"cosmic_rays": cosmic_rays, **options},
                                                     source_name=source_name))

@@ -143,11 +143,20 @@ def matched_pair(catalogs: Mapping[str, Table], transforms: Mapping[str, Transfo
     table.meta.update({
         "blue": blue, "red": red, "match_radius": radius,
         "n_matched": len(table), f"n_{blue}": len(catalogs[blue]), f"n_{red}": len(catalogs[red]),
-        "magnitude_system": catalogs[red].meta.get("magnitude_system"),
+        "magnitude_system": shared_system([catalogs[blue], catalogs[red]]),
+        "magnitude_systems": {f: catalogs[f].meta.get("magnitude_system") for f in (blue, red)},
         "zeropoints": {blue: catalogs[blue].meta.get("zeropoint"), red: catalogs[red].meta.get("zeropoint")},
         **registration_meta({f: transforms[f] for f in (reference, blue, red)}, reference),
     })
     return table
+
+
+def shared_system(catalogs: list[Table]) -> str | None:
+    """The catalogues' magnitude system, or 'mixed' when their zero points are of different
+    systems (a config zero point given in VEGA beside AB ones; ``magnitude_systems`` then says
+    which is which)."""
+    systems = {catalog.meta.get("magnitude_system") for catalog in catalogs}
+    return systems.pop() if len(systems) == 1 else "mixed"
 
 
 def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Transform], radius: float,
@@ -172,7 +181,8 @@ def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Trans
     table.meta.update({
         "filters": names, "match_radius": radius, "min_filters": min_filters, "n_stars": len(table),
         "n_per_filter": {n: int((rows[:, k] >= 0).sum()) for k, n in enumerate(names)},
-        "magnitude_system": catalogs[reference].meta.get("magnitude_system"),
+        "magnitude_system": shared_system([catalogs[name] for name in names]),
+        "magnitude_systems": {name: catalogs[name].meta.get("magnitude_system") for name in names},
         **registration_meta(transforms, reference),
     })
     return table

@@ -660,15 +660,25 @@ def cuts_title(kept: list[tuple[str, int]]) -> str:
     return f"{kept_here} of {matched} matched stars" + (f" (in both filters: {chain})" if chain else "")
 
 
+def colour_label(blue: str, red: str, blue_system: str, red_system: str) -> str:
+    """A CMD's colour axis: 'F606W - F814W (AB mag)', or with zero points of two systems
+    'B (VEGA mag) - F814W (AB mag)'."""
+    if blue_system == red_system:
+        return f"{blue} - {red} ({blue_system} mag)"
+    return f"{blue} ({blue_system} mag) - {red} ({red_system} mag)"
+
+
 def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_err: np.ndarray,
              path: str | Path, cluster: str, blue: str, red: str, band: str, system: str,
-             kept: list[tuple[str, int]] | None = None, m50: float | None = None) -> None:
+             kept: list[tuple[str, int]] | None = None, m50: float | None = None,
+             colour_systems: tuple[str, str] | None = None) -> None:
     """Colour-magnitude diagram: (blue - red) against ``band``, brighter up.
 
     Up to a few thousand stars are drawn as points; more are shaded by density (log scale)
     so that the sequences stay visible at 10^5 stars. Typical error bars per magnitude bin
     stand on the left, inside the axes. ``kept``: what each quality cut left of the matched
-    stars (:func:`clusterphot.quality.cuts_kept`), said under the title.
+    stars (:func:`clusterphot.quality.cuts_kept`), said under the title. ``system``: the
+    magnitude band's; ``colour_systems``: the blue and red filters' (default both ``system``).
     """
     good = np.isfinite(colour) & np.isfinite(mag)
     colour, mag = colour[good], mag[good]
@@ -703,7 +713,7 @@ def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_er
                            label=f"{band} alone 50% complete ({m50:.2f}; before matching and cuts)")
             if centres.size or (m50 is not None and np.isfinite(m50)):
                 ax.legend(loc="upper right", fontsize="small")
-        ax.set_xlabel(f"{blue} - {red} ({system} mag)")
+        ax.set_xlabel(colour_label(blue, red, *(colour_systems or (system, system))))
         ax.set_ylabel(f"{band} ({system} mag)")
         ax.set_title(f"{cluster}: {stars(int(colour.size))}" + ("" if kept is None else
                      "\n" + textwrap.fill(cuts_title(kept), 70)), fontsize="medium")

@@ -172,9 +172,12 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
                       instrument: str | None = None, detector: str | None = None,
                       filter_name: str | None = None, date: str | None = None,
                       cache_dir: Path | None = None, service_url: str | None = None,
-                      photflam_label: str = "PHOTFLAM", electrons_per_count: float = 1.0) -> Zeropoint:
+                      photflam_label: str = "PHOTFLAM", electrons_per_count: float = 1.0,
+                      override_system: str | None = None) -> Zeropoint:
     """The zero point to use for a frame, following the module's order of precedence.
     ``photflam_label``: the keyword ``photflam`` came from, for the provenance.
+    ``override_system``: the system of ``override`` when it is not ``system`` (a config zero
+    point given with its own, e.g. a ground-based frame's VEGA in an AB run).
     ``electrons_per_count``: the gain of a frame in counts (DN); the ACS calculator's zero
     points, and ACS's and WFC3's PHOTFLAM, are for electrons per second, and are moved to the
     frame's counts by it (WFPC2's PHOTFLAM is per DN already).
@@ -185,7 +188,9 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
         raise ValueError(f"magnitude system {system!r} is not one of {', '.join(SYSTEMS)}")
     date = observation_date(date)
     if override is not None:
-        return Zeropoint(float(override), system, "config")
+        if override_system is not None and override_system not in SYSTEMS:
+            raise ValueError(f"magnitude system {override_system!r} is not one of {', '.join(SYSTEMS)}")
+        return Zeropoint(float(override), override_system or system, "config")
     if system == "instrumental":
         return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", "magnitude_system: instrumental (arbitrary)")
     if system != "VEGA":

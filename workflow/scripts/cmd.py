@@ -15,6 +15,9 @@ with clean_failure():
     cuts = QualityCuts(**snakemake.params.quality)
     blue, red, band = snakemake.wildcards.blue, snakemake.wildcards.red, snakemake.params.band
     colour, mag, colour_err, mag_err = cmd_arrays(table, blue, red, band, cuts)
+    # each filter's system: a config zero point may be of its own (VEGA beside AB)
+    shared = table.meta.get("magnitude_system") or "instrumental"
+    systems = {name: (table.meta.get("magnitude_systems") or {}).get(name) or shared for name in (blue, red)}
     plot_cmd(
         colour,
         mag,
@@ -25,7 +28,8 @@ with clean_failure():
         blue=blue,
         red=red,
         band=band,
-        system=table.meta.get("magnitude_system") or "instrumental",
+        system=systems[band],
+        colour_systems=(systems[blue], systems[red]),
         kept=cuts_kept(table, blue, red, cuts),
         m50=m50,
     )
