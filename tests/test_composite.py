@@ -182,8 +182,8 @@ def test_smoothing_stays_in_the_image_plane(tmp_path):
     identity = {f: Transform.identity() for f in filters}
     frames, _, _ = write_filter_frames(tmp_path, filters, identity, {"F814W": [RED_ONLY]}, common=False)
     weights = channel_weights(pivots(filters))  # red = F814W, green = F606W, blue = F336W
-    sharp, _ = build_channels(frames, identity, "F606W", weights, CompositeParameters())
-    smooth, _ = build_channels(frames, identity, "F606W", weights, CompositeParameters(smooth_sigma=2.0))
+    sharp, _, _, _ = build_channels(frames, identity, "F606W", weights, CompositeParameters())
+    smooth, _, _, _ = build_channels(frames, identity, "F606W", weights, CompositeParameters(smooth_sigma=2.0))
     for k in range(3):  # each channel smoothed on its own, in two dimensions
         assert np.allclose(smooth[k], ndimage.gaussian_filter(sharp[k], 2.0), atol=1e-4)
     x, y = int(RED_ONLY[0]), int(RED_ONLY[1])
@@ -191,3 +191,71 @@ def test_smoothing_stays_in_the_image_plane(tmp_path):
     # (the tutorial's blur across the colour axis would put ~20 % of it there).
     assert smooth[0][y, x] < 0.5 * sharp[0][y, x]
     assert max(abs(smooth[1][y, x]), abs(smooth[2][y, x])) < 0.01 * sharp[0][y, x]
+
+
+# --- partial coverage and the previews' annotations ---------------------------------------------
+
+
+def test_sky_not_covered_by_every_filter_is_grey_not_one_filters_colour(tmp_path):
+    """F814W shifted 40 px against the reference: the strip only F336W and F606W cover holds
+    their stars, which would be cyan; it is grey (R = G = B), in both composites, while the
+    covered sky keeps its colours (issue 14, item 3)."""
+    filters = ["F336W", "F606W", "F814W"]
+    transforms = {"F606W": Transform.identity(), "F336W": Transform.identity(),
+                  "F814W": rotation_shift(0.0, 40.0, 0.0)}
+    frames, _, _ = write_filter_frames(tmp_path, filters, transforms, {"F814W": [RED_ONLY], "F336W": [BLUE_ONLY]})
+    weights = channel_weights(pivots(filters))
+    _, _, covered, _ = build_channels(frames, transforms, "F606W", weights, CompositeParameters())
+    assert 30 <= (~covered).any(axis=0).sum() <= 45 and covered.mean() > 0.6  # a strip, not holes
+    out = outputs(tmp_path)
+    make_composites(frames, transforms, "F606W", weights, CompositeParameters(), out)
+    uncovered = ~covered[::-1]  # the PNG's top row is the frame's last
+    for path in (out.lupton, out.weighted):
+        image = pillow_rgb(path)
+        partial = image[uncovered]
+        assert partial.max() > 50  # stars there, seen in two filters
+        assert np.abs(partial - partial.mean(axis=1, keepdims=True)).max() <= 1.0, path.name
+        r, g, b = at_fits_position(image, *BLUE_ONLY)  # covered by all: blue stays blue
+        assert b > 3 * r, (path.name, r, g, b)
+
+
+def tan_wcs(rotation_degrees: float, scale_arcsec: float = 0.05):
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [15.8, -55.2]
+    wcs.wcs.crpix = [200.0, 150.0]
+    angle = math.radians(rotation_degrees)
+    s = scale_arcsec / 3600.0
+    # east to the left (RA grows to the left) and north up, turned by the angle
+    wcs.wcs.cd = [[-s * math.cos(angle), s * math.sin(angle)], [s * math.sin(angle), s * math.cos(angle)]]
+    return wcs
+
+
+@pytest.mark.parametrize("rotation", [0.0, 30.0])
+def test_north_and_east_and_the_pixel_scale_come_from_the_wcs(rotation):
+    from clusterphot.composite import north_east, scale_bar_arcsec
+
+    north, east, arcsec = north_east(tan_wcs(rotation), 200.0, 150.0)
+    angle = math.radians(rotation)
+    np.testing.assert_allclose(north, [math.sin(angle), math.cos(angle)], atol=1e-3)
+    np.testing.assert_allclose(east, [-math.cos(angle), math.sin(angle)], atol=1e-3)
+    assert arcsec == pytest.approx(0.05, rel=1e-3)
+    assert scale_bar_arcsec(0.05, 1200) == 10  # 200 px of the 240 a fifth allows
+    assert scale_bar_arcsec(0.05 * 8, 1200) == 60
+
+
+def test_previews_carry_a_legend_and_with_a_wcs_a_scale_bar_and_compass():
+    from clusterphot.composite import annotated, channel_legend
+
+    legend = channel_legend({"red": {"F814W": 1.0}, "green": {"F606W": 1.0}, "blue": {"F275W": 0.5, "F336W": 0.5}})
+    assert [text for text, _ in legend] == ["R  F814W", "G  F606W", "B  F275W + F336W"]
+    black = np.zeros((600, 800, 3), np.uint8)
+    bare = annotated(black, legend, None, 0.1, (6000, 8000))
+    assert not black.any()  # drawn on a copy
+    lower_left, lower_right, upper_right = bare[450:, :300], bare[540:, 500:], bare[:200, 600:]
+    assert lower_left[..., 2].max() > 200 and not lower_right.any() and not upper_right.any()
+    full = annotated(black, legend, tan_wcs(0.0), 0.1, (6000, 8000))
+    assert (full[540:, 500:] == 255).all(axis=-1).any() and (full[:200, 600:] == 255).all(axis=-1).any()
+    assert np.array_equal(annotated(black[:100, :150], legend, tan_wcs(0.0), 0.1, (1000, 1500)), black[:100, :150])

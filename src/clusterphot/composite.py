@@ -13,6 +13,12 @@ How a composite is made, and why:
    the colour axis.
 5. The images are built with row 0 of the FITS frame at the bottom, as a FITS viewer shows
    it, and written with OpenCV in its BGR order so that red stays red.
+6. Where not every filter covers the sky (a frame shifted or rotated against the reference,
+   a chip gap), the pixels are grey, their channels' mean: a star seen in only some filters
+   would otherwise take their colour and pass for a blue or red one.
+7. The previews (the report's pictures) carry a legend of filters to colours and, when the
+   reference frame has a WCS, a scale bar and north and east arrows; the full-resolution
+   images are left as they are, pixels only.
 
 Memory: the three channels are float32 arrays of the reference frame's size, and frames are
 read and resampled one at a time; the 8- or 16-bit images are filled in strips of rows.
@@ -110,7 +116,7 @@ def normalised_frame(frame: FrameInput, percentile: float) -> tuple[np.ndarray, 
     count = fill_from_neighbours(data, painted, ~bad)
     data[bad] = np.nan
     return data, {"path": str(frame.path), "shape": list(data.shape), "sky": sky, "scale": scale,
-                  "painted_pixels": count}
+                  "painted_pixels": count, "wcs": image.wcs}
 
 
 def resample_onto_reference(data: np.ndarray, transform: Transform, shape: tuple[int, int]) -> np.ndarray:
@@ -138,23 +144,28 @@ def add_weighted(target: np.ndarray, source: np.ndarray, weight: float, rows: in
 
 def build_channels(frames: Sequence[FrameInput], transforms: Mapping[str, Transform], reference: str,
                    weights: Mapping[str, Mapping[str, float]], params: CompositeParameters
-                   ) -> tuple[np.ndarray, dict]:
-    """The (3, ny, nx) float32 red, green, blue channels on the reference grid, and per-filter provenance.
+                   ) -> tuple[np.ndarray, dict, np.ndarray, object]:
+    """The (3, ny, nx) float32 red, green, blue channels on the reference grid, per-filter
+    provenance, where every filter covers the grid (bool; a frame's masked pixels inside its
+    footprint count as covered) and the reference frame's celestial WCS (or None).
 
     Frames are read, normalised and resampled one at a time; the reference frame is read
     first, as it fixes the grid.
     """
     by_filter = {f.filter_name: f for f in frames}
     order = [reference] + [f for f in by_filter if f != reference]
-    channels = None
+    channels = covered = wcs = None
     provenance = {}
     for name in order:
         data, info = normalised_frame(by_filter[name], params.percentile)
+        frame_wcs = info.pop("wcs")
         if channels is None:
             shape = data.shape
             channels = np.zeros((3, *shape), dtype=np.float32)
+            covered, wcs = np.ones(shape, bool), frame_wcs
         if name != reference:
             data = resample_onto_reference(data, transforms[name], shape)
+        covered &= ndimage.binary_fill_holes(np.isfinite(data))  # its footprint, holes and all
         for k, channel in enumerate(CHANNELS):
             weight = weights[channel].get(name, 0.0)
             if weight:
@@ -168,7 +179,7 @@ def build_channels(frames: Sequence[FrameInput], transforms: Mapping[str, Transf
     if params.smooth_sigma > 0:
         for k in range(3):  # in the image plane of each channel, never across colours
             channels[k] = ndimage.gaussian_filter(channels[k], params.smooth_sigma, output=np.float32)
-    return channels, provenance
+    return channels, provenance, covered, wcs
 
 
 # --- channels to images -----------------------------------------------------------------------
@@ -192,8 +203,10 @@ def weighted_strip(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.n
     return np.stack([red, green, blue], axis=-1)
 
 
-def render(channels: np.ndarray, params: CompositeParameters) -> tuple[np.ndarray, np.ndarray]:
-    """(Lupton, weighted) RGB images as displayed: (ny, nx, 3) unsigned integers, top row first.
+def render(channels: np.ndarray, params: CompositeParameters,
+           covered: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(Lupton, weighted) RGB images as displayed: (ny, nx, 3) unsigned integers, top row first;
+    grey (each pixel its channels' mean) where ``covered`` is False.
 
     Row 0 of the reference frame is the bottom row of the image, as a FITS viewer shows it
     with the origin at the lower left. Both images are filled strip by strip; the mappings
@@ -208,8 +221,12 @@ def render(channels: np.ndarray, params: CompositeParameters) -> tuple[np.ndarra
     rows = max(1, STRIP_PIXELS // nx)
     for start in range(0, ny, rows):
         red, green, blue = (np.nan_to_num(c[start : start + rows], nan=0.0) for c in channels)
-        lupton_fits[start : start + rows] = to_integer(lupton_strip(red, green, blue, params), dtype)
-        weighted_fits[start : start + rows] = to_integer(weighted_strip(red, green, blue), dtype)
+        partial = None if covered is None else ~covered[start : start + rows]
+        for image, strip in ((lupton_fits, lupton_strip(red, green, blue, params)),
+                             (weighted_fits, weighted_strip(red, green, blue))):
+            if partial is not None and partial.any():
+                strip[partial] = strip[partial].mean(axis=-1, keepdims=True)
+            image[start : start + rows] = to_integer(strip, dtype)
     return lupton, weighted
 
 
@@ -249,22 +266,87 @@ def make_composites(frames: Sequence[FrameInput], transforms: Mapping[str, Trans
     """Build the channels, write both composites and their previews; return the provenance."""
     if params.bit_depth not in BIT_DEPTHS:
         raise ValueError(f"rgb.bit_depth must be 8 or 16, not {params.bit_depth}")
-    channels, provenance = build_channels(frames, transforms, reference, weights, params)
+    channels, provenance, covered, wcs = build_channels(frames, transforms, reference, weights, params)
     shape = list(channels.shape[1:])
-    lupton, weighted = render(channels, params)
-    del channels  # the largest arrays; the images are all that is left to write
+    lupton, weighted = render(channels, params, covered)
+    del channels, covered  # the largest arrays; the images are all that is left to write
+    legend = channel_legend(weights)
     for image, path, small in ((lupton, outputs.lupton, outputs.lupton_preview),
                                (weighted, outputs.weighted, outputs.weighted_preview)):
         write_png(image, path)
-        write_png(to_8bit(preview(image, params.preview_size)), small)
+        shrunk = to_8bit(preview(image, params.preview_size))
+        write_png(annotated(shrunk, legend, wcs, shrunk.shape[1] / shape[1], shape), small)
     return {
         "reference_filter": reference,
         "shape": shape,
         "orientation": "FITS row 0 at the bottom (origin lower left); one PNG pixel per reference pixel",
+        "partial_coverage": "grey where not every filter covers the sky",
         "channels": {c: dict(weights[c]) for c in CHANNELS},
         "parameters": {k: getattr(params, k) for k in params.__dataclass_fields__},
         "filters": provenance,
     }
+
+
+# --- the previews' legend, scale bar and compass ---------------------------------------------------
+
+CHANNEL_COLOURS = {"red": (255, 90, 90), "green": (110, 230, 110), "blue": (120, 160, 255)}
+SCALE_BARS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)  # arcsec
+MIN_ANNOTATED = 200  # px: a smaller preview is left bare (no room for text)
+
+
+def channel_legend(weights: Mapping[str, Mapping[str, float]]) -> list[tuple[str, tuple[int, int, int]]]:
+    """'R  F814W', 'G  F606W', 'B  F275W + F336W' with each channel's colour: which filters make it."""
+    return [(f"{channel[0].upper()}  {' + '.join(sorted(weights[channel], key=str))}", CHANNEL_COLOURS[channel])
+            for channel in CHANNELS if weights.get(channel)]
+
+
+def north_east(wcs, x: float, y: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Unit vectors (dx, dy on the FITS frame, y up) towards north and east at pixel (x, y), and
+    the pixel scale there (arcsec per pixel, along north)."""
+    ra, dec = wcs.all_pix2world([[x, y]], 0)[0]
+    step = 1.0 / 3600.0  # one arcsec
+    north = wcs.all_world2pix([[ra, dec + step]], 0)[0] - (x, y)
+    east = wcs.all_world2pix([[ra + step / math.cos(math.radians(dec)), dec]], 0)[0] - (x, y)
+    return north / np.hypot(*north), east / np.hypot(*east), 1.0 / float(np.hypot(*north))
+
+
+def scale_bar_arcsec(arcsec_per_pixel: float, width: int) -> float:
+    """The longest of SCALE_BARS no longer than a fifth of ``width`` pixels (the shortest if none)."""
+    fits = [length for length in SCALE_BARS if length / arcsec_per_pixel <= width / 5]
+    return fits[-1] if fits else SCALE_BARS[0]
+
+
+def annotated(image: np.ndarray, legend: list, wcs, shrink: float, shape) -> np.ndarray:
+    """A copy of an 8-bit preview (top row first) with the filters' legend at the lower left and,
+    with a WCS, a scale bar at the lower right and north and east arrows at the upper right
+    (``shrink``: preview pixels per reference pixel; ``shape``: the reference frame's)."""
+    ny, nx = image.shape[:2]
+    if min(nx, ny) < MIN_ANNOTATED:
+        return image
+    out = np.ascontiguousarray(image).copy()  # cv2 draws in place, in the array's own order (RGB)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, max(0.4, nx / 1600)
+    line = int(round(26 * size / 0.6))
+    for k, (text, colour) in enumerate(reversed(legend)):  # the blue line lowest
+        y = ny - 10 - k * line
+        cv2.putText(out, text, (10, y), font, size, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, (10, y), font, size, colour, 1, cv2.LINE_AA)
+    if wcs is None:
+        return out
+    north, east, arcsec = north_east(wcs, shape[1] / 2.0, shape[0] / 2.0)
+    length = scale_bar_arcsec(arcsec / shrink, nx)
+    bar = int(round(length / (arcsec / shrink)))
+    label = f'{length:g}"' if length < 60 else f"{length / 60:g}'"
+    x1, y1 = nx - 15, ny - 15
+    cv2.line(out, (x1 - bar, y1), (x1, y1), (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(out, label, (x1 - bar, y1 - 8), font, size, (255, 255, 255), 1, cv2.LINE_AA)
+    centre, arm = np.array([nx - 20 - 0.08 * nx, 20 + 0.08 * nx]), 0.07 * nx
+    for vector, name in ((north, "N"), (east, "E")):
+        tip = centre + arm * np.array([vector[0], -vector[1]])  # the preview's y runs down
+        cv2.arrowedLine(out, tuple(int(v) for v in centre), tuple(int(v) for v in tip), (255, 255, 255), 2,
+                        cv2.LINE_AA, tipLength=0.2)
+        where = centre + 1.3 * arm * np.array([vector[0], -vector[1]])
+        cv2.putText(out, name, (int(where[0]) - 6, int(where[1]) + 6), font, size, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
 
 
 def to_8bit(image: np.ndarray) -> np.ndarray:
