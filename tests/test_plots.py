@@ -60,8 +60,43 @@ def test_detection_map_draws_apertures_and_annuli(tmp_path):
                     crop_size=80)
     image = read_png(path)
     assert count_colour(image, RED) > 100  # overview markers and apertures
-    assert count_colour(image, YELLOW) > 100  # sky annuli in the crop
+    # sky annuli in the crop, thin and translucent over the dark sky: yellowish
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    assert ((r > 0.35) & (np.abs(r - g) < 0.08) & (b < 0.6 * r)).sum() > 100
     only_file(tmp_path, "detections.png")
+
+
+def test_detection_map_crop_shows_few_annuli_marks_flagged_stars_and_says_why_it_shrank(tmp_path):
+    """Issue 14, item 4: of a crowded crop's stars only a dozen get their sky annulus drawn; a
+    flagged star's aperture is orange and dashed; masked pixels have a legend entry; a crop
+    smaller than configured says why."""
+    from clusterphot.plots import ANNULI_SHOWN, annuli_subset, crop_box, crop_note, draw_crop
+
+    assert len(annuli_subset(150)) == ANNULI_SHOWN and annuli_subset(5).tolist() == [0, 1, 2, 3, 4]
+    data, x, y = star_field(n=400)
+    flagged = np.zeros(len(x), bool)
+    flagged[::7] = True
+    bad = np.zeros(data.shape, bool)
+    bad[:5] = True
+    fig, ax = plt.subplots()
+    try:
+        x0, y0, width, height = crop_box(x, y, data.shape, 150, 60)
+        draw_crop(ax, data, bad, x, y, x0, y0, width, height, 3.0, (6.0, 9.0), flagged)
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert "masked or no data" in labels and "aperture of a flagged star" in labels
+        annulus_label = [label for label in labels if label.startswith("sky annulus")][0]
+        assert f"({ANNULI_SHOWN} of " in annulus_label
+        assert "flagged" in ax.get_title()
+    finally:
+        plt.close(fig)
+    assert width < 150 and "shrunk from the configured 150 px" in crop_note(width, height, 150, data.shape, 60)
+    assert crop_note(150, 150, 150, data.shape, 60) == ""
+    path = tmp_path / "crowded.png"
+    plot_detections(data, x, y, path, 3.0, (6.0, 9.0), "crowded", bad=bad, crop_size=150, max_crop_stars=60,
+                    flagged=flagged)
+    image = read_png(path)
+    orange = (image[..., 0] > 0.9) & (np.abs(image[..., 1] - 0.65) < 0.1) & (image[..., 2] < 0.2)
+    assert orange.sum() > 20
 
 
 def test_detection_map_without_stars_has_no_markers(tmp_path):

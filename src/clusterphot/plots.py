@@ -37,6 +37,9 @@ IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
 IMAGE_STRETCH = AsinhStretch(a=0.05)  # a < 0.1 lifts faint stars out of the sky
 DPI = 110
 MIN_CROP_SIZE = 40  # pixels: the smallest crop that still shows an annulus whole
+ANNULI_SHOWN = 12  # sky annuli drawn in a detection map's crop: more overlap into a yellow mesh
+NO_DATA_COLOUR = "darkslateblue"  # masked and no-coverage pixels in the images
+FLAGGED_COLOUR = "orange"  # stars with any flag set, in the detection maps
 MIN_CORRECTED_COMPLETENESS = 0.5  # an LF bin less complete than this is not corrected
 # mag: a star measured worse than this (S/N under about 2) is counted in an LF's legend, not
 # drawn: a few such detections 5 mag below the rest had stretched the axis to 32 mag
@@ -238,7 +241,7 @@ def show_image(ax: plt.Axes, pixels: np.ndarray, bad: np.ndarray | None,
     the stretch (default :func:`image_norm` of these pixels). Returns the image."""
     norm = image_norm(pixels, bad) if norm is None else norm
     shown = pixels if bad is None else np.ma.masked_array(pixels, mask=bad)
-    cmap = plt.get_cmap("gray").with_extremes(bad="darkslateblue")
+    cmap = plt.get_cmap("gray").with_extremes(bad=NO_DATA_COLOUR)
     image = ax.imshow(shown, origin="lower", cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
@@ -255,8 +258,9 @@ def in_box(x: np.ndarray, y: np.ndarray, x0: int, y0: int, width: int, height: i
 
 
 def draw_overview(ax: plt.Axes, data: np.ndarray, bad: np.ndarray | None, x: np.ndarray, y: np.ndarray,
-                  aperture_radius: float, max_pixels: int) -> None:
-    """The whole frame, every stride-th pixel, with one marker per star."""
+                  aperture_radius: float, max_pixels: int, flagged: np.ndarray | None = None) -> None:
+    """The whole frame, every stride-th pixel, with one marker per star (``flagged`` ones in
+    FLAGGED_COLOUR)."""
     ny, nx = data.shape
     # An integer stride gives a view: no copy of a 10k x 10k frame.
     stride = max(1, math.ceil(max(ny, nx) / max_pixels))
@@ -270,30 +274,60 @@ def draw_overview(ax: plt.Axes, data: np.ndarray, bad: np.ndarray | None, x: np.
     # small that they vanish on a 10k-pixel frame.
     points_per_pixel = 5.5 * 72 / max(ny, nx)
     diameter = float(np.clip(2 * aperture_radius * points_per_pixel, 1.5, 6.0))
-    ax.scatter(x, y, s=diameter**2, marker="o", facecolors="none", edgecolors="red",
-               linewidths=0.4 if diameter < 3 else 0.7)
+    flagged = np.zeros(len(x), bool) if flagged is None else flagged
+    ax.scatter(x, y, s=diameter**2, marker="o", facecolors="none",
+               edgecolors=np.where(flagged, FLAGGED_COLOUR, "red"), linewidths=0.4 if diameter < 3 else 0.7)
     shown = "all pixels" if stride == 1 else f"1 pixel in {stride} along each axis"
     ax.set_title(f"Whole frame ({shown}): {len(x)} stars", fontsize=10)
 
 
+def annuli_subset(n: int, shown: int = ANNULI_SHOWN) -> np.ndarray:
+    """Indices of the stars whose sky annuli a crop draws: all of up to ``shown``, else
+    ``shown`` spread evenly through the list (a few dozen overlapping annuli are a mesh)."""
+    return np.arange(n) if n <= shown else np.unique(np.linspace(0, n - 1, shown).round().astype(int))
+
+
+def no_data_handle() -> Patch:
+    return Patch(facecolor=NO_DATA_COLOUR, edgecolor="none", label="masked or no data")
+
+
 def draw_crop(ax: plt.Axes, data: np.ndarray, bad: np.ndarray | None, x: np.ndarray, y: np.ndarray,
               x0: int, y0: int, width: int, height: int, aperture_radius: float,
-              annulus_radii: tuple[float, float]) -> None:
-    """A native-resolution crop with each star's aperture (red) and sky annulus (yellow)."""
+              annulus_radii: tuple[float, float], flagged: np.ndarray | None = None) -> None:
+    """A native-resolution crop with each star's aperture (red; ``flagged`` ones orange, dashed)
+    and, thin and translucent, the sky annuli of a few of them (yellow), with a legend."""
     box = (slice(y0, y0 + height), slice(x0, x0 + width))
     show_image(ax, data[box], None if bad is None else bad[box],
                (x0 - 0.5, x0 + width - 0.5, y0 - 0.5, y0 + height - 0.5))
+    flagged = np.zeros(len(x), bool) if flagged is None else np.asarray(flagged, bool)
     # Stars just outside the crop get circles too: their apertures reach into it.
-    near = in_box(x, y, x0, y0, width, height, margin=aperture_radius)
-    if near.any():
-        positions = np.column_stack([x[near], y[near]])
-        CircularAnnulus(positions, r_in=annulus_radii[0], r_out=annulus_radii[1]).plot(
-            ax=ax, color="yellow", lw=1.0, alpha=0.9)
-        CircularAperture(positions, r=aperture_radius).plot(ax=ax, color="red", lw=1.2)
-    n_inside = int(in_box(x, y, x0, y0, width, height).sum())
-    ax.set_title(f"Densest {width} x {height} px (cyan box): {n_inside} stars\n"
-                 f"aperture r = {aperture_radius:g} px (red), "
-                 f"sky annulus {annulus_radii[0]:g}-{annulus_radii[1]:g} px (yellow)", fontsize=10)
+    near = np.flatnonzero(in_box(x, y, x0, y0, width, height, margin=aperture_radius))
+    with_annulus = near[annuli_subset(len(near))]
+    if len(with_annulus):
+        CircularAnnulus(np.column_stack([x[with_annulus], y[with_annulus]]), r_in=annulus_radii[0],
+                        r_out=annulus_radii[1]).plot(ax=ax, color="yellow", lw=0.6, alpha=0.5)
+    for chosen, colour, style in ((near[~flagged[near]], "red", "-"), (near[flagged[near]], FLAGGED_COLOUR, "--")):
+        if len(chosen):
+            CircularAperture(np.column_stack([x[chosen], y[chosen]]), r=aperture_radius).plot(
+                ax=ax, color=colour, lw=1.0, linestyle=style)
+    inside = in_box(x, y, x0, y0, width, height)
+    ax.set_title(f"Densest {width} x {height} px (cyan box): {int(inside.sum())} stars, "
+                 f"{int((inside & flagged).sum())} flagged", fontsize=10)
+    handles = [no_data_handle()]
+    if len(near):
+        handles = [Line2D([], [], color="red", label=f"aperture r = {aperture_radius:g} px"),
+                   Line2D([], [], color=FLAGGED_COLOUR, linestyle="--", label="aperture of a flagged star"),
+                   Line2D([], [], color="yellow", alpha=0.7,
+                          label=f"sky annulus {annulus_radii[0]:g}-{annulus_radii[1]:g} px "
+                                f"({len(with_annulus)} of {len(near)} shown)"), *handles]
+    ax.legend(handles=handles, loc="upper right", fontsize="x-small", framealpha=0.8)
+
+
+def crop_note(width: int, height: int, size: int, shape: tuple[int, int], max_stars: int) -> str:
+    """Why a crop is smaller than ``plots.detection_crop`` asked ('' when it is not)."""
+    if (width, height) == (min(size, shape[1]), min(size, shape[0])):
+        return ""
+    return f"crop shrunk from the configured {size} px: it held more than {max_stars} stars"
 
 
 def crop_box(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], size: int,
@@ -337,6 +371,7 @@ def draw_psf_crop(ax: plt.Axes, data: np.ndarray, bad: np.ndarray | None, x: np.
         if chosen.any():
             CircularAperture(np.column_stack([x[chosen], y[chosen]]), r=view.fwhm).plot(ax=ax, color=colour, lw=1.1)
     inside = in_box(x, y, x0, y0, width, height)
+    ax.legend(handles=[no_data_handle()], loc="upper right", fontsize="x-small", framealpha=0.8)
     ax.set_title(f"Densest {width} x {height} px (cyan box): {int(inside.sum())} stars fitted\n"
                  f"circles r = FWHM ({view.fwhm:.2f} px): found on the frame (red), "
                  f"on a residual image (cyan: {int((inside & view.residual_pass).sum())})", fontsize=10)
@@ -375,13 +410,15 @@ def draw_model_panels(axes, data: np.ndarray, bad: np.ndarray | None, x0: int, y
 def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | Path,
                     aperture_radius: float, annulus_radii: tuple[float, float], title: str,
                     bad: np.ndarray | None = None, max_pixels: int = 1500, crop_size: int = 150,
-                    max_crop_stars: int = 200, psf_fit: PSFFitView | None = None) -> None:
+                    max_crop_stars: int = 200, psf_fit: PSFFitView | None = None,
+                    flagged: np.ndarray | None = None) -> None:
     """Whole frame with the detections (left) and a native-resolution crop with apertures (right).
 
     ``x``, ``y`` are 0-based pixel positions; ``bad`` (optional) is True for unusable pixels.
     The crop is ``crop_size`` pixels square, smaller if that would hold more than
     ``max_crop_stars`` stars. With ``psf_fit`` (a frame measured with PSF fitting) the crop
     circles the fitted stars instead, and a row below shows the crop's data, model and residual.
+    ``flagged`` (per star): stars with a flag set, marked apart. A crop smaller than asked says why.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -396,12 +433,13 @@ def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | 
         ax_frame, ax_crop = top.subplots(1, 2)
         model_axes = bottom.subplots(1, 3, sharex=True, sharey=True)
     try:
-        fig.suptitle(title)
-        draw_overview(ax_frame, data, bad, x, y, aperture_radius, max_pixels)
+        note = crop_note(width, height, crop_size, (ny, nx), max_crop_stars)
+        fig.suptitle(title + (f"\n({note})" if note else ""))
+        draw_overview(ax_frame, data, bad, x, y, aperture_radius, max_pixels, flagged)
         ax_frame.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), width, height, fill=False,
                                      edgecolor="cyan", linewidth=1.2))
         if psf_fit is None:
-            draw_crop(ax_crop, data, bad, x, y, x0, y0, width, height, aperture_radius, annulus_radii)
+            draw_crop(ax_crop, data, bad, x, y, x0, y0, width, height, aperture_radius, annulus_radii, flagged)
         else:
             draw_psf_crop(ax_crop, data, bad, x, y, x0, y0, width, height, psf_fit)
             shown = draw_model_panels(model_axes, data, bad, x0, y0, width, height, psf_fit)

@@ -42,4 +42,5 @@ with clean_failure():
         bad=frame.bad_pixels(),
         crop_size=snakemake.params.crop,
         psf_fit=view,
+        flagged=np.asarray(table["flags"]) != 0,
     )
