@@ -690,8 +690,8 @@ def cmd_error_bars(centres: np.ndarray, c_err: np.ndarray, m_err: np.ndarray, x_
 
 
 def cuts_title(kept: list[tuple[str, int]]) -> str:
-    """'961 of 1405 matched stars: mag_err <= 0.1 1120, sharpness 0.2-1.0 1050, unflagged 961'
-    (each count what the cut leaves of the one before, in both filters)."""
+    """'961 of 1404 matched stars (in both filters: mag_err <= 0.1 964, sharpness 0.2-1 964,
+    unflagged 961)': each count what the cut leaves of the one before."""
     (_, matched), steps = kept[0], kept[1:]
     kept_here = steps[-1][1] if steps else matched
     chain = ", ".join(f"{name} {n}" for name, n in steps)

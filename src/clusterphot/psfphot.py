@@ -269,9 +269,8 @@ def wide_fitting_radii(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF
     chosen = np.flatnonzero((flux > 0) & (radii < wide) & (footprint >= wide + 1.0) & photon_dominated)
     if len(chosen) == 0:
         return radii
-    core, _, _ = pixel_footprints(usable.shape, x[chosen], y[chosen], float(radii[chosen].max()))
-    whole = np.where(core >= 0, usable.ravel()[np.maximum(core, 0)], False).all(axis=1)
-    chosen = chosen[whole]
+    # (touches_mask adds a pixel for partial pixels; the fit takes whole ones, those within the radius)
+    chosen = chosen[~touches_mask(~usable, x[chosen], y[chosen], float(radii[chosen].max()) - 1.0)]
     if len(chosen) == 0:
         return radii
     # others' light on each chosen star's disk: what is held there, plus its neighbours' cores

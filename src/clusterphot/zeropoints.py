@@ -184,13 +184,13 @@ def resolve_zeropoint(system: str, *, override: float | None = None, photflam=No
 
     Raises :class:`ZeropointError` when the chosen system's zero point cannot be had.
     """
+    if override is not None and override_system is not None:
+        system = override_system
     if system not in SYSTEMS:
         raise ValueError(f"magnitude system {system!r} is not one of {', '.join(SYSTEMS)}")
     date = observation_date(date)
     if override is not None:
-        if override_system is not None and override_system not in SYSTEMS:
-            raise ValueError(f"magnitude system {override_system!r} is not one of {', '.join(SYSTEMS)}")
-        return Zeropoint(float(override), override_system or system, "config")
+        return Zeropoint(float(override), system, "config")
     if system == "instrumental":
         return Zeropoint(INSTRUMENTAL_ZEROPOINT, "instrumental", "magnitude_system: instrumental (arbitrary)")
     if system != "VEGA":
