@@ -8,6 +8,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The report (snakemake --report report.html) opens on the science: per cluster its composite,
+# CMDs and summary table.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/fetch.smk"
@@ -21,6 +26,14 @@ include: "workflow/rules/composite.smk"
 
 localrules:
     all,
+
+
+# A run with failures ends with one line per failed job: its log and what went wrong.
+onerror:
+    from clusterphot.logs import failure_summary
+
+    for line in failure_summary(log):
+        print(line, file=sys.stderr)
 
 
 rule all:

@@ -103,14 +103,22 @@ def bad_run(tmp_path_factory):
 def test_every_bad_frame_stops_with_one_line_naming_it(bad_run):
     run, errors, _, result = bad_run
     assert result.returncode != 0  # keep-going: the other jobs ran, the run failed
-    messages = [line for line in result.stderr.splitlines() if line.startswith("clusterphot: error: ")]
-    assert len(messages) == len(errors), messages
+    # each failed job says so as it stops (jobs run side by side: a line may share the terminal
+    # with Snakemake's own output, so it is looked for anywhere in a line)
+    assert result.stderr.count("clusterphot: error: ") == len(errors)
+    # and the run ends with one line per failed job, its log and what went wrong
+    lines = result.stderr.splitlines()
+    failed = [k for k, line in enumerate(lines) if line.startswith("clusterphot: failed: ")]
+    assert len(failed) == len(errors), lines[-40:]
+    assert failed == list(range(failed[0], failed[0] + len(failed)))  # together, after the jobs' output
+    assert not any(line.startswith(("[", "Finished", "Error in rule")) for line in lines[failed[-1]:])
     for cluster, (filter_name, path, words) in errors.items():
-        mine = [line for line in messages if line.startswith(f"clusterphot: error: {path}: ") and words in line]
-        assert len(mine) == 1, (cluster, messages)
         # the first job to read the frame stops: its cosmic rays' (a frame it can read: its photometry)
-        logs = [run / f"logs/{rule}/{cluster}/{filter_name}.log" for rule in ("cosmic_rays", "photometry")]
-        log = "".join(path.read_text() for path in logs if path.exists())
+        logs = [f"logs/{rule}/{cluster}/{filter_name}.log" for rule in ("cosmic_rays", "photometry")]
+        mine = [lines[k] for k in failed if any(lines[k].startswith(f"clusterphot: failed: {log}: {path}: ")
+                                                for log in logs) and words in lines[k]]
+        assert len(mine) == 1, (cluster, [lines[k] for k in failed])
+        log = "".join((run / log).read_text() for log in logs if (run / log).exists())
         assert words in log and "Traceback" not in log, (cluster, log)
     assert "Traceback" not in result.stderr
 

@@ -53,3 +53,16 @@ def test_without_a_log_file_the_terminal_is_the_log(kind, expected, unexpected):
     result = run("-", kind)
     assert result.returncode == 1
     assert expected in result.stderr and unexpected not in result.stderr
+
+
+def test_a_failed_jobs_log_gives_its_error_in_one_line(tmp_path):
+    from clusterphot.logs import job_error
+
+    user, bug, quiet = tmp_path / "user.log", tmp_path / "bug.log", tmp_path / "quiet.log"
+    run(str(user), "user")
+    run(str(bug), "bug")
+    quiet.write_text("2026-11-26 10:00:00,000 INFO clusterphot.catalog: frame.fits: 1200 stars\n")
+    assert job_error(user) == "frame.fits: EXPTIME is -5.0; it must be positive"
+    assert job_error(bug) == "unexpected error, a bug in clusterphot: KeyError: 'a key that is not there'"
+    assert job_error(quiet).startswith("no error in its log: stopped from outside")
+    assert job_error(tmp_path / "absent.log").startswith("no log written")

@@ -88,6 +88,59 @@ def test_summary_counts_the_catalogues(demo_run):
         assert row["mag_max"] == pytest.approx(np.nanmax(catalog["mag"]), abs=1e-4)
 
 
+def test_every_log_says_what_its_job_did(demo_run):
+    logs = sorted((demo_run / "logs").rglob("*.log"))
+    assert {path.relative_to(demo_run / "logs").parts[0] for path in logs} >= {
+        "simulate", "cosmic_rays", "photometry", "register", "match_colour", "merge", "summary", "cluster_page",
+        "cmd", "luminosity_function", "detection_map", "composite", "artificial_stars", "completeness",
+        "completeness_plot"}
+    for path in logs:
+        assert path.read_text().strip(), f"{path} is empty"
+    summary = Table.read(demo_run / paths.SUMMARY.format(cluster="tiny"), format="ascii.tab")
+    for row in summary:
+        log = (demo_run / f"logs/photometry/tiny/{row['filter']}.log").read_text()
+        assert f"{row['n_stars']} stars (aperture photometry), AB zero point {row['zeropoint']:.4f} from PHOTFLAM" in log
+        assert "aperture correction" in log and "sky " in log
+    registration = yaml.safe_load((demo_run / paths.REGISTRATION.format(cluster="tiny")).read_text())
+    moved = [f for f in FILTERS if f != registration["reference_filter"]]
+    log = (demo_run / "logs/register/tiny.log").read_text()
+    for f in moved:
+        transform = registration["transforms"][f]
+        assert (f"{f} onto {registration['reference_filter']}: {transform['method']}: shift" in log
+                and f"rms {transform['rms']:.3f} px over {transform['n_pairs']} pairs" in log), log
+    matched = Table.read(demo_run / paths.MATCHED.format(cluster="tiny", blue="F438W", red="F814W"))
+    log = (demo_run / "logs/match_colour/tiny/F438W-F814W.log").read_text()
+    assert f"F438W-F814W: {len(matched)} stars matched one-to-one" in log
+    log = (demo_run / "logs/cmd/tiny/F438W-F814W.log").read_text()
+    assert "wrote results/plots/tiny/cmd_F438W-F814W.png: F438W - F814W against F814W:" in log
+
+
+def test_the_report_opens_on_each_clusters_page_with_its_summary_table(demo_run):
+    import json
+
+    result = subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(demo_run), "--configfile",
+                             str(demo_run / "test-config.yaml"), "--report", "report.html"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (demo_run / "report.html").read_text()
+    # the landing page: the workflow description, shown when the report opens
+    [landing] = re.findall(r'workflow_desc = (".*?");\n', report, re.S)
+    landing = json.loads(landing)
+    page = (demo_run / paths.CLUSTER_PAGE.format(cluster="tiny")).read_text()
+    assert landing.index("<h1") < landing.index(page[page.index('<div class="clusterphot-page">'):][:2000])
+    # the composite and the CMD as pictures in the page itself, then the summary table
+    assert landing.count('<img src="data:image/png;base64,') == 2
+    summary = Table.read(demo_run / paths.SUMMARY.format(cluster="tiny"), format="ascii.tab")
+    table = landing[landing.index("<table>"):landing.index("</table>")]
+    for row in summary:
+        assert f"<td class=\"text\">{row['filter']}</td><td>{row['n_stars']}</td>" in table
+        assert f"<td>{row['zeropoint']:.4f}</td>" in table
+    assert "zeropoint (mag)" in table
+    # a 256-pixel frame is shown whole: the composites' captions may not call the preview downsampled
+    assert "downsampled preview" not in report
+    assert report.count("the picture itself when it is at most") == 2
+
+
 def test_demo_frames_get_their_artificial_star_tests_in_jobs_gathered_into_tables_and_a_plot(demo_run):
     """Issue 12: per frame, the artificial_stars.jobs jobs (2) each measure half of its
     artificial stars; gathered into the table of artificial stars and the completeness curve

@@ -276,11 +276,16 @@ def make_composites(frames: Sequence[FrameInput], transforms: Mapping[str, Trans
         write_png(image, path)
         shrunk = to_8bit(preview(image, params.preview_size))
         write_png(annotated(shrunk, legend, wcs, shrunk.shape[1] / shape[1], shape), small)
+        shrink = shape[1] / shrunk.shape[1]  # 1: the preview is the picture itself
+        log.info("wrote %s (%d x %d px) and its preview %s (%d x %d px, %s)", path, shape[1], shape[0], small,
+                 shrunk.shape[1], shrunk.shape[0], "full resolution" if shrink == 1 else f"shrunk {shrink:.2f}x")
     return {
         "reference_filter": reference,
         "shape": shape,
         "orientation": "FITS row 0 at the bottom (origin lower left); one PNG pixel per reference pixel",
         "partial_coverage": "grey where not every filter covers the sky",
+        "preview_size": params.preview_size,
+        "preview_shrunk_by": shrink,
         "channels": {c: dict(weights[c]) for c in CHANNELS},
         "parameters": {k: getattr(params, k) for k in params.__dataclass_fields__},
         "filters": provenance,

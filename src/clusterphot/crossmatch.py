@@ -4,6 +4,7 @@ catalogue."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,6 +21,8 @@ from .frames import celestial_wcs
 from .matching import match_one_to_one, merge_positions
 from .outputs import write_yaml
 from .registration import Transform, solve_transform, wcs_transform
+
+log = logging.getLogger(__name__)
 
 
 def catalog_pivot(table: Table, filter_name: str) -> float:
@@ -53,6 +56,8 @@ def register_catalogs(catalogs: Mapping[str, Table], reference: str, max_shift: 
     """Transform of each catalogue's pixels onto the reference frame's, solved from the stars."""
     ref = catalogs[reference]
     ref_wcs = catalog_wcs(ref)
+    log.info("reference frame %s (%s): the filter with the most stars with a magnitude", reference,
+             ref.meta.get("image", "frame unknown"))
     transforms = {reference: Transform.identity()}
     for name, table in catalogs.items():
         if name == reference:
@@ -72,6 +77,7 @@ def register_catalogs(catalogs: Mapping[str, Table], reference: str, max_shift: 
                 f"cluster {table.meta.get('cluster', '?')}: {name} ({table.meta.get('image', 'frame unknown')}) "
                 f"cannot be registered onto {reference} ({ref.meta.get('image', 'frame unknown')}): {error}"
             ) from None
+        log.info("%s onto %s: %s", name, reference, transforms[name].describe())
     return transforms
 
 
@@ -148,6 +154,9 @@ def matched_pair(catalogs: Mapping[str, Table], transforms: Mapping[str, Transfo
         "zeropoints": {blue: catalogs[blue].meta.get("zeropoint"), red: catalogs[red].meta.get("zeropoint")},
         **registration_meta({f: transforms[f] for f in (reference, blue, red)}, reference),
     })
+    log.info("%s-%s: %d stars matched one-to-one within %g px (of %d %s and %d %s stars); median separation "
+             "%.3f px", blue, red, len(table), radius, len(catalogs[blue]), blue, len(catalogs[red]), red,
+             float(np.median(separation)) if len(table) else float("nan"))
     return table
 
 
@@ -185,6 +194,9 @@ def merged_catalog(catalogs: Mapping[str, Table], transforms: Mapping[str, Trans
         "magnitude_systems": {name: catalogs[name].meta.get("magnitude_system") for name in names},
         **registration_meta(transforms, reference),
     })
+    seen = ", ".join(f"{n} {table.meta['n_per_filter'][n]} of {len(catalogs[n])}" for n in names)
+    log.info("%d stars seen in at least %d of %d filters (within %g px on %s's grid); per filter: %s",
+             len(table), min_filters, len(names), radius, reference, seen)
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from contextlib import contextmanager
@@ -57,3 +58,57 @@ def clean_failure() -> Iterator[None]:
             tell_terminal(f"clusterphot: internal error ({type(error).__name__}: {error}); "
                           f"the traceback is in {_log_path}")
         raise SystemExit(1) from None
+
+
+# Snakemake's own log names each failed job in a block: "Error in rule photometry:", then
+# indented lines, one of them "    log: logs/photometry/demo1/F336W.log (check log file(s) ...)".
+FAILED_RULE = re.compile(r"^Error in rule (\S+):")
+FAILED_JOB_LOG = re.compile(r"^\s+log: (.+?) \(check log file")
+
+
+def failed_job_logs(snakemake_log: str | Path) -> list[tuple[str, str]]:
+    """(rule, the job's log) of each job that Snakemake's log of a run says failed, in its order."""
+    failed, rule = [], None
+    for line in Path(snakemake_log).read_text(errors="replace").splitlines():
+        started = FAILED_RULE.match(line)
+        if started:
+            rule = started.group(1)
+            continue
+        if rule is None:
+            continue
+        named = FAILED_JOB_LOG.match(line)
+        if named:
+            failed.append((rule, named.group(1).split(", ")[0]))
+            rule = None
+        elif line and not line[0].isspace():  # the block ended without a log
+            failed.append((rule, ""))
+            rule = None
+    return list(dict.fromkeys(failed))
+
+
+def job_error(job_log: str | Path) -> str:
+    """What a failed job's log says went wrong, in one line: its first ERROR record (for a bug,
+    the exception that ends its traceback), or that it has none (a job killed from outside)."""
+    path = Path(job_log)
+    if not path.is_file():
+        return "no log written (the job did not start?)"
+    lines = path.read_text(errors="replace").splitlines()
+    errors = [k for k, line in enumerate(lines) if " ERROR " in line]
+    if not errors:
+        return "no error in its log: stopped from outside (out of memory or time?)"
+    message = lines[errors[0]].split(" ERROR ", 1)[1].split(": ", 1)[-1]
+    if message.startswith(("unexpected error", "the system refused")):
+        last = next((line.strip() for line in reversed(lines) if line.strip()), message)
+        return f"{message.split(' (')[0]}: {last}"
+    return message
+
+
+def failure_summary(snakemake_logs: list[str | Path]) -> list[str]:
+    """One line per failed job of a run, from Snakemake's log(s) of it: the job's log and what it
+    says went wrong; what a run that had failures ends with."""
+    lines = []
+    for snakemake_log in snakemake_logs:
+        for rule, job_log in failed_job_logs(snakemake_log):
+            where = job_log or f"rule {rule} (no log)"
+            lines.append(f"clusterphot: failed: {where}: {job_error(job_log) if job_log else 'see above'}")
+    return lines

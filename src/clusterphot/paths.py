@@ -30,6 +30,8 @@ CMD = "results/plots/{cluster}/cmd_{blue}-{red}.png"
 # beside the per-filter catalogues: hence no filter may be called "merged"
 MERGED_CATALOG = "results/catalogs/{cluster}/merged.ecsv"
 SUMMARY = "results/summary/{cluster}.tsv"
+# the cluster on one page (composite, CMDs, summary table): what the report opens on
+CLUSTER_PAGE = "results/summary/{cluster}.html"
 LUPTON_RGB = "results/rgb/{cluster}_lupton.png"
 WEIGHTED_RGB = "results/rgb/{cluster}_weighted.png"
 LUPTON_PREVIEW = "results/rgb/{cluster}_lupton_preview.png"

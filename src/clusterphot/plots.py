@@ -7,6 +7,7 @@ half-written images behind.
 
 from __future__ import annotations
 
+import logging
 import math
 import textwrap
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from .completeness import fleming  # noqa: E402
 from .outputs import atomic_output  # noqa: E402
 from .psfio import PSFFile, fitted_fluxes, model_image, psf_for, render_stars  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 LF_BINWIDTH = 0.25  # mag
 IMAGE_PERCENTILE = 99.5  # of the valid pixels, sets the display range
 IMAGE_STRETCH = AsinhStretch(a=0.05)  # a < 0.1 lifts faint stars out of the sky
@@ -47,11 +50,12 @@ LF_MAX_ERROR = 0.5
 ZONE_COLOURS = ("black", "tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:brown")
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """Save ``fig`` atomically: a crash never leaves a half-written image."""
+def save_figure(fig: plt.Figure, path: str | Path, what: str = "") -> None:
+    """Save ``fig`` atomically (a crash never leaves a half-written image) and log what it shows."""
     suffix = Path(path).suffix or ".png"
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format=suffix.lstrip("."))
+    log.info("wrote %s%s", path, f": {what}" if what else "")
 
 
 def magnitude_system(table: Table) -> str:
@@ -73,6 +77,11 @@ def luminosity_function_bins(mag: np.ndarray, binwidth: float = LF_BINWIDTH) -> 
     start = math.floor(mag.min() / binwidth) * binwidth
     stop = max(math.ceil(mag.max() / binwidth) * binwidth, start + binwidth)
     return np.arange(start, stop + binwidth / 2, binwidth)
+
+
+def magnitude_or_none(value: float | None) -> str:
+    """'24.16' for a log line, or 'none' (not reached, not fitted)."""
+    return "none" if value is None or not np.isfinite(value) else f"{value:.2f}"
 
 
 def stars(n: int) -> str:
@@ -106,7 +115,12 @@ def plot_luminosity_function(table: Table, path: str | Path, cluster: str, filte
             ax.set_yticks([])
         else:
             draw_luminosity_function(ax, mag[measured], n_nan, curve, n_poor)
-        save_figure(fig, path)
+        drawn = mag[measured]
+        save_figure(fig, path, f"luminosity function of {stars(drawn.size)} with mag_err <= {LF_MAX_ERROR:g}"
+                    + (f" ({drawn.min():.2f}-{drawn.max():.2f} {system} mag)" if drawn.size else "")
+                    + f"; not drawn: {n_nan} without a magnitude, {n_poor} with larger errors; "
+                    + ("no artificial-star test" if curve is None else
+                       f"completeness-corrected, m50 {magnitude_or_none(curve.meta.get('m50'))}"))
     finally:
         plt.close(fig)
 
@@ -444,7 +458,11 @@ def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | 
             draw_psf_crop(ax_crop, data, bad, x, y, x0, y0, width, height, psf_fit)
             shown = draw_model_panels(model_axes, data, bad, x0, y0, width, height, psf_fit)
             bottom.colorbar(shown, ax=model_axes, shrink=0.8, label=f"data - model ({psf_fit.unit})".replace(" ()", ""))
-        save_figure(fig, path)
+        n_flagged = 0 if flagged is None else int(np.count_nonzero(flagged))
+        stride = max(1, math.ceil(max(ny, nx) / max_pixels))
+        save_figure(fig, path, f"{stars(len(x))} ({n_flagged} flagged) on the {nx} x {ny} px frame"
+                    + ("" if stride == 1 else f" shown 1 pixel in {stride}")
+                    + f"; crop of {width} x {height} px at x {x0}, y {y0}" + (f" ({note})" if note else ""))
     finally:
         plt.close(fig)
 
@@ -632,7 +650,7 @@ def plot_psf(psf_file: PSFFile, catalog: Table, data: np.ndarray, path: str | Pa
             ax.set_axis_off()
             ax.text(0.5, 0.5, f"{title}\n\n{psf_file.note or 'no PSF'}", ha="center", va="center", wrap=True,
                     transform=ax.transAxes, fontsize=11)
-            save_figure(fig, path)
+            save_figure(fig, path, f"{title}: {psf_file.note or 'no PSF'}")
         finally:
             plt.close(fig)
         return
@@ -650,7 +668,7 @@ def plot_psf(psf_file: PSFFile, catalog: Table, data: np.ndarray, path: str | Pa
         ax_residual = fig.add_subplot(spec[1, 1], sharex=ax_profile)
         draw_psf_profile(ax_profile, ax_residual, psf, stamps)
         draw_residual_mosaic(fig, spec[:, 2], stamps, psf, n_show)
-        save_figure(fig, path)
+        save_figure(fig, path, title)
     finally:
         plt.close(fig)
 
@@ -755,7 +773,9 @@ def plot_cmd(colour: np.ndarray, mag: np.ndarray, colour_err: np.ndarray, mag_er
         ax.set_ylabel(f"{band} ({system} mag)")
         ax.set_title(f"{cluster}: {stars(int(colour.size))}" + ("" if kept is None else
                      "\n" + textwrap.fill(cuts_title(kept), 70)), fontsize="medium")
-        save_figure(fig, path)
+        save_figure(fig, path, f"{blue} - {red} against {band}: {stars(int(colour.size))}"
+                    + ("" if kept is None else f", {cuts_title(kept)}")
+                    + ("" if m50 is None or not np.isfinite(m50) else f"; {band} m50 {m50:.2f}"))
     finally:
         plt.close(fig)
 
@@ -786,7 +806,7 @@ def plot_completeness(stars_table: Table, curve: Table, path: str | Path, cluste
                     ha="center", va="center", transform=ax.transAxes, fontsize=11)
             ax.set_axis_off()
             ax.set_title(f"{cluster} {filter_name}: completeness unknown")
-            save_figure(fig, path)
+            save_figure(fig, path, f"no artificial-star test: {reason}")
         finally:
             plt.close(fig)
         return
@@ -838,6 +858,7 @@ def plot_completeness(stars_table: Table, curve: Table, path: str | Path, cluste
         ax_delta.set_ylabel("measured - injected (mag)")
         ax_delta.set_xlabel(f"{filter_name} injected ({system} mag)")
         ax_delta.legend(loc="upper left", fontsize="small")
-        save_figure(fig, path)
+        save_figure(fig, path, f"{len(stars_table)} artificial stars, {recovered.sum()} recovered; m50 "
+                    + ", ".join(f"{zone_label(limit)} {magnitude_or_none(limit.get('m50'))}" for limit in limits))
     finally:
         plt.close(fig)

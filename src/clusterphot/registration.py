@@ -101,6 +101,15 @@ class Transform:
             "n_pairs": int(self.n_pairs),
         }
 
+    def describe(self) -> str:
+        """One line for a log: 'wcs+stars (affine): shift (+0.13, -0.16) px, rotation -0.0001 deg,
+        scale 0.99997; rms 0.115 px over 730 pairs'."""
+        dx, dy = self.offset
+        fit = (f"rms {self.rms:.3f} px over {self.n_pairs} pairs" if math.isfinite(self.rms)
+               else "no stars fitted")
+        return (f"{self.method}: shift ({dx:+.2f}, {dy:+.2f}) px, rotation {self.rotation_deg:+.4f} deg, "
+                f"scale {self.scale:.5f}; {fit}")
+
     @classmethod
     def from_meta(cls, meta: dict) -> "Transform":
         """The Transform that ``as_meta`` described."""

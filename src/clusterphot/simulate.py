@@ -12,6 +12,7 @@ pixel coordinates are 0-based with the pixel centre on the integer (photutils co
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from clusterphot.filters import (
     Detector,
 )
 from clusterphot.outputs import atomic_output
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "simulate_cluster",
@@ -794,3 +797,10 @@ def write_simulated_frame(hdul: fits.HDUList, truth: Table, fits_path: Path | st
         hdul.writeto(tmp, overwrite=True, checksum=True)
     with atomic_output(truth_path) as tmp:
         truth.write(tmp, format="ascii.ecsv", overwrite=True)
+    meta = truth.meta
+    ny, nx = next(hdu.data.shape for hdu in hdul if hdu.data is not None and hdu.data.ndim == 2)
+    dx, dy = meta.get("shift") or (np.nan, np.nan)
+    log.info("wrote %s: %s %s, %d x %d px, %g s, %d stars (%d on exposed pixels), Moffat FWHM %.2f px, sky %.3g e-, "
+             "shift (%+.2f, %+.2f) px; the true stars in %s", fits_path, meta.get("instrument"), meta.get("filter"),
+             nx, ny, meta.get("exptime", np.nan), len(truth), int(np.count_nonzero(truth["in_footprint"])),
+             meta.get("psf_fwhm", np.nan), meta.get("sky", np.nan), dx, dy, truth_path)

@@ -286,6 +286,14 @@ def composite_frames(wildcards):
     }
 
 
+def cluster_cmds(wildcards):
+    """The cluster's colour-magnitude diagrams, bluest colour first."""
+    return [
+        paths.CMD.format(cluster=wildcards.cluster, blue=blue, red=red)
+        for blue, red in COLOURS[wildcards.cluster]
+    ]
+
+
 def cluster_cosmic_ray_masks(wildcards):
     return expand(
         paths.COSMIC_RAY_MASK,
@@ -308,7 +316,9 @@ def all_outputs():
             outputs += expand(
                 paths.PER_COMPLETENESS_FRAME, cluster=cluster, filter=list(frames)
             )
-        outputs += expand([paths.SUMMARY, *paths.COMPOSITES], cluster=cluster)
+        outputs += expand(
+            [paths.SUMMARY, paths.CLUSTER_PAGE, *paths.COMPOSITES], cluster=cluster
+        )
         if len(frames) > 1:
             outputs += expand(paths.MERGED_CATALOG, cluster=cluster)
         for blue, red in COLOURS[cluster]:

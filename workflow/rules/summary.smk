@@ -1,9 +1,11 @@
-# Per cluster: how many stars each filter gave, and their magnitude range.
+# Per cluster: how many stars each filter gave, and their magnitude range; and the cluster on one
+# page (composite, CMDs, that table), which the report opens on.
 
 
-# A seconds-long table: run where the workflow runs, not as a cluster job.
+# Seconds-long tables and pages: run where the workflow runs, not as cluster jobs.
 localrules:
     summary,
+    cluster_page,
 
 
 rule summary:
@@ -11,12 +13,7 @@ rule summary:
         catalogs=cluster_catalogs,
         curves=cluster_completeness_curves,
     output:
-        report(
-            paths.SUMMARY,
-            caption="../report/summary.rst",
-            category="Summaries",
-            labels={"cluster": "{cluster}", "figure": "summary"},
-        ),
+        paths.SUMMARY,
     log:
         "logs/summary/{cluster}.log",
     conda:
@@ -29,3 +26,29 @@ rule summary:
         filters=cluster_filters,
     script:
         "../scripts/summary.py"
+
+
+rule cluster_page:
+    input:
+        summary=paths.SUMMARY,
+        composite=paths.LUPTON_PREVIEW,
+        cmds=cluster_cmds,
+    output:
+        report(
+            paths.CLUSTER_PAGE,
+            caption="../report/cluster_page.rst",
+            category="Cluster overviews",
+            labels={"cluster": "{cluster}", "figure": "overview"},
+        ),
+    log:
+        "logs/cluster_page/{cluster}.log",
+    conda:
+        "../envs/clusterphot.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: attempt * 500,
+        runtime=lambda wc, input, attempt: attempt * 2,
+    params:
+        colours=lambda wc: [f"{blue} - {red}" for blue, red in COLOURS[wc.cluster]],
+    script:
+        "../scripts/cluster_page.py"
