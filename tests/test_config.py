@@ -87,7 +87,7 @@ def test_the_shipped_config_shows_exactly_the_schema_defaults():
 
 def test_an_empty_config_is_filled_in_with_every_default():
     config = schema_defaults(SCHEMA)
-    assert config["photometry"]["fwhm"] > 0 and config["rgb"]["lupton"]["Q"] > 0
+    assert config["photometry"]["fwhm"] == "auto" and config["rgb"]["lupton"]["Q"] > 0
     assert config["catalogs"]["quality"]["exclude_flags"] == 15
     assert config["demo"]["clusters"]["demo2"]["n_stars"] == 7000
 

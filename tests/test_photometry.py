@@ -230,7 +230,7 @@ def test_searching_in_strips_finds_what_one_whole_frame_search_finds(min_separat
     frame = gaussian_stars(shape, x, y, 10 ** rng.uniform(2.5, 4.5, n), sigma=1.2, sky=20.0, read_noise=3.0,
                            rng=rng)
     frame -= np.float32(20.0)
-    params = PhotometryParameters(min_separation=min_separation)
+    params = PhotometryParameters(fwhm=2.0, min_separation=min_separation)
     sky = frame_sky_statistics(frame, np.zeros(shape, bool))
     whole = detect_stars(frame, sky, params, strip_pixels=10**12)
     strips = detect_stars(frame, sky, params, strip_pixels=40 * shape[1])  # 40-row strips: 15 of them

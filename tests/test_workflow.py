@@ -66,6 +66,12 @@ def test_catalogues_are_calibrated_and_agree_with_the_truth(demo_run):
         assert catalog.meta["zeropoint"]["system"] == "AB"
         assert catalog.meta["zeropoint"]["source"].startswith("PHOTFLAM")
         assert catalog.meta["cluster"] == "tiny" and catalog.meta["filter"] == f
+        # photometry.fwhm: auto: measured from the stars (their profile through the pixels: a little
+        # wider than the simulated Moffat)
+        fwhm = catalog.meta["fwhm"]
+        assert fwhm["source"].startswith("measured") and fwhm["used"] == catalog.meta["parameters"]["fwhm"]
+        assert fwhm["configured"]["fwhm"] == "auto" and fwhm["n_stars"] >= 20
+        assert 1.0 < fwhm["used"] / truth.meta["psf_fwhm"] < 1.15
         assert str(catalog["flux"].unit) == "electron" and str(catalog["ra"].unit) == "deg"
         assert np.isfinite(catalog["ra"]).all()
         distance, index = cKDTree(np.column_stack([truth["x"], truth["y"]])).query(
@@ -101,6 +107,8 @@ def test_every_log_says_what_its_job_did(demo_run):
         log = (demo_run / f"logs/photometry/tiny/{row['filter']}.log").read_text()
         assert f"{row['n_stars']} stars (aperture photometry), AB zero point {row['zeropoint']:.4f} from PHOTFLAM" in log
         assert "aperture correction" in log and "sky " in log
+        fwhm = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=row["filter"])).meta["fwhm"]
+        assert f"FWHM {fwhm['used']:.2f} px, measured (photometry.fwhm: auto)" in log
     registration = yaml.safe_load((demo_run / paths.REGISTRATION.format(cluster="tiny")).read_text())
     moved = [f for f in FILTERS if f != registration["reference_filter"]]
     log = (demo_run / "logs/register/tiny.log").read_text()
@@ -192,29 +200,30 @@ def test_unchanged_rerun_does_no_work(demo_run):
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ({"rgb": {"lupton": {"Q": 3.0}}}, {"composite": 1, "all": 1}),
+    # the cluster's page shows the Lupton composite and the CMDs: it follows them
+    ({"rgb": {"lupton": {"Q": 3.0}}}, {"composite": 1, "cluster_page": 1, "all": 1}),
     ({"plots": {"detection_crop": 100}}, {"detection_map": 2, "all": 1}),
-    ({"catalogs": {"quality": {"max_mag_err": 0.2}}}, {"cmd": 1, "all": 1}),
+    ({"catalogs": {"quality": {"max_mag_err": 0.2}}}, {"cmd": 1, "cluster_page": 1, "all": 1}),
     # the PSF path's settings, for frames measured with apertures: nothing
     ({"photometry": {"psf": {"n_iter": 5, "write_residual": True, "fallback": "aperture"}}}, {}),
     # a photometry parameter: every job that reads a catalogue, but not the simulation
     ({"photometry": {"threshold": 5.0}}, {"photometry": 2, "luminosity_function": 2, "detection_map": 2,
                                            "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
                                            "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
-                                           "completeness_plot": 2, "all": 1}),
+                                           "completeness_plot": 2, "cluster_page": 1, "all": 1}),
     # the frames' cosmic rays: their masks and every job that reads the frames or catalogues
     ({"cosmic_rays": "lacosmic"}, {"cosmic_rays": 2, "photometry": 2, "luminosity_function": 2, "detection_map": 2,
                                    "summary": 1, "register": 1, "match_colour": 1, "merge": 1, "cmd": 1,
                                    "composite": 1, "artificial_stars": 4, "completeness": 2, "completeness_plot": 2,
-                                   "all": 1}),
+                                   "cluster_page": 1, "all": 1}),
     # the completeness curve's bins: the gathering and what shows it, not the artificial-star jobs
     ({"artificial_stars": {"n_stars": 200, "bin_width": 0.25}}, {"completeness": 2, "completeness_plot": 2,
                                                                  "luminosity_function": 2, "cmd": 1, "summary": 1,
-                                                                 "all": 1}),
+                                                                 "cluster_page": 1, "all": 1}),
     # the artificial stars' seed: their jobs and what shows their completeness, not the catalogues
     ({"artificial_stars": {"n_stars": 200, "seed": 2}}, {"artificial_stars": 4, "completeness": 2,
                                                          "completeness_plot": 2, "luminosity_function": 2,
-                                                         "cmd": 1, "summary": 1, "all": 1}),
+                                                         "cmd": 1, "summary": 1, "cluster_page": 1, "all": 1}),
 ])
 def test_changing_one_parameter_reruns_only_what_depends_on_it(demo_run, change, expected):
     config = {**TINY, **change}

@@ -151,6 +151,8 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     fall on them as real stars do."""
     frame, _ = read_frame_for_photometry(image, settings, cosmic_ray_mask)
     calibration = frame_calibration(frame, settings)
+    if not params.is_in_pixels:  # as the catalogue was measured: at its FWHM (photometry.fwhm: auto)
+        params = params.in_pixels(float(catalog.meta["fwhm"]["used"]))
     stars = catalogue_arrays(catalog)
     zeropoint = float(catalog.meta["zeropoint"]["value"])
     method = catalog.meta.get("photometry_method", "aperture")  # a PSF frame fallen back: apertures

@@ -18,6 +18,7 @@ from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_de
                          find_cosmic_rays, read_noise, sky_pedestal)
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
+from .fwhm import DEFAULT_GUESS, measure_fwhm
 from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
                      hugs_stack, saturation_level)
 from .noise import frame_noise
@@ -263,9 +264,10 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     except ZeropointError as error:
         raise FrameError(f"{frame.path}: {error}") from None
 
+    bad = frame.bad_pixels()
+    params, fwhm_meta = frame_fwhm(frame.data, bad, params, saturation, frame.path)
     hint = ("" if params.region is None else
             f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
-    bad = frame.bad_pixels()
     noise = frame_noise(frame, bad, electrons_per_unit)
     fallback_reason = None
     if method == "psf":
@@ -331,6 +333,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         **cosmic_rays,
         "noise": noise.as_meta(),
         "n_stars": len(stars),
+        "fwhm": fwhm_meta,
         "flags": {str(k): v for k, v in flag_descriptions.items()},
         "parameters": params.as_meta(),
         "versions": package_versions(),
@@ -369,6 +372,37 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
              stars.aperture_correction.mag, stars.aperture_correction.n_stars,
              stars.sky_statistics.median, stars.sky_statistics.std, funit.to_string())
     return table
+
+
+def frame_fwhm(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters, saturation: float | None,
+               path: Path) -> tuple[PhotometryParameters, dict]:
+    """The frame's parameters in pixels (:meth:`PhotometryParameters.in_pixels`) at the FWHM
+    measured from its bright stars (``photometry.fwhm: auto``) or the configured one; and for
+    the metadata what was measured, used and configured. The FWHM is measured either way: a
+    configured one far from the stars' is worth a warning."""
+    auto = params.fwhm == "auto"
+    measured = measure_fwhm(data, bad, saturation, DEFAULT_GUESS if auto else float(params.fwhm))
+    if auto and measured.measured:
+        used, source = measured.fwhm, "measured (photometry.fwhm: auto)"
+    elif auto:
+        used, source = DEFAULT_GUESS, f"assumed: the frame's could not be measured ({measured.note})"
+        log.warning("%s: the FWHM could not be measured (%s); %.1f px assumed: set photometry.fwhm for this "
+                    "cluster", path, measured.note, DEFAULT_GUESS)
+    else:
+        used, source = float(params.fwhm), "the config's photometry.fwhm"
+        if measured.measured and abs(measured.fwhm / used - 1.0) > 0.3:
+            log.warning("%s: photometry.fwhm is %.2f px but the frame's stars measure %.2f px: set it to that, or "
+                        "to auto", path, used, measured.fwhm)
+    resolved = params.in_pixels(used)
+    log.info("%s: FWHM %.2f px, %s; stars measure %s; aperture %.2f px, sky annulus %.2f-%.2f px, aperture "
+             "correction to %.2f px", path, used, source,
+             f"{measured.fwhm:.2f} +- {measured.scatter:.2f} px ({measured.n_stars} stars' profile; a Gaussian's "
+             f"{measured.gaussian:.2f} px)"
+             if measured.measured else f"nothing ({measured.note})",
+             resolved.aperture_radius, *resolved.annulus_radii, resolved.aperture_correction_radius)
+    configured = {name: getattr(params, name) for name in ("fwhm", "aperture_radius", "aperture_correction_radius")}
+    configured["annulus_radii"] = list(params.annulus_radii)
+    return resolved, {"used": used, "source": source, **measured.as_meta(), "configured": configured}
 
 
 def star_table(stars: Measurements, mag: np.ndarray, mag_err: np.ndarray, wcs, funit: u.UnitBase, system: str,

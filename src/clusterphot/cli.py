@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from .catalog import PHOTOMETRY_METHODS, catalog_for_frame
-from .config import FrameSettings
+from .config import LENGTH_IN_FWHM, FrameSettings
 from .cosmicrays import COSMIC_RAY_MODES
 from .logs import clean_failure, log_to
 from .outputs import write_table
@@ -46,12 +46,13 @@ def _add_measure(subparsers) -> None:
     frame.add_argument("--cosmic-rays", choices=COSMIC_RAY_MODES, default="auto",
                        help="find cosmic rays with L.A.Cosmic and mask them: auto (single exposures only, "
                             "by the header), lacosmic (always) or none (default auto)")
-    phot = p.add_argument_group("photometry parameters (pixels)")
-    phot.add_argument("--fwhm", type=float, default=PhotometryParameters.fwhm)
+    phot = p.add_argument_group("photometry parameters (lengths in pixels, or in FWHM: '1.5fwhm')")
+    phot.add_argument("--fwhm", type=fwhm_value, default="auto",
+                      help="PSF FWHM in pixels, or auto (the default): measured from the frame's bright stars")
     phot.add_argument("--threshold", type=float, default=PhotometryParameters.threshold,
                       help="detection threshold in sky sigma")
-    phot.add_argument("--aperture-radius", type=float, default=PhotometryParameters.aperture_radius)
-    phot.add_argument("--annulus-radii", type=float, nargs=2, default=PhotometryParameters.annulus_radii)
+    phot.add_argument("--aperture-radius", type=length_value, default=PhotometryParameters.aperture_radius)
+    phot.add_argument("--annulus-radii", type=length_value, nargs=2, default=PhotometryParameters.annulus_radii)
     psf = p.add_argument_group("PSF photometry (--method psf; other photometry.psf settings at their defaults)")
     psf.add_argument("--psf-output", type=Path,
                      help="write the frame's PSF file (FITS) here, as results/psf/{cluster}/{filter}.fits")
@@ -71,6 +72,18 @@ def _add_simulate(subparsers) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--shape", type=int, nargs=2, default=(1024, 1024), metavar=("NY", "NX"))
     p.add_argument("--n-stars", type=int, default=6000)
+
+
+def fwhm_value(value: str) -> float | str:
+    """--fwhm: 'auto' or pixels."""
+    return "auto" if value.strip().lower() == "auto" else float(value)
+
+
+def length_value(value: str) -> float | str:
+    """A length: pixels, or '1.5fwhm' as the config's '1.5 fwhm'."""
+    if LENGTH_IN_FWHM.match(value):
+        return value
+    return float(value)
 
 
 def parse_hdu(value: str | None) -> int | str | tuple[str, int] | None:
@@ -113,7 +126,7 @@ def summary(output: Path, table) -> str:
         psf = table.meta["psf"]
         return line + (f"PSF photometry, correction to total {correction:+.3f} mag, "
                        f"PSF FWHM {psf['fwhm']:.2f} px from {psf['n_stars']} stars")
-    line += f"aperture correction {correction:+.3f} mag"
+    line += f"aperture correction {correction:+.3f} mag; FWHM {table.meta['fwhm']['used']:.2f} px"
     if "psf_fallback" in table.meta:
         line += f"; no PSF ({table.meta['psf_fallback']['reason']}), measured with apertures"
     return line

@@ -171,18 +171,44 @@ def check_demo_filters(filters: list[str]) -> None:
                               f"({', '.join(HUGS_FILTERS)}), not {name}")
 
 
+# a length of the photometry section in multiples of the PSF's FWHM: '1.5 fwhm'
+LENGTH_IN_FWHM = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*fwhm\s*$", re.IGNORECASE)
+
+
+def length_in_pixels(length: float | str, fwhm: float) -> float:
+    """A length of the config in pixels: a number is pixels already, '1.5 fwhm' is 1.5 x ``fwhm``."""
+    if isinstance(length, str):
+        match = LENGTH_IN_FWHM.match(length)
+        if match is None:
+            raise ConfigError(f"{length!r} is neither pixels (a number) nor a multiple of the FWHM ('1.5 fwhm')")
+        return float(match.group(1)) * fwhm
+    return float(length)
+
+
 def check_photometry(values: dict, key: str) -> None:
-    """The photometry values a schema cannot check: an empty or reversed region or sky annulus."""
+    """The photometry values a schema cannot check: an empty or reversed region or sky annulus
+    (of two lengths in the same unit: pixels, or FWHM; the frame's FWHM decides the rest), a
+    length of 0 FWHM."""
     region = values.get("region")
     if region is not None:
         x0, x1, y0, y1 = region
         if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0:
             raise ConfigError(f"config key '{key}.region': {region} holds no pixels; give [x0, x1, y0, y1] "
                               "with x0 < x1 and y0 < y1 (0-based pixels, x1 and y1 excluded)")
+    for name in ("aperture_radius", "aperture_correction_radius"):
+        if isinstance(values.get(name), str) and length_in_pixels(values[name], 1.0) <= 0:
+            raise ConfigError(f"config key '{key}.{name}': {values[name]!r} is no length; give pixels or a "
+                              "positive multiple of the FWHM ('1.5 fwhm')")
     annulus = values.get("annulus_radii")
-    if annulus is not None and annulus[0] >= annulus[1]:
-        raise ConfigError(f"config key '{key}.annulus_radii': inner radius {annulus[0]} must be smaller than "
-                          f"the outer {annulus[1]}")
+    if annulus is None:
+        return
+    if any(isinstance(r, str) and length_in_pixels(r, 1.0) <= 0 for r in annulus):
+        raise ConfigError(f"config key '{key}.annulus_radii': {annulus} holds a length of 0")
+    if isinstance(annulus[0], str) == isinstance(annulus[1], str):
+        inner, outer = (length_in_pixels(r, 1.0) for r in annulus)
+        if inner >= outer:
+            raise ConfigError(f"config key '{key}.annulus_radii': inner radius {annulus[0]} must be smaller than "
+                              f"the outer {annulus[1]}")
 
 
 def check_artificial_stars(values: dict, key: str) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Iterator
 
 import cv2
@@ -28,7 +28,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .errors import FrameError
+from .config import length_in_pixels
+from .errors import ConfigError, FrameError
 
 if TYPE_CHECKING:  # annotations only: clusterphot.noise imports this module
     from .noise import FrameNoise
@@ -54,22 +55,42 @@ POGSON = 2.5 / math.log(10.0)  # 1.0857: d(mag) = POGSON * d(flux) / flux
 class PhotometryParameters:
     """Everything that shapes a catalogue; recorded in its metadata."""
 
-    fwhm: float = 2.0  # pixels, of the detection kernel
+    # pixels, of the detection kernel; 'auto': measured from the frame's bright stars (clusterphot.fwhm)
+    fwhm: float | str = "auto"
     threshold: float = 4.0  # detection threshold in units of the frame's sky sigma
     # 0 = local maxima over the kernel footprint, as DAOFIND itself: photutils 3 defaults to
     # 2.5 fwhm, which merges close pairs in crowded fields and is several times slower.
     min_separation: float = 0.0  # pixels
     sharpness_range: tuple[float, float] = (0.2, 1.0)
     roundness_range: tuple[float, float] = (-1.0, 1.0)
-    aperture_radius: float = 3.0  # pixels
-    annulus_radii: tuple[float, float] = (10.0, 15.0)  # sky annulus, pixels
+    # lengths: pixels, or multiples of the FWHM ('1.5 fwhm'), until in_pixels() turns them into pixels
+    aperture_radius: float | str = 3.0
+    annulus_radii: tuple[float | str, float | str] = (10.0, 15.0)  # sky annulus
     sky_sigma: float = 3.0  # sigma-clipping of the annulus
     min_sky_pixels: int = 20
-    aperture_correction_radius: float = 9.0  # "total" flux radius, pixels
+    aperture_correction_radius: float | str = 9.0  # "total" flux radius
     aperture_correction_min_stars: int = 5
     aperture_correction_min_snr: float = 100.0
     saturation_fraction: float = 0.9  # flag a star whose peak reaches this fraction of saturation
     region: tuple[int, int, int, int] | None = None  # optional x0, x1, y0, y1 (pixels) to measure
+
+    @property
+    def is_in_pixels(self) -> bool:
+        """Whether the FWHM is a number and every length pixels (as a frame is measured with)."""
+        lengths = (self.fwhm, self.aperture_radius, *self.annulus_radii, self.aperture_correction_radius)
+        return not any(isinstance(length, str) for length in lengths)
+
+    def in_pixels(self, fwhm: float) -> PhotometryParameters:
+        """These parameters with ``fwhm`` (px) as the kernel's FWHM and every length in pixels
+        ('1.5 fwhm' is 1.5 x ``fwhm``): what a frame is measured with. ConfigError for a sky
+        annulus whose inner radius is then not the smaller."""
+        annulus = (length_in_pixels(self.annulus_radii[0], fwhm), length_in_pixels(self.annulus_radii[1], fwhm))
+        if annulus[0] >= annulus[1]:
+            raise ConfigError(f"config key 'photometry.annulus_radii': {list(self.annulus_radii)} is {annulus[0]:.2f} "
+                              f"to {annulus[1]:.2f} px at a FWHM of {fwhm:.2f} px: the inner radius must be the smaller")
+        return replace(self, fwhm=float(fwhm), aperture_radius=length_in_pixels(self.aperture_radius, fwhm),
+                       annulus_radii=annulus,
+                       aperture_correction_radius=length_in_pixels(self.aperture_correction_radius, fwhm))
 
     def as_meta(self) -> dict:
         meta = asdict(self)
@@ -570,6 +591,21 @@ def close_to(x: np.ndarray, y: np.ndarray, near: tuple[np.ndarray, np.ndarray, f
     return np.isfinite(distance)
 
 
+def frame_parameters(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
+                     saturation: float | None) -> PhotometryParameters:
+    """``params`` in pixels: as they are when they are, else at the FWHM given or, for
+    ``fwhm: 'auto'``, measured from the frame's stars (2 px when it cannot be: see
+    :func:`clusterphot.catalog.frame_fwhm`, which also logs and records it)."""
+    if params.is_in_pixels:
+        return params
+    if params.fwhm != "auto":
+        return params.in_pixels(float(params.fwhm))
+    from .fwhm import DEFAULT_GUESS, measure_fwhm  # clusterphot.fwhm measures with this module's tools
+
+    measured = measure_fwhm(data, bad, saturation)
+    return params.in_pixels(measured.fwhm if measured.measured else DEFAULT_GUESS)
+
+
 def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
                   electrons_per_unit: float, saturation: float | None,
                   near: tuple[np.ndarray, np.ndarray, float] | None = None,
@@ -587,6 +623,7 @@ def measure_frame(data: np.ndarray, bad: np.ndarray, params: PhotometryParameter
     ``detect_through``: masked pixels (a product's DQ, cosmic rays) that stars are looked for
     through (:func:`find_stars_through`).
     """
+    params = frame_parameters(data, bad, params, saturation)
     bad, sky_stats, sky_level, outside = subtract_frame_sky(data, bad, params)
     with find_stars_through(data, bad, detect_through):
         found = detect_stars(data, sky_stats, params)

@@ -41,6 +41,7 @@ from .errors import FrameError
 from .noise import FrameNoise
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
+                         frame_parameters,
                          detect_stars, find_stars_through, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
                          peak_values, subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
@@ -808,6 +809,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     masked pixels that stars are looked for through (:func:`clusterphot.photometry.find_stars_through`).
     Raises FrameError (without the file's name) when there are no stars or too few PSF stars.
     """
+    params = frame_parameters(data, bad, params, saturation)
     bad, sky_stats, sky_level, _ = subtract_frame_sky(data, bad, params)
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
     fwhm, cell = params.fwhm, psf_params.sky_cell
