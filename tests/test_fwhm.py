@@ -96,3 +96,27 @@ def test_the_config_takes_auto_and_lengths_in_fwhm(photometry, error):
     else:
         with pytest.raises(ConfigError, match=error):
             validate_config(config, SCHEMA)
+
+
+def test_an_aperture_outside_its_annulus_at_the_frames_fwhm_stops_naming_the_key():
+    with pytest.raises(ConfigError, match="'photometry.aperture_radius': 4 fwhm is 10.00 px"):
+        PhotometryParameters(aperture_radius="4 fwhm").in_pixels(2.5)  # the default annulus starts at 10 px
+    assert PhotometryParameters(aperture_radius="4 fwhm", annulus_radii=("6 fwhm", "9 fwhm"),
+                                aperture_correction_radius="6 fwhm").in_pixels(2.5).aperture_radius == 10.0
+
+
+def test_the_catalogue_says_when_its_fwhm_was_assumed_or_the_configured_one_is_off(tmp_path, caplog):
+    from clusterphot.catalog import frame_fwhm
+
+    image, bad, _, _ = star_frame(1.0)
+    with caplog.at_level("INFO"):
+        params, meta = frame_fwhm(image, bad, PhotometryParameters(fwhm=4.0), None, tmp_path / "frame.fits")
+    assert params.fwhm == 4.0 and meta["source"] == "the config's photometry.fwhm"
+    assert meta["measured"] == pytest.approx(PIXELS_FWHM, rel=0.03)
+    assert any("photometry.fwhm is 4.00 px but the frame's stars measure" in r.message for r in caplog.records)
+    caplog.clear()
+    sparse, bad, _, _ = star_frame(1.0, spacing=180, shape=(360, 360))
+    with caplog.at_level("INFO"):
+        params, meta = frame_fwhm(sparse, bad, PhotometryParameters(), None, tmp_path / "frame.fits")
+    assert params.fwhm == 2.0 and meta["source"].startswith("assumed") and meta["measured"] is None
+    assert any("the FWHM could not be measured" in r.message and r.levelname == "WARNING" for r in caplog.records)

@@ -66,3 +66,20 @@ def test_a_failed_jobs_log_gives_its_error_in_one_line(tmp_path):
     assert job_error(bug) == "unexpected error, a bug in clusterphot: KeyError: 'a key that is not there'"
     assert job_error(quiet).startswith("no error in its log: stopped from outside")
     assert job_error(tmp_path / "absent.log").startswith("no log written")
+
+
+def test_a_job_retried_and_then_done_is_no_failure(tmp_path):
+    from clusterphot.logs import failed_job_logs
+
+    # Snakemake's own log of a run (its format: an error block per failed attempt, and a
+    # "Finished jobid" when an attempt succeeds)
+    snakemake_log = tmp_path / "run.snakemake.log"
+    snakemake_log.write_text(
+        "[Thu Nov 26 23:10:40 2026]\nError in rule photometry:\n    message: None\n    jobid: 7\n"
+        "    output: results/catalogs/a/F606W.ecsv\n"
+        "    log: logs/photometry/a/F606W.log (check log file(s) for error details)\n\n"
+        "Error in rule cosmic_rays:\n    jobid: 3\n"
+        "    log: logs/cosmic_rays/b/F814W.log (check log file(s) for error details)\n\n"
+        "Trying to restart job 7.\n[Thu Nov 26 23:11:02 2026]\nFinished jobid: 7 (Rule: photometry)\n"
+        "Error in rule merge:\n    jobid: 9\n\nExiting because a job execution failed.\n")
+    assert failed_job_logs(snakemake_log) == [("cosmic_rays", "logs/cosmic_rays/b/F814W.log"), ("merge", "")]

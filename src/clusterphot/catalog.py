@@ -381,7 +381,8 @@ def frame_fwhm(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters, 
     the metadata what was measured, used and configured. The FWHM is measured either way: a
     configured one far from the stars' is worth a warning."""
     auto = params.fwhm == "auto"
-    measured = measure_fwhm(data, bad, saturation, DEFAULT_GUESS if auto else float(params.fwhm))
+    measured = measure_fwhm(data, bad, saturation, DEFAULT_GUESS if auto else float(params.fwhm),
+                            params.saturation_fraction)
     if auto and measured.measured:
         used, source = measured.fwhm, "measured (photometry.fwhm: auto)"
     elif auto:
@@ -394,6 +395,11 @@ def frame_fwhm(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters, 
             log.warning("%s: photometry.fwhm is %.2f px but the frame's stars measure %.2f px: set it to that, or "
                         "to auto", path, used, measured.fwhm)
     resolved = params.in_pixels(used)
+    if resolved.annulus_radii[0] < 2.5 * used or resolved.aperture_correction_radius < 2.5 * used:
+        log.warning("%s: at a FWHM of %.2f px the sky annulus starts at %.2f px and the aperture correction reaches "
+                    "%.2f px, within 2.5 FWHM: the star's own light is in its sky and the correction falls short; "
+                    "give photometry.annulus_radii and aperture_correction_radius in FWHM ('4 fwhm')", path, used,
+                    resolved.annulus_radii[0], resolved.aperture_correction_radius)
     log.info("%s: FWHM %.2f px, %s; stars measure %s; aperture %.2f px, sky annulus %.2f-%.2f px, aperture "
              "correction to %.2f px", path, used, source,
              f"{measured.fwhm:.2f} +- {measured.scatter:.2f} px ({measured.n_stars} stars' profile; a Gaussian's "

@@ -80,10 +80,13 @@ def fwhm_value(value: str) -> float | str:
 
 
 def length_value(value: str) -> float | str:
-    """A length: pixels, or '1.5fwhm' as the config's '1.5 fwhm'."""
-    if LENGTH_IN_FWHM.match(value):
+    """A length: pixels, or '1.5fwhm' as the config's '1.5 fwhm'; more than 0."""
+    match = LENGTH_IN_FWHM.match(value)
+    if match is None and float(value) > 0:
+        return float(value)
+    if match is not None and float(match.group(1)) > 0:
         return value
-    return float(value)
+    raise argparse.ArgumentTypeError(f"{value!r} is no length: give pixels or a multiple of the FWHM, more than 0")
 
 
 def parse_hdu(value: str | None) -> int | str | tuple[str, int] | None:

@@ -169,14 +169,15 @@ def measure_fwhm_once(data: np.ndarray, bad: np.ndarray, sky_median: float, sky_
                            float(gaussian_median))
 
 
-def measure_fwhm(data: np.ndarray, bad: np.ndarray, saturation: float | None, guess: float = DEFAULT_GUESS
-                 ) -> FWHMMeasurement:
+def measure_fwhm(data: np.ndarray, bad: np.ndarray, saturation: float | None, guess: float = DEFAULT_GUESS,
+                 saturation_fraction: float = 0.9) -> FWHMMeasurement:
     """The FWHM (px) of a frame's stars (``data`` as read: its sky is measured and subtracted
     here, the frame left as it is; ``saturation`` in its units, None when unknown). A guess
     more than 25 per cent off is measured again from the result, so a ground-based frame's
     4-8 px stars are found from the 2 px start."""
     sky = frame_sky_statistics(data, bad)
-    saturated_above = None if saturation is None else 0.9 * saturation - sky.median
+    # a peak at this fraction of the saturation level is saturated (photometry.saturation_fraction)
+    saturated_above = None if saturation is None else saturation_fraction * saturation - sky.median
     result = FWHMMeasurement(math.nan, math.nan, 0, "not measured")
     for _ in range(ROUNDS):
         result = measure_fwhm_once(data, bad, sky.median, sky.std, saturated_above, guess)

@@ -61,29 +61,42 @@ def clean_failure() -> Iterator[None]:
 
 
 # Snakemake's own log names each failed job in a block: "Error in rule photometry:", then
-# indented lines, one of them "    log: logs/photometry/demo1/F336W.log (check log file(s) ...)".
+# indented lines, among them "    jobid: 12" and "    log: logs/photometry/demo1/F336W.log (check log
+# file(s) ...)"; a job retried and then done has a "Finished jobid: 12" after it.
 FAILED_RULE = re.compile(r"^Error in rule (\S+):")
+FAILED_JOB_ID = re.compile(r"^\s+jobid: (\d+)")
 FAILED_JOB_LOG = re.compile(r"^\s+log: (.+?) \(check log file")
+FINISHED_JOB = re.compile(r"^Finished jobid: (\d+)")
 
 
 def failed_job_logs(snakemake_log: str | Path) -> list[tuple[str, str]]:
-    """(rule, the job's log) of each job that Snakemake's log of a run says failed, in its order."""
-    failed, rule = [], None
+    """(rule, the job's log, '' when it has none) of each job that Snakemake's log of a run says
+    failed and that no retry then finished, in its order. (Snakemake's quiet mode, ``-q``, leaves
+    the failures out of its log: then there is nothing to say.)"""
+    failed: dict[str, tuple[str, str]] = {}
+    rule = job = None
     for line in Path(snakemake_log).read_text(errors="replace").splitlines():
+        finished = FINISHED_JOB.match(line)
+        if finished:
+            failed.pop(finished.group(1), None)
+            continue
         started = FAILED_RULE.match(line)
         if started:
-            rule = started.group(1)
+            rule, job = started.group(1), None
             continue
         if rule is None:
             continue
+        numbered = FAILED_JOB_ID.match(line)
+        if numbered:
+            job = numbered.group(1)
+            failed[job] = (rule, "")
+            continue
         named = FAILED_JOB_LOG.match(line)
-        if named:
-            failed.append((rule, named.group(1).split(", ")[0]))
-            rule = None
-        elif line and not line[0].isspace():  # the block ended without a log
-            failed.append((rule, ""))
-            rule = None
-    return list(dict.fromkeys(failed))
+        if named and job is not None:
+            failed[job] = (rule, named.group(1).split(", ")[0])
+        elif line and not line[0].isspace():  # the block has ended
+            rule = job = None
+    return list(dict.fromkeys(failed.values()))
 
 
 def job_error(job_log: str | Path) -> str:
@@ -95,7 +108,8 @@ def job_error(job_log: str | Path) -> str:
     lines = path.read_text(errors="replace").splitlines()
     errors = [k for k, line in enumerate(lines) if " ERROR " in line]
     if not errors:
-        return "no error in its log: stopped from outside (out of memory or time?)"
+        return ("no error in its log: stopped from outside (out of memory or time?) or before it could log "
+                "(see Snakemake's output above)")
     message = lines[errors[0]].split(" ERROR ", 1)[1].split(": ", 1)[-1]
     if message.startswith(("unexpected error", "the system refused")):
         last = next((line.strip() for line in reversed(lines) if line.strip()), message)

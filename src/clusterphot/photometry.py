@@ -88,9 +88,15 @@ class PhotometryParameters:
         if annulus[0] >= annulus[1]:
             raise ConfigError(f"config key 'photometry.annulus_radii': {list(self.annulus_radii)} is {annulus[0]:.2f} "
                               f"to {annulus[1]:.2f} px at a FWHM of {fwhm:.2f} px: the inner radius must be the smaller")
-        return replace(self, fwhm=float(fwhm), aperture_radius=length_in_pixels(self.aperture_radius, fwhm),
-                       annulus_radii=annulus,
-                       aperture_correction_radius=length_in_pixels(self.aperture_correction_radius, fwhm))
+        aperture = length_in_pixels(self.aperture_radius, fwhm)
+        total = length_in_pixels(self.aperture_correction_radius, fwhm)
+        if not aperture < min(annulus[0], total):
+            raise ConfigError(f"config key 'photometry.aperture_radius': {self.aperture_radius} is {aperture:.2f} px at a "
+                              f"FWHM of {fwhm:.2f} px, not inside the sky annulus ({annulus[0]:.2f} px, "
+                              f"'photometry.annulus_radii') and the aperture correction's radius ({total:.2f} px, "
+                              "'photometry.aperture_correction_radius'): give those in FWHM too, or smaller")
+        return replace(self, fwhm=float(fwhm), aperture_radius=aperture, annulus_radii=annulus,
+                       aperture_correction_radius=total)
 
     def as_meta(self) -> dict:
         meta = asdict(self)
@@ -602,7 +608,7 @@ def frame_parameters(data: np.ndarray, bad: np.ndarray, params: PhotometryParame
         return params.in_pixels(float(params.fwhm))
     from .fwhm import DEFAULT_GUESS, measure_fwhm  # clusterphot.fwhm measures with this module's tools
 
-    measured = measure_fwhm(data, bad, saturation)
+    measured = measure_fwhm(data, bad, saturation, saturation_fraction=params.saturation_fraction)
     return params.in_pixels(measured.fwhm if measured.measured else DEFAULT_GUESS)
 
 

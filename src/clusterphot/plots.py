@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Circle, Patch, Rectangle  # noqa: E402
 from photutils.aperture import CircularAnnulus, CircularAperture  # noqa: E402
 from scipy import ndimage  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
 
 from .catalog import float_column  # noqa: E402
 from .completeness import fleming  # noqa: E402
@@ -471,6 +472,7 @@ def plot_detections(data: np.ndarray, x: np.ndarray, y: np.ndarray, path: str | 
 
 PSF_MOSAIC_STARS = 16  # residual stamps shown
 PSF_LOG_FLOOR = 1e-4  # of the peak: the PSF image's and profile's lowest level shown
+PSF_PROFILE_STARS = 1000  # at most this many PSF stars (the brightest) in the PSF figure
 
 
 @dataclass
@@ -497,7 +499,10 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
     ny, nx = data.shape
     xi, yi = np.rint(x_all[index]).astype(int), np.rint(y_all[index]).astype(int)
     whole = (xi >= half) & (xi < nx - half) & (yi >= half) & (yi < ny - half) & (flux_all[index] > 0)
-    index, xi, yi = index[whole], xi[whole], yi[whole]
+    # the brightest PSF_PROFILE_STARS: a frame fitted in tiles has a few hundred PSF stars per tile
+    # (12,558 on a 10k x 10k frame), and a thousand draw the profile as well
+    brightest = np.argsort(-flux_all[index[whole]])[:PSF_PROFILE_STARS]
+    index, xi, yi = index[whole][brightest], xi[whole][brightest], yi[whole][brightest]
     side = 2 * half + 1
     normalised = np.full((len(index), side, side), np.nan)
     residual = np.full((len(index), side, side), np.nan)
@@ -505,10 +510,15 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
     dy = np.zeros((len(index), side, side))
     fit_flux = fitted_fluxes(psf_file, flux_all[index], x_all[index], y_all[index])
     oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
-    for k, (i, cx, cy) in enumerate(zip(index, xi, yi)):  # a few hundred stars at most
+    # each stamp's model from the stars that can reach it, not the whole catalogue: drawing 10^5
+    # stars' footprints for each of 300 stamps took a HUGS frame's figure over 15 minutes
+    tree = cKDTree(np.column_stack([x_all, y_all]))
+    reach = half * math.sqrt(2.0) + psf_file.psf.reach + 1.0
+    for k, (i, cx, cy) in enumerate(zip(index, xi, yi)):  # at most PSF_PROFILE_STARS
         box = (cx - half, cy - half, side, side)
         pixels = data[cy - half : cy + half + 1, cx - half : cx + half + 1] - psf_file.sky_level
-        model = model_image(psf_file, x_all, y_all, flux_all, box)
+        near = np.asarray(tree.query_ball_point((x_all[i], y_all[i]), reach), dtype=np.intp)
+        model = model_image(psf_file, x_all[near], y_all[near], flux_all[near], box)
         own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1],
                            psf_for(psf_file, x_all[i], y_all[i]), box)
         usable = np.isfinite(pixels) if bad is None else np.isfinite(pixels) & ~bad[box[1] : box[1] + side,

@@ -173,6 +173,8 @@ def cluster_page_html(cluster: str, summary: Table, composite: str | Path | None
                      f'{html.escape(cluster)}"><figcaption>Lupton et al. (2004) colour composite (grey where not '
                      "every filter covers the sky)</figcaption></figure>")
     parts.append("<div>")
+    if not cmds:
+        parts.append("<p>No colour-magnitude diagram: the cluster has one filter.</p>")
     for colour, path in cmds:
         parts.append(f'<figure class="cmd"><img src="{png_data_uri(path)}" alt="{html.escape(colour)} CMD">'
                      f"<figcaption>{html.escape(colour)}: stars matched in both filters that pass the quality "
