@@ -62,7 +62,7 @@ def bright_peaks(data: np.ndarray, bad: np.ndarray, level: float, rows: int = 10
     xs, ys = [], []
     for start in range(0, data.shape[0], rows):
         lo, hi = max(0, start - 2), min(data.shape[0], start + rows + 2)
-        strip = np.where(bad[lo:hi], -np.inf, data[lo:hi]).astype(np.float32)
+        strip = np.where(bad[lo:hi], -np.inf, data[lo:hi]).astype(np.float32, copy=False)
         strip[~np.isfinite(strip)] = -np.inf
         largest = cv2.dilate(strip, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=-np.inf)
         y, x = np.nonzero((strip == largest) & (strip > level))
@@ -105,7 +105,7 @@ def profile_fwhm(stamps: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndar
     good = np.isfinite(value)
     ring = (radius[good] / step).astype(np.intp)
     order = np.argsort(ring, kind="stable")
-    ring, value = ring[order], value[good][order]
+    ring, value, radius = ring[order], value[good][order], radius[good][order]
     starts = np.flatnonzero(np.diff(ring, prepend=-1))
     medians = np.array([np.median(part) for part in np.split(value, starts[1:])])  # a few dozen rings
     radii = (ring[starts] + 0.5) * step
@@ -114,8 +114,8 @@ def profile_fwhm(stamps: np.ndarray, x: np.ndarray, y: np.ndarray, flux: np.ndar
     first = np.flatnonzero(medians <= 0.5 * medians.max())
     if medians.max() <= 0 or first.size == 0:
         return math.nan
-    core = radius[good][order] < max(0.5, radii[first[0]] * 2 / 3)
-    centre = float(np.polyfit(radius[good][order][core] ** 2, value[core], 1)[1]) if core.sum() >= 5 else medians[0]
+    core = radius < max(0.5, radii[first[0]] * 2 / 3)
+    centre = float(np.polyfit(radius[core] ** 2, value[core], 1)[1]) if core.sum() >= 5 else medians[0]
     below = np.flatnonzero((medians <= 0.5 * centre) & (radii > 0.5 * step))
     if centre <= 0 or below.size == 0 or below[0] == 0:
         return math.nan

@@ -512,12 +512,13 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
     oy, ox = np.mgrid[-half : half + 1, -half : half + 1]
     # each stamp's model from the stars that can reach it, not the whole catalogue: drawing 10^5
     # stars' footprints for each of 300 stamps took a HUGS frame's figure over 15 minutes
-    tree = cKDTree(np.column_stack([x_all, y_all]))
     reach = half * math.sqrt(2.0) + psf_file.psf.reach + 1.0
+    neighbours = cKDTree(np.column_stack([x_all, y_all])).query_ball_point(
+        np.column_stack([x_all[index], y_all[index]]), reach)
     for k, (i, cx, cy) in enumerate(zip(index, xi, yi)):  # at most PSF_PROFILE_STARS
         box = (cx - half, cy - half, side, side)
         pixels = data[cy - half : cy + half + 1, cx - half : cx + half + 1] - psf_file.sky_level
-        near = np.asarray(tree.query_ball_point((x_all[i], y_all[i]), reach), dtype=np.intp)
+        near = np.asarray(neighbours[k], dtype=np.intp)
         model = model_image(psf_file, x_all[near], y_all[near], flux_all[near], box)
         own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1],
                            psf_for(psf_file, x_all[i], y_all[i]), box)

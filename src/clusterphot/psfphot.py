@@ -41,8 +41,7 @@ from .errors import FrameError
 from .noise import FrameNoise
 from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_SATURATED, ApertureCorrection,
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
-                         frame_parameters,
-                         detect_stars, find_stars_through, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
+                         detect_stars, find_stars_through, frame_parameters, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
                          peak_values, subtract_frame_sky, touches_mask)
 from .psf import EPSF, build_epsf
 from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_radii, kept_far_wings,

@@ -116,7 +116,6 @@ def write_summary_tsv(table: Table, path: str | Path) -> None:
         table.write(tmp, format="ascii.tab", formats=formats, overwrite=True)
 
 
-
 # The cluster's page: what the report opens on, and a file that opens on its own in a browser.
 PAGE_STYLE = """
 .clusterphot-page { font-family: sans-serif; }
