@@ -131,6 +131,32 @@ def test_a_saturated_star_is_fitted_on_its_wings_and_flagged():
     assert not (stars.flags[others] & FLAG_SATURATED).any()
 
 
+def test_a_tile_whose_detections_all_fall_below_the_snr_cut_measures_no_stars():
+    """An artificial-star pass's edge tile held only detections too faint to keep (noise near
+    an artificial star): the fits drop them all and the tile measures no star (it used to fail
+    fitting none). A star without a usable pixel comes out NaN."""
+    from clusterphot.psfphot import measure_tile
+
+    rng = np.random.default_rng(0)
+    shape = (120, 120)
+    data = rng.normal(0.0, 5.0, shape).astype(np.float32)  # sky-subtracted noise, no star
+    bad = np.zeros(shape, bool)
+    sky = frame_sky_statistics(data + np.float32(SKY), bad)
+    found = {"x": np.array([30.2, 80.7]), "y": np.array([40.1, 70.3]), "peak": np.array([6.0, 6.0]),
+             "sharpness": np.array([0.5, 0.5]), "roundness": np.array([0.0, 0.0])}
+    core = (0, 0, 120, 120)
+    tile = measure_tile(data, bad, [core], core, core, found, sky, PhotometryParameters(fwhm=FWHM),
+                        PSFParameters(), 1.0, None, moffat_epsf(FWHM), False, True, measure_correction=False)
+    assert set(tile.stars) >= {"x", "y", "flux", "flux_err", "qfit"}
+    assert all(len(values) == 0 for values in tile.stars.values())
+    assert tile.model.shape == shape and not tile.model.any()
+
+    bad[20:60, 10:50] = True  # the first star's every pixel masked
+    fit = fit_stars(np.where(bad, 0.0, data), np.full(shape, 25.0), ~bad, found["x"][:1], found["y"][:1],
+                    moffat_epsf(FWHM), 3.0, np.zeros(1, bool))
+    assert np.isnan(fit.flux).all() and np.isnan(fit.flux_err).all() and fit.n_pixels[0] == 0
+
+
 def test_bright_stars_of_a_crowded_frame_are_on_the_true_total_flux_scale():
     """Issue 11's bias target: the S/N > 100 stars of a crowded frame (600x600 px, 5000 stars in
     a King profile), PSF learned, corrected to total, within 0.01 mag of their true total flux.

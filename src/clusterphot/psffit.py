@@ -257,6 +257,8 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
         is_fitted[fit_flat[fit_flat >= 0]] = True
     is_fitted &= usable.ravel()
     pixels = np.flatnonzero(is_fitted)
+    if pixels.size == 0:  # no stars (a tile's all dropped), or none with a usable pixel
+        return no_fit(image, n, sky_cell, far_wings, images)
     row_of = np.full(ny * nx, -1, np.int64)
     row_of[pixels] = np.arange(pixels.size)
 
@@ -388,6 +390,19 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
         star_image += far_wings.light
     return StarFit(flux, flux_err, shift_x, shift_y, position_err, qfit, crowding, n_pixels, sky_at_star,
                    sky_image.astype(np.float32), sky_cells, star_image.astype(np.float32))
+
+
+def no_fit(image: np.ndarray, n: int, sky_cell: int, far_wings: FarWings | None, images: bool) -> StarFit:
+    """:func:`fit_stars`' result when no pixel is fitted (no stars, or none with a usable pixel):
+    every value of the ``n`` stars NaN, no sky, the stars' image the light held."""
+    ny, nx = image.shape
+    sky_cells = np.zeros((-(-ny // sky_cell), -(-nx // sky_cell)))
+    held = (np.zeros(image.shape, np.float32) if far_wings is None or not images
+            else far_wings.light.astype(np.float32))
+    flux, flux_err, position_err, qfit, crowding, sky = (np.full(n, np.nan) for _ in range(6))
+    return StarFit(flux, flux_err, np.zeros(n), np.zeros(n), position_err, qfit, crowding, np.zeros(n, np.int64),
+                   sky, np.zeros(image.shape, np.float32) if images else None, sky_cells, held if images else None,
+                   None if images else held)
 
 
 def covariance_errors(normal: sparse.spmatrix, n: int, free: np.ndarray, shift_column: np.ndarray,
