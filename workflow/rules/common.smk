@@ -158,11 +158,13 @@ def catalogue_rows(path):
 
 
 def artificial_job_runtime(wildcards, input, attempt):
-    """Minutes for an artificial-star job: each pass costs about a whole-frame detection and
-    array work (3.3 s for a 16 MB frame here; 0.01 min per MB allows 3x that), its stars about
-    5 ms each (12 allowed). A sparse catalogue injects few stars per pass, so many passes,
-    counted as clusterphot.artificial.pass_sizes counts them (not imported: building the job
-    graph imports only config code).
+    """Minutes for an artificial-star job: reading the frame and drawing its catalogue's model
+    (25 s for a 10k x 10k frame, 400 MB: 0.02 min per MB allows 20x that), then each pass
+    about a whole-frame detection and array work (3.3 s for a 16 MB frame, 15 s for 400 MB:
+    0.01 min per MB allows 3x and 16x that), its stars about 5 ms each (12 allowed). A
+    10,000-star job on a 10k frame took 66-100 s in three passes. A sparse catalogue injects
+    few stars per pass, so many passes, counted as clusterphot.artificial.pass_sizes counts
+    them (not imported: building the job graph imports only config code).
     """
     stars = artificial_stars_per_job(wildcards)
     per_pass = max(
@@ -172,7 +174,7 @@ def artificial_job_runtime(wildcards, input, attempt):
     passes = -(-stars // per_pass)
     frame_mb = os.path.getsize(input.image) / 2**20
     return attempt * int(
-        10 + input.size_mb / 2 + stars / 5000 + passes * frame_mb / 100
+        5 + input.size_mb / 50 + stars / 5000 + passes * frame_mb / 100
     )
 
 

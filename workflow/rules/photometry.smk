@@ -84,11 +84,13 @@ rule psf_photometry:
         "../envs/clusterphot.yaml"
     threads: 1
     resources:
-        # measured peak (simulated 1k and 2k frames, float32): about 40x the file's size plus
-        # ~110 MB of libraries (float64 images of the frame and a sparse system over the pixels
-        # near stars); about 2.5 s per 1000 stars
-        mem_mb=lambda wc, input, attempt: attempt * int(500 + 48 * input.size_mb),
-        runtime=lambda wc, input, attempt: attempt * int(10 + input.size_mb / 4),
+        # measured peak (simulated crowded frames, float32, clusterphot measure --method psf):
+        # 308, 354 and 539 MB for 1k, 2k and 4k frames, 0.8-1.0 GB at 10k x 10k with 68,000-
+        # 135,000 stars (a frame larger than photometry.psf.tile is fitted tile by tile, so
+        # beyond the frame's own arrays memory follows a tile); 2.7, 5.7, 14 and 37-61 s.
+        # Declared: about 2x the peak, 10-15x the time (a slower node, a denser cluster).
+        mem_mb=lambda wc, input, attempt: attempt * int(800 + 4 * input.size_mb),
+        runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 40),
     params:
         settings=frame_settings,
         url=frame_url,
