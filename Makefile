@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays clean
+.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-artificial: $(STAMP) $(BENCH_STAMP)
 # Finding a single exposure's cosmic rays, against astroscrappy called whole (issue 13; ~3 min)
 bench-cosmic-rays: $(STAMP)
 	$(BIN)/python bench/cosmic_rays_speed.py $(BENCH_ARGS)
+
+# What the PSF path's errors mean in a crowded core: pulls against the truth, with the unseen
+# neighbours' light counted, and between two exposures (issue 11; about a minute)
+bench-pulls: $(STAMP)
+	$(BIN)/python bench/crowded_pulls.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake logs benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,8 @@ def test_a_saturated_star_is_fitted_on_its_wings_and_flagged():
 def test_a_tile_whose_detections_all_fall_below_the_snr_cut_measures_no_stars():
     """An artificial-star pass's edge tile held only detections too faint to keep (noise near
     an artificial star): the fits drop them all and the tile measures no star (it used to fail
-    fitting none). A star without a usable pixel comes out NaN."""
+    fitting none); its model is the light held, with and without residual passes. A lone star
+    without a usable pixel comes out NaN."""
     from clusterphot.psfphot import measure_tile
 
     rng = np.random.default_rng(0)
@@ -145,11 +147,17 @@ def test_a_tile_whose_detections_all_fall_below_the_snr_cut_measures_no_stars():
     found = {"x": np.array([30.2, 80.7]), "y": np.array([40.1, 70.3]), "peak": np.array([6.0, 6.0]),
              "sharpness": np.array([0.5, 0.5]), "roundness": np.array([0.0, 0.0])}
     core = (0, 0, 120, 120)
-    tile = measure_tile(data, bad, [core], core, core, found, sky, PhotometryParameters(fwhm=FWHM),
-                        PSFParameters(), 1.0, None, moffat_epsf(FWHM), False, True, measure_correction=False)
-    assert set(tile.stars) >= {"x", "y", "flux", "flux_err", "qfit"}
-    assert all(len(values) == 0 for values in tile.stars.values())
-    assert tile.model.shape == shape and not tile.model.any()
+    held = np.zeros(shape, np.float32)
+    held[90:100, 10:20] = 3.0  # an artificial-star pass's light of stars not fitted here
+    for held_light, passes in ((held, 2), (held, 0), (None, 0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy's too: no statistic of an empty selection
+            tile = measure_tile(data, bad, [core], core, core, found, sky, PhotometryParameters(fwhm=FWHM),
+                                PSFParameters(residual_passes=passes), 1.0, None, moffat_epsf(FWHM), False, True,
+                                held_light=held_light, measure_correction=False)
+        assert set(tile.stars) >= {"x", "y", "flux", "flux_err", "qfit"}
+        assert all(len(values) == 0 for values in tile.stars.values())
+        assert np.array_equal(tile.model, np.zeros(shape) if held_light is None else held)
 
     bad[20:60, 10:50] = True  # the first star's every pixel masked
     fit = fit_stars(np.where(bad, 0.0, data), np.full(shape, 25.0), ~bad, found["x"][:1], found["y"][:1],

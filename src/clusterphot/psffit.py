@@ -394,15 +394,16 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
 
 def no_fit(image: np.ndarray, n: int, sky_cell: int, far_wings: FarWings | None, images: bool) -> StarFit:
     """:func:`fit_stars`' result when no pixel is fitted (no stars, or none with a usable pixel):
-    every value of the ``n`` stars NaN, no sky, the stars' image the light held."""
+    every value of the ``n`` stars NaN, no sky, the stars' image the light held. (Among stars
+    that have pixels, one without any gets the solve's ridge instead: flux 0, error ~1e15.)"""
     ny, nx = image.shape
     sky_cells = np.zeros((-(-ny // sky_cell), -(-nx // sky_cell)))
-    held = (np.zeros(image.shape, np.float32) if far_wings is None or not images
-            else far_wings.light.astype(np.float32))
     flux, flux_err, position_err, qfit, crowding, sky = (np.full(n, np.nan) for _ in range(6))
-    return StarFit(flux, flux_err, np.zeros(n), np.zeros(n), position_err, qfit, crowding, np.zeros(n, np.int64),
-                   sky, np.zeros(image.shape, np.float32) if images else None, sky_cells, held if images else None,
-                   None if images else held)
+    per_star = (flux, flux_err, np.zeros(n), np.zeros(n), position_err, qfit, crowding, np.zeros(n, np.int64), sky)
+    if not images:  # the residual: nothing fitted, so 0 everywhere
+        return StarFit(*per_star, None, sky_cells, None, np.zeros(image.shape, np.float32))
+    held = np.zeros(image.shape, np.float32) if far_wings is None else far_wings.light.astype(np.float32)
+    return StarFit(*per_star, np.zeros(image.shape, np.float32), sky_cells, held)
 
 
 def covariance_errors(normal: sparse.spmatrix, n: int, free: np.ndarray, shift_column: np.ndarray,

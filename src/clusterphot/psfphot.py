@@ -505,7 +505,9 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             # and its residuals' excess is per pixel too), then the excess on top
             fit.flux_err = correlated_errors(fit.flux, fit.flux_err, electrons_per_unit, correlation_factor)
             errors_with_confusion(fit, excess, x, y)
-            passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0]))
+            # (NaN for a tile whose stars were all dropped: nothing fitted, no excess)
+            # (NaN for a tile whose stars were all dropped: nothing fitted, no excess)
+            passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0])) if (model > 0).any() else math.nan
             break
         variance = photon_variance(model, pixel_variance, electrons_per_unit,
                                    psf_params.psf_error if approximate else 0.0)

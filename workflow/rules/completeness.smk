@@ -28,8 +28,8 @@ rule artificial_stars:
     resources:
         # a pass holds the frame, a copy with the artificial stars and (PSF path) the model
         # of the catalogue's other stars, besides what measuring the frame needs: measured
-        # 2.6-3.7 GB for 10,000 stars on a 10k x 10k frame (about 9x its 400 MB), declared
-        # about 1.6x that
+        # 2.6-3.8 GB for 10,000 stars on a 10k x 10k frame (about 9x its 400 MB), declared
+        # about 1.5x that
         mem_mb=lambda wc, input, attempt: attempt
         * int(800 + (12 if METHOD[wc.cluster] == "psf" else 8) * input.size_mb),
         runtime=artificial_job_runtime,
