@@ -32,6 +32,32 @@ def test_measure_writes_a_calibrated_catalogue(tmp_path):
     assert f"{x.size} stars" in result.stdout
 
 
+def test_a_frame_without_a_saturation_level_is_saturated_where_its_stars_are_clipped(tmp_path):
+    """A ground-based frame (no SATURATE keyword, an unknown camera) whose converter clipped its
+    brightest stars at 30000: that value becomes its saturation level, those stars are flagged
+    saturated and the others not, and the run says so."""
+    rng = np.random.default_rng(5)
+    x, y = grid_of_stars((200, 200), spacing=30, margin=20, rng=rng)
+    flux = np.where(np.arange(x.size) % 4 == 0, 6e5, 2e4)  # every fourth star's peak far above the clip
+    image = gaussian_stars((200, 200), x, y, flux, 0.9, sky=30.0, read_noise=4.0, rng=rng)
+    image = np.minimum(np.rint(image), 30000.0).astype(np.float32)
+    frame = write_frame(tmp_path / "frame.fits", image, exptime=50.0,
+                        extra_primary={"TELESCOP": "ESO-2.2", "INSTRUME": "WFI", "DETECTOR": "CCD"})
+    output = tmp_path / "cat.ecsv"
+    result = subprocess.run([str(CLUSTERPHOT), "measure", str(frame), "--filter", "F606W", "-o", str(output),
+                             "--fwhm", "2.1", "--zeropoint", "25.0"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "taken as the level it saturates at" in result.stdout + result.stderr
+    table = Table.read(output)
+    assert table.meta["saturation_level"] == 30000.0
+    # each star's catalogue row (a clipped star's flat top may give a spurious detection or two more)
+    distance = np.hypot(np.asarray(table["x"])[None, :] - x[:, None], np.asarray(table["y"])[None, :] - y[:, None])
+    row = np.argmin(distance, axis=1)
+    assert distance[np.arange(x.size), row].max() < 1.0
+    saturated = (np.asarray(table["flags"])[row] & 1) > 0
+    assert np.array_equal(saturated, flux > 1e5)
+
+
 def test_a_missing_frame_is_one_line_and_exit_1(tmp_path):
     result = subprocess.run([str(CLUSTERPHOT), "measure", str(tmp_path / "nope.fits"), "-f", "F606W",
                              "-o", str(tmp_path / "out.ecsv")], capture_output=True, text=True)

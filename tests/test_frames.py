@@ -9,6 +9,7 @@ import pytest
 from astropy.io import fits
 
 from clusterphot.frames import (
+    clipped_level,
     MIN_FRAME_PIXELS,
     FrameError,
     celestial_wcs,
@@ -172,6 +173,21 @@ def test_units_gain_and_saturation():
     acs = fits.Header({"INSTRUME": "ACS", "DETECTOR": "WFC"})
     assert saturation_level(acs, "electron", True, 100.0, 1.0) == pytest.approx(847.0)
     assert saturation_level(fits.Header(), "electron", False, 1.0, 1.0) is None
+
+
+def test_a_frame_is_clipped_where_its_largest_value_is_held_by_several_usable_pixels():
+    rng = np.random.default_rng(2)
+    frame = rng.normal(100.0, 5.0, (50, 50)).astype(np.float32)
+    frame[10, 10] = 900.0  # one star's peak: the largest value, but not a plateau
+    bad = np.zeros(frame.shape, bool)
+    assert clipped_level(frame, bad) is None
+    frame[30:32, 30:33] = 4095.0  # a flat-topped star, 6 pixels at a 12-bit converter's limit
+    assert clipped_level(frame, bad) == (4095.0, 6)
+    frame[40, 40] = np.nan
+    assert clipped_level(frame, bad) == (4095.0, 6)  # a NaN is no value
+    bad[30:32, 30:32] = True  # two of them left: too few for a plateau (the star's own peak is 900)
+    assert clipped_level(frame, bad) is None
+    assert clipped_level(frame, np.ones(frame.shape, bool)) is None
 
 
 def test_real_wfpc2_frame():

@@ -19,8 +19,8 @@ from .cosmicrays import (CosmicRayDecision, apply_cosmic_ray_mask, cosmic_ray_de
 from .errors import FrameError, ZeropointError
 from .filters import pivot_wavelength
 from .fwhm import DEFAULT_GUESS, measure_fwhm
-from .frames import (DEFAULT_DQ_BITS, Frame, exposure_time, gain, image_unit, keyword, read_configured_frame,
-                     hugs_stack, saturation_level)
+from .frames import (DEFAULT_DQ_BITS, Frame, clipped_level, exposure_time, gain, hugs_stack, image_unit, keyword,
+                     read_configured_frame, saturation_level)
 from .noise import frame_noise
 from .photometry import (FLAG_DESCRIPTIONS, FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, Measurements,
                          PhotometryParameters, frame_sky_statistics, magnitudes, measure_frame,
@@ -158,6 +158,13 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
     unit, is_rate = image_unit(frame.header, frame.path)
     frame_gain = gain(frame.header, unit, settings.gain)
     saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
+    if saturation is None:  # no keyword, no known detector: the frame's own flat-topped stars, if it has them
+        clipped = clipped_level(frame.data, frame.bad_pixels())
+        if clipped is not None:
+            saturation = clipped[0]
+            log.warning("%s: no saturation level in its header or the config, but %d pixels hold its largest "
+                        "value, %.6g: taken as the level it saturates at (set 'saturation' to give another)",
+                        frame.path, clipped[1], saturation)
     # A HUGS stack is the mean of its exposures normalised to one of them (its name's), EXPTIME
     # their total: a unit of it holds as many electrons' photons as exposures went in
     stack = hugs_stack(frame.header, [frame.path.name, settings.source_name])

@@ -422,6 +422,23 @@ def gain(header: fits.Header, unit: str, override: float | None = None) -> float
     return detector.gain if detector else 1.0
 
 
+CLIPPED_PIXELS = 5  # at least this many pixels at a frame's largest value: its saturated stars are flat-topped there
+
+
+def clipped_level(data: np.ndarray, bad: np.ndarray) -> tuple[float, int] | None:
+    """The value a frame is clipped at, and how many of its pixels hold it, when its saturated
+    stars show one: its largest usable value, held by at least ``CLIPPED_PIXELS`` pixels (a
+    16-bit converter's 65535, a detector's full well as the demo's simulator clips). None
+    otherwise: an unclipped frame's largest value is one star's peak, and a drizzled stack's
+    saturated cores hold many different values."""
+    # fmax: a NaN is no value; where=: no copy of the usable pixels
+    largest = float(np.fmax.reduce(data, axis=None, where=~bad, initial=-np.inf))
+    if not np.isfinite(largest):
+        return None
+    count = int(np.count_nonzero((data == largest) & ~bad))
+    return (largest, count) if count >= CLIPPED_PIXELS else None
+
+
 def saturation_level(header: fits.Header, unit: str, is_rate: bool, exptime: float,
                      frame_gain: float, override: float | None = None) -> float | None:
     """Pixel value (in the image's units) at which the detector saturates, or None if unknown."""
