@@ -506,7 +506,6 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
             fit.flux_err = correlated_errors(fit.flux, fit.flux_err, electrons_per_unit, correlation_factor)
             errors_with_confusion(fit, excess, x, y)
             # (NaN for a tile whose stars were all dropped: nothing fitted, no excess)
-            # (NaN for a tile whose stars were all dropped: nothing fitted, no excess)
             passes[-1]["median_noise_excess"] = float(np.median(excess[model > 0])) if (model > 0).any() else math.nan
             break
         variance = photon_variance(model, pixel_variance, electrons_per_unit,
