@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls clean
+.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls bench-varying-psf clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-cosmic-rays: $(STAMP)
 # neighbours' light counted, and between two exposures (issue 11; about a minute)
 bench-pulls: $(STAMP)
 	$(BIN)/python bench/crowded_pulls.py $(BENCH_ARGS)
+
+# A PSF that changes across the frame against one PSF per tile (issue 11; about 10 s)
+bench-varying-psf: $(STAMP)
+	$(BIN)/python bench/varying_psf.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake logs benchmarks

@@ -1,0 +1,90 @@
+"""Diagnostic: the PSF path on a frame whose PSF changes across it (issue 11's grid of PSFs).
+
+HST's PSF is not the same all over a 10k frame; the PSF path learns one PSF per tile
+(``photometry.psf.tile``) and fits every star of a tile with it. This frame (4096x2048 px, a grid
+of isolated stars 34 px apart, S/N 150-1000, Moffat PSF) has a FWHM that grows linearly in x from
+``--fwhm-left`` to ``--fwhm-right`` px; with both equal it is the control. Printed: the bright
+stars' median measured - true magnitude by where they sit across their tile in x (a tile's PSF is
+its stars' average: too broad for its left side, too narrow for its right), and their scatter,
+each tile's median taken out, over the photon-noise limit.
+
+    make bench-varying-psf
+    .venv/bin/python bench/varying_psf.py --tile 512
+    .venv/bin/python bench/varying_psf.py --fwhm-left 2.2 --fwhm-right 2.2      # the control
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from astropy.stats import mad_std
+from scipy.spatial import cKDTree
+
+from clusterphot.photometry import PhotometryParameters
+from clusterphot.psfphot import PSFParameters, measure_frame_psf
+from clusterphot.simulate import STAMP_RADIUS, add_stars, moffat_phase_stamps, point_source_snr
+
+SHAPE = (2048, 4096)
+SPACING = 34  # px between stars: isolated, a few hundred per 1024-px tile
+SKY, READ_NOISE = 16.0, 4.0  # electrons
+FWHM_STEPS = 256  # the FWHM changes in this many steps across the frame (16 px each)
+
+
+def varying_frame(fwhm_left: float, fwhm_right: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frame (electrons, sky included, noise) and its stars' x, y, flux and FWHM."""
+    ny, nx = SHAPE
+    ys, xs = np.mgrid[30 : ny - 30 : SPACING, 30 : nx - 30 : SPACING]
+    x = xs.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+    y = ys.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+    flux = 10 ** rng.uniform(np.log10(3e4), np.log10(4e5), x.size)
+    pad = STAMP_RADIUS + 2
+    canvas = np.zeros((ny + 2 * pad, nx + 2 * pad), np.float32)
+    step = np.minimum((x / nx * FWHM_STEPS).astype(int), FWHM_STEPS - 1)
+    fwhm = fwhm_left + (fwhm_right - fwhm_left) * (step + 0.5) / FWHM_STEPS
+    for k in np.unique(step):
+        mine = step == k
+        add_stars(canvas, x[mine] + pad, y[mine] + pad, flux[mine], moffat_phase_stamps(float(fwhm[mine][0])))
+    expected = canvas[pad:-pad, pad:-pad] + SKY
+    image = (rng.poisson(expected) + READ_NOISE * rng.standard_normal(expected.shape)).astype(np.float32)
+    return image - np.float32(SKY), x, y, flux, fwhm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fwhm-left", type=float, default=2.0)
+    parser.add_argument("--fwhm-right", type=float, default=2.4)
+    parser.add_argument("--tile", type=int, default=PSFParameters().tile)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    image, x, y, flux, fwhm = varying_frame(args.fwhm_left, args.fwhm_right, rng)
+    start = time.process_time()
+    stars = measure_frame_psf(image, np.zeros(image.shape, bool), PhotometryParameters(fwhm=float(np.median(fwhm))),
+                              PSFParameters(tile=args.tile), 1.0, None)
+    cpu = time.process_time() - start
+    distance, true = cKDTree(np.column_stack([x, y])).query(np.column_stack([stars.x, stars.y]))
+    found = (distance < 1.0) & (stars.flux > 0)
+    true = true[found]
+    delta = -2.5 * np.log10(stars.flux[found] / flux[true])
+    limit = np.empty(len(true))
+    for width in np.unique(fwhm[true]):  # the photon limit of each star's own PSF
+        mine = fwhm[true] == width
+        limit[mine] = 1.0857 / point_source_snr(flux[true][mine], SKY, READ_NOISE, float(width))
+    tile = (x[true] // args.tile).astype(int) + 1000 * (y[true] // args.tile).astype(int)
+    across = (x[true] % args.tile) / args.tile
+    print(f"FWHM {args.fwhm_left}-{args.fwhm_right} px across {SHAPE[1]} px, tiles of {args.tile} px: "
+          f"{found.sum()} of {x.size} stars, {cpu:.1f} CPU s")
+    for low in (0.0, 0.25, 0.5, 0.75):
+        part = (across >= low) & (across < low + 0.25)
+        print(f"  across the tile {low:.2f}-{low + 0.25:.2f}: {part.sum():5d} stars, median delta-mag "
+              f"{1000 * np.median(delta[part]):+6.1f} mmag")
+    for k in np.unique(tile):
+        delta[tile == k] -= np.median(delta[tile == k])
+    print(f"  scatter over the photon limit, each tile's median taken out: {mad_std(delta / limit):.2f}")
+
+
+if __name__ == "__main__":
+    main()
