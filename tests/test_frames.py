@@ -188,6 +188,10 @@ def test_a_frame_is_clipped_where_its_largest_value_is_held_by_several_usable_pi
     bad[30:32, 30:32] = True  # two of them left: too few for a plateau (the star's own peak is 900)
     assert clipped_level(frame, bad) is None
     assert clipped_level(frame, np.ones(frame.shape, bool)) is None
+    counts = rng.integers(0, 1000, (50, 50)).astype(np.uint16)  # an integer image as a library user may pass it
+    counts[5:7, 5:8] = 65535
+    assert clipped_level(counts, np.zeros(counts.shape, bool)) == (65535.0, 6)
+    assert clipped_level(counts, np.ones(counts.shape, bool)) is None
 
 
 def test_real_wfpc2_frame():

@@ -432,11 +432,12 @@ def clipped_level(data: np.ndarray, bad: np.ndarray) -> tuple[float, int] | None
     otherwise: an unclipped frame's largest value is one star's peak, and a drizzled stack's
     saturated cores hold many different values."""
     # fmax: a NaN is no value; where=: no copy of the usable pixels
-    largest = float(np.fmax.reduce(data, axis=None, where=~bad, initial=-np.inf))
+    lowest = -np.inf if np.issubdtype(data.dtype, np.floating) else np.iinfo(data.dtype).min
+    largest = np.fmax.reduce(data, axis=None, where=~bad, initial=lowest)
     if not np.isfinite(largest):
         return None
-    count = int(np.count_nonzero((data == largest) & ~bad))
-    return (largest, count) if count >= CLIPPED_PIXELS else None
+    count = int(np.count_nonzero((data == largest) & ~bad))  # 0 when every pixel is masked
+    return (float(largest), count) if count >= CLIPPED_PIXELS else None
 
 
 def saturation_level(header: fits.Header, unit: str, is_rate: bool, exptime: float,
