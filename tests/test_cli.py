@@ -50,6 +50,7 @@ def test_a_frame_without_a_saturation_level_is_saturated_where_its_stars_are_cli
     assert "taken as the level it saturates at" in result.stdout + result.stderr
     table = Table.read(output)
     assert table.meta["saturation_level"] == 30000.0
+    assert table.meta["saturation_source"].startswith("clipped: ")
     # each star's catalogue row (a clipped star's flat top may give a spurious detection or two more)
     distance = np.hypot(np.asarray(table["x"])[None, :] - x[:, None], np.asarray(table["y"])[None, :] - y[:, None])
     row = np.argmin(distance, axis=1)

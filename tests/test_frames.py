@@ -9,10 +9,10 @@ import pytest
 from astropy.io import fits
 
 from clusterphot.frames import (
-    clipped_level,
     MIN_FRAME_PIXELS,
     FrameError,
     celestial_wcs,
+    clipped_level,
     exposure_time,
     gain,
     image_unit,
@@ -169,10 +169,12 @@ def test_units_gain_and_saturation():
     wfpc2 = fits.Header({"INSTRUME": "WFPC2", "ATODGAIN": 15.0, "SATURATE": 4095})
     assert gain(wfpc2, "count") == 15.0
     assert gain(wfpc2, "electron") == 1.0
-    assert saturation_level(wfpc2, "count", False, 70.0, 15.0) == 4095.0
+    assert saturation_level(wfpc2, "count", False, 70.0, 15.0) == (4095.0, "SATURATE keyword")
     acs = fits.Header({"INSTRUME": "ACS", "DETECTOR": "WFC"})
-    assert saturation_level(acs, "electron", True, 100.0, 1.0) == pytest.approx(847.0)
-    assert saturation_level(fits.Header(), "electron", False, 1.0, 1.0) is None
+    level, source = saturation_level(acs, "electron", True, 100.0, 1.0)
+    assert level == pytest.approx(847.0) and source == "ACS/WFC full well"
+    assert saturation_level(acs, "electron", True, 100.0, 1.0, override=500.0) == (500.0, "config")
+    assert saturation_level(fits.Header(), "electron", False, 1.0, 1.0) == (None, "unknown")
 
 
 def test_a_frame_is_clipped_where_its_largest_value_is_held_by_several_usable_pixels():
@@ -185,7 +187,7 @@ def test_a_frame_is_clipped_where_its_largest_value_is_held_by_several_usable_pi
     assert clipped_level(frame, bad) == (4095.0, 6)
     frame[40, 40] = np.nan
     assert clipped_level(frame, bad) == (4095.0, 6)  # a NaN is no value
-    bad[30:32, 30:32] = True  # two of them left: too few for a plateau (the star's own peak is 900)
+    bad[30:32, 30:32] = True  # two of them left at 4095: too few for a plateau
     assert clipped_level(frame, bad) is None
     assert clipped_level(frame, np.ones(frame.shape, bool)) is None
     counts = rng.integers(0, 1000, (50, 50)).astype(np.uint16)  # an integer image as a library user may pass it

@@ -143,6 +143,7 @@ class FrameCalibration:
     electrons_per_unit: float  # electrons per pixel value (a stack's: as many as it averages exposures)
     saturation: float | None  # image units; None: unknown
     exposures_averaged: float = 1.0  # a HUGS stack: its EXPTIME over the exposure it is normalised to
+    saturation_source: str = "unknown"  # config, a header keyword, a detector's full well, or the clipped pixels
 
     def flux_for_mag(self, mag: np.ndarray, zeropoint: float) -> np.ndarray:
         """The total flux (image units) of stars of magnitude ``mag``: :func:`clusterphot.photometry.magnitudes`
@@ -157,20 +158,22 @@ def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration
     exptime = exposure_time(frame.header, frame.path, settings.exptime, settings.source_name)
     unit, is_rate = image_unit(frame.header, frame.path)
     frame_gain = gain(frame.header, unit, settings.gain)
-    saturation = saturation_level(frame.header, unit, is_rate, exptime, frame_gain, settings.saturation)
+    saturation, saturation_source = saturation_level(frame.header, unit, is_rate, exptime, frame_gain,
+                                                     settings.saturation)
     if saturation is None:  # no keyword, no known detector: the frame's own flat-topped stars, if it has them
         clipped = clipped_level(frame.data, frame.bad_pixels())
         if clipped is not None:
-            saturation = clipped[0]
+            saturation, saturation_source = clipped[0], f"clipped: {clipped[1]} pixels at the frame's largest value"
             log.warning("%s: no saturation level in its header or the config, but %d pixels hold its largest "
-                        "value, %.6g: taken as the level it saturates at (set 'saturation' to give another)",
-                        frame.path, clipped[1], saturation)
+                        "value, %.6g: taken as the level it saturates at (set 'saturation' if its detector "
+                        "saturates lower)", frame.path, clipped[1], saturation)
     # A HUGS stack is the mean of its exposures normalised to one of them (its name's), EXPTIME
     # their total: a unit of it holds as many electrons' photons as exposures went in
     stack = hugs_stack(frame.header, [frame.path.name, settings.source_name])
     averaged = stack[1] if stack is not None and settings.exptime is None else 1.0
     return FrameCalibration(exptime, unit, is_rate, frame_gain,
-                            frame_gain * averaged * (exptime if is_rate else 1.0), saturation, averaged)
+                            frame_gain * averaged * (exptime if is_rate else 1.0), saturation, averaged,
+                            saturation_source)
 
 
 def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndarray | None, CosmicRayDecision]:
@@ -187,7 +190,6 @@ def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndar
         return None, decision
     calibration = frame_calibration(frame, settings)
     epu = calibration.electrons_per_unit
-    saturation = None if calibration.saturation is None else calibration.saturation * epu
     bad = frame.bad_pixels()
     noise = read_noise(frame.header)
     sky = frame_sky_statistics(frame.data, bad)
@@ -196,7 +198,7 @@ def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndar
         log.info("%s: its sky was subtracted (median %.3g e-, scatter %.3g e-): %.4g e- added back for "
                  "L.A.Cosmic's noise model", frame.path, sky.median * epu, sky.std * epu, pedestal)
         decision = CosmicRayDecision(True, f"{decision.reason}; sky of {pedestal:.4g} e- added back")
-    return find_cosmic_rays(frame.data, bad, epu, noise, saturation, pedestal), decision
+    return find_cosmic_rays(frame.data, bad, epu, noise, calibration.saturation, pedestal), decision
 
 
 def read_frame_for_photometry(path: str | Path, settings: FrameSettings,
@@ -246,8 +248,8 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     frame_gain, electrons_per_unit = calibration.gain, calibration.electrons_per_unit
     saturation = calibration.saturation
     if saturation is None:
-        log.warning("%s: saturation level unknown (no SATURATE keyword, unknown detector); "
-                    "saturated stars are not flagged. Set 'saturation' in the config.", frame.path)
+        log.warning("%s: saturation level unknown (no SATURATE keyword, unknown detector, no clipped "
+                    "pixels); saturated stars are not flagged. Set 'saturation' in the config.", frame.path)
     photflam, photflam_label = uvis_chip_photflam(
         keyword(header, "INSTRUME"), keyword(header, "DETECTOR"), keyword(header, "PHOTFLAM"),
         keyword(header, "PHTFLAM1"), keyword(header, "PHTFLAM2"), keyword(header, "FLUXCORR"),
@@ -322,6 +324,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         "gain": frame_gain,
         "exposures_averaged": calibration.exposures_averaged,
         "saturation_level": saturation,
+        "saturation_source": calibration.saturation_source,
         # the wavelength that orders the colours (config, nominal HST value, PHOTPLAM); an AB zero
         # point from the header used the header's own PHOTPLAM, recorded beside it
         "pivot_wavelength": pivot_wavelength(settings.filter_name, settings.pivot_wavelength,

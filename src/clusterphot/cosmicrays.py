@@ -169,18 +169,30 @@ def read_noise(header: fits.Header) -> float:
     return detector.read_noise if detector is not None else 0.0
 
 
+def lacosmic_saturation(saturation: float | None, electrons_per_unit: float, pedestal: float) -> float:
+    """The saturation level (image units; None: unknown) as astroscrappy sees it, in a block's
+    electrons: converted as the block's pixels are (float32, the same operations), then a hair
+    lower, so that a pixel at the level (a clipped frame's plateau) counts as saturated, not as
+    a cosmic ray (in float64 the level came out above its own pixels in about one case in six)."""
+    if not saturation:
+        return float(np.finfo(np.float32).max)
+    level = np.float32(saturation) * np.float32(electrons_per_unit) + np.float32(pedestal)
+    return float(np.nextafter(level, np.float32(-np.inf)))
+
+
 def find_cosmic_rays(data: np.ndarray, bad: np.ndarray, electrons_per_unit: float, read_noise_electrons: float,
-                     saturation_electrons: float | None, pedestal: float = 0.0,
+                     saturation: float | None, pedestal: float = 0.0,
                      block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """True on cosmic-ray pixels of a single exposure (``data`` times ``electrons_per_unit`` is
     electrons, plus ``pedestal`` electrons where its sky was subtracted: L.A.Cosmic's noise model
-    is each pixel's photons), ``bad`` pixels left out. astroscrappy's L.A.Cosmic, run in blocks
+    is each pixel's photons; ``saturation`` in the image's units), ``bad`` pixels left out.
+    astroscrappy's L.A.Cosmic, run in blocks
     of ``block_rows`` rows with margins (each converted to electrons on its own: no second copy
     of the frame): the same mask as one call on the whole frame (tested), but for a hit whose
     5x5 box holds no good pixel, which astroscrappy fills with its image's median."""
     ny = data.shape[0]
     mask = np.zeros(data.shape, bool)
-    satlevel = float(saturation_electrons + pedestal) if saturation_electrons else float(np.finfo(np.float32).max)
+    satlevel = lacosmic_saturation(saturation, electrons_per_unit, pedestal)
     for start in range(0, ny, block_rows):
         lo, hi = max(0, start - BLOCK_MARGIN), min(ny, start + block_rows + BLOCK_MARGIN)
         block = np.nan_to_num(data[lo:hi], nan=0.0, posinf=0.0, neginf=0.0)

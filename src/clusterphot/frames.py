@@ -432,25 +432,30 @@ def clipped_level(data: np.ndarray, bad: np.ndarray) -> tuple[float, int] | None
     otherwise: an unclipped frame's largest value is one star's peak, and a drizzled stack's
     saturated cores hold many different values."""
     # fmax: a NaN is no value; where=: no copy of the usable pixels
+    usable = ~bad
     lowest = -np.inf if np.issubdtype(data.dtype, np.floating) else np.iinfo(data.dtype).min
-    largest = np.fmax.reduce(data, axis=None, where=~bad, initial=lowest)
+    largest = np.fmax.reduce(data, axis=None, where=usable, initial=lowest)
     if not np.isfinite(largest):
         return None
-    count = int(np.count_nonzero((data == largest) & ~bad))  # 0 when every pixel is masked
+    count = int(np.count_nonzero((data == largest) & usable))  # 0 when every pixel is masked
     return (float(largest), count) if count >= CLIPPED_PIXELS else None
 
 
 def saturation_level(header: fits.Header, unit: str, is_rate: bool, exptime: float,
-                     frame_gain: float, override: float | None = None) -> float | None:
-    """Pixel value (in the image's units) at which the detector saturates, or None if unknown."""
+                     frame_gain: float, override: float | None = None) -> tuple[float | None, str]:
+    """Pixel value (in the image's units) at which the detector saturates, or None if unknown,
+    and where it came from: "config", the header's keyword, or the detector's full well."""
     if override is not None:
-        return float(override)
-    value = keyword(header, "SATURATE", "SATURATION")
-    if value is not None:
-        level = float(value)  # in the image's own (per-exposure) units
+        return float(override), "config"
+    for name in ("SATURATE", "SATURATION"):
+        value = keyword(header, name)
+        if value is not None:
+            level, source = float(value), f"{name} keyword"  # in the image's own (per-exposure) units
+            break
     else:
         detector = detector_for(keyword(header, "INSTRUME"), str(keyword(header, "DETECTOR", default="")))
         if detector is None:
-            return None
+            return None, "unknown"
         level = detector.full_well if unit == "electron" else detector.full_well / frame_gain
-    return level / exptime if is_rate else level
+        source = f"{detector.name} full well"
+    return (level / exptime if is_rate else level), source
