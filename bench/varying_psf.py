@@ -12,6 +12,7 @@ compare runs of this script, not other benchmarks), and how many tiles learned t
     make bench-varying-psf
     .venv/bin/python bench/varying_psf.py --tile 512
     .venv/bin/python bench/varying_psf.py --fwhm-left 2.2 --fwhm-right 2.2      # the control
+    .venv/bin/python bench/varying_psf.py --per-tile    # the FWHM changing only from tile to tile
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ SKY, READ_NOISE = 16.0, 4.0  # electrons
 FWHM_STEPS = 256  # the FWHM changes in this many steps across the frame (16 px each)
 
 
-def varying_frame(fwhm_left: float, fwhm_right: float,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The frame (electrons, with noise, its sky subtracted) and its stars' x, y, flux and FWHM."""
+def varying_frame(fwhm_left: float, fwhm_right: float, rng: np.random.Generator,
+                  steps: int = FWHM_STEPS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frame (electrons, with noise, its sky subtracted) and its stars' x, y, flux and FWHM,
+    the FWHM changing in ``steps`` equal steps across x."""
     ny, nx = SHAPE
     ys, xs = np.mgrid[30 : ny - 30 : SPACING, 30 : nx - 30 : SPACING]
     x = xs.ravel() + rng.uniform(-0.5, 0.5, xs.size)
@@ -43,8 +45,8 @@ def varying_frame(fwhm_left: float, fwhm_right: float,
     flux = 10 ** rng.uniform(np.log10(3e4), np.log10(4e5), x.size)
     pad = STAMP_RADIUS + 2
     canvas = np.zeros((ny + 2 * pad, nx + 2 * pad), np.float32)
-    step = np.minimum((x / nx * FWHM_STEPS).astype(int), FWHM_STEPS - 1)
-    fwhm = fwhm_left + (fwhm_right - fwhm_left) * (step + 0.5) / FWHM_STEPS
+    step = np.minimum((x / nx * steps).astype(int), steps - 1)
+    fwhm = fwhm_left + (fwhm_right - fwhm_left) * (step + 0.5) / steps
     for k in np.unique(step):
         mine = step == k
         add_stars(canvas, x[mine] + pad, y[mine] + pad, flux[mine], moffat_phase_stamps(float(fwhm[mine][0])))
@@ -59,9 +61,12 @@ def main() -> None:
     parser.add_argument("--fwhm-right", type=float, default=2.4)
     parser.add_argument("--tile", type=int, default=PSFParameters().tile)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--per-tile", action="store_true",
+                        help="the FWHM the same within each tile, changing from tile to tile")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    image, x, y, flux, fwhm = varying_frame(args.fwhm_left, args.fwhm_right, rng)
+    steps = SHAPE[1] // args.tile if args.per_tile else FWHM_STEPS
+    image, x, y, flux, fwhm = varying_frame(args.fwhm_left, args.fwhm_right, rng, steps)
     start = time.process_time()
     stars = measure_frame_psf(image, np.zeros(image.shape, bool), PhotometryParameters(fwhm=float(np.median(fwhm))),
                               PSFParameters(tile=args.tile), 1.0, None)
