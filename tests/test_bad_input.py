@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 from astropy.io import fits
 from astropy.table import Table
 
@@ -121,6 +122,18 @@ def test_every_bad_frame_stops_with_one_line_naming_it(bad_run):
         log = "".join((run / log).read_text() for log in logs if (run / log).exists())
         assert words in log and "Traceback" not in log, (cluster, log)
     assert "Traceback" not in result.stderr
+
+
+def test_a_quiet_run_still_ends_with_one_line_per_failed_job(bad_run):
+    """Snakemake's ``-q`` leaves the failed jobs out of its own log: the summary finds them in
+    the job logs the run wrote."""
+    run, errors, _, _ = bad_run
+    result = snakemake(run, yaml.safe_load((run / "test-config.yaml").read_text()), "-q")
+    assert result.returncode != 0
+    failed = [line for line in result.stderr.splitlines() if line.startswith("clusterphot: failed: ")]
+    assert len(failed) == len(errors), result.stderr[-3000:]
+    for cluster, (filter_name, path, words) in errors.items():
+        assert sum(f"/{cluster}/{filter_name}.log: {path}: " in line and words in line for line in failed) == 1
 
 
 def test_bad_frames_leave_no_output(bad_run):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_a_job_retried_and_then_done_is_no_failure(tmp_path):
         "Trying to restart job 7.\n[Thu Nov 26 23:11:02 2026]\nFinished jobid: 7 (Rule: photometry)\n"
         "Error in rule merge:\n    jobid: 9\n\nExiting because a job execution failed.\n")
     assert failed_job_logs(snakemake_log) == [("cosmic_rays", "logs/cosmic_rays/b/F814W.log"), ("merge", "")]
+
+
+def test_a_quiet_runs_failures_are_found_in_the_job_logs_it_wrote(tmp_path, monkeypatch):
+    """Snakemake's ``-q`` leaves the failed jobs out of its log: the summary then names the job
+    logs under logs/ that this run wrote with an error, not an older run's, not a job that
+    finished."""
+    import os
+    import time
+
+    from clusterphot.logs import failure_summary
+
+    monkeypatch.chdir(tmp_path)
+    started = time.time()
+    stamp = datetime.fromtimestamp(started).strftime("%Y-%m-%dT%H%M%S.%f")
+    snakemake_log = tmp_path / ".snakemake" / "log" / f"{stamp}.snakemake.log"
+    snakemake_log.parent.mkdir(parents=True)
+    snakemake_log.write_text("Building DAG of jobs...\nExiting because a job execution failed.\n")
+    failed, older, fine = (tmp_path / "logs" / rule / "a" / "F606W.log" for rule in ("photometry", "merge", "cmd"))
+    run(str(failed), "user")
+    run(str(older), "bug")
+    os.utime(older, (started - 3600, started - 3600))  # a failure of an earlier run
+    fine.parent.mkdir(parents=True)
+    fine.write_text("2026-11-26 10:00:00,000 INFO clusterphot.plots: wrote the CMD\n")
+    assert failure_summary([snakemake_log]) == [
+        f"clusterphot: failed: logs/photometry/a/F606W.log: frame.fits: EXPTIME is -5.0; it must be positive"]

@@ -7,6 +7,7 @@ import re
 import sys
 import warnings
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -117,12 +118,37 @@ def job_error(job_log: str | Path) -> str:
     return message
 
 
-def failure_summary(snakemake_logs: list[str | Path]) -> list[str]:
+def run_started(snakemake_log: str | Path) -> float:
+    """When a run began (seconds since the epoch): the local time Snakemake names its log of it
+    after (``2026-11-27T031751.112608.snakemake.log``), else the log's modification time."""
+    stamp = Path(snakemake_log).name.split(".snakemake.log")[0]
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f").timestamp()
+    except ValueError:
+        return Path(snakemake_log).stat().st_mtime
+
+
+def logs_with_errors(log_dir: str | Path, since: float) -> list[str]:
+    """The job logs under ``log_dir`` written since ``since`` (seconds since the epoch) whose
+    records hold an ERROR: the failed jobs of a run whose Snakemake log names none (its quiet
+    mode, ``-q``). A job stopped from outside before it could log is not among them."""
+    found = []
+    for path in sorted(Path(log_dir).rglob("*.log")):
+        if path.stat().st_mtime >= since and " ERROR " in path.read_text(errors="replace"):
+            found.append(str(path))
+    return found
+
+
+def failure_summary(snakemake_logs: list[str | Path], log_dir: str | Path = "logs") -> list[str]:
     """One line per failed job of a run, from Snakemake's log(s) of it: the job's log and what it
-    says went wrong; what a run that had failures ends with."""
+    says went wrong; what a run that had failures ends with. When Snakemake's log names no failed
+    job (``-q`` leaves them out), the job logs under ``log_dir`` that this run left with an error."""
     lines = []
     for snakemake_log in snakemake_logs:
-        for rule, job_log in failed_job_logs(snakemake_log):
+        failed = failed_job_logs(snakemake_log)
+        if not failed:
+            failed = [("", job_log) for job_log in logs_with_errors(log_dir, run_started(snakemake_log))]
+        for rule, job_log in failed:
             where = job_log or f"rule {rule} (no log)"
             lines.append(f"clusterphot: failed: {where}: {job_error(job_log) if job_log else 'see above'}")
     return lines
