@@ -32,7 +32,7 @@ localrules:
 onerror:
     from clusterphot.logs import failure_summary
 
-    for line in failure_summary(log):
+    for line in failure_summary(log, list(CLUSTERS)):
         print(line, file=sys.stderr)
 
 

@@ -88,8 +88,8 @@ def test_a_job_retried_and_then_done_is_no_failure(tmp_path):
 
 def test_a_quiet_runs_failures_are_found_in_the_job_logs_it_wrote(tmp_path, monkeypatch):
     """Snakemake's ``-q`` leaves the failed jobs out of its log: the summary then names the job
-    logs under logs/ that this run wrote with an error, not an older run's, not a job that
-    finished."""
+    logs under logs/ that this run wrote with an error, not an older run's, not another run's
+    cluster's, not a job that finished; and says so when there is none."""
     import os
     import time
 
@@ -97,15 +97,20 @@ def test_a_quiet_runs_failures_are_found_in_the_job_logs_it_wrote(tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     started = time.time()
-    stamp = datetime.fromtimestamp(started).strftime("%Y-%m-%dT%H%M%S.%f")
-    snakemake_log = tmp_path / ".snakemake" / "log" / f"{stamp}.snakemake.log"
-    snakemake_log.parent.mkdir(parents=True)
-    snakemake_log.write_text("Building DAG of jobs...\nExiting because a job execution failed.\n")
-    failed, older, fine = (tmp_path / "logs" / rule / "a" / "F606W.log" for rule in ("photometry", "merge", "cmd"))
-    run(str(failed), "user")
-    run(str(older), "bug")
-    os.utime(older, (started - 3600, started - 3600))  # a failure of an earlier run
-    fine.parent.mkdir(parents=True)
-    fine.write_text("2026-11-26 10:00:00,000 INFO clusterphot.plots: wrote the CMD\n")
-    assert failure_summary([snakemake_log]) == [
-        f"clusterphot: failed: logs/photometry/a/F606W.log: frame.fits: EXPTIME is -5.0; it must be positive"]
+    for stamp in (datetime.fromtimestamp(started).isoformat().replace(":", ""),  # Snakemake's name
+                  datetime.fromtimestamp(int(started)).isoformat().replace(":", "")):  # 0 microseconds
+        (tmp_path / ".snakemake" / "log").mkdir(parents=True, exist_ok=True)
+        snakemake_log = tmp_path / ".snakemake" / "log" / f"{stamp}.snakemake.log"
+        snakemake_log.write_text("Building DAG of jobs...\nExiting because a job execution failed.\n")
+        failed, older, other, fine = (tmp_path / "logs" / rule / cluster / "F606W.log" for rule, cluster in
+                                      (("photometry", "a"), ("merge", "a"), ("photometry", "b"), ("cmd", "a")))
+        run(str(failed), "user")
+        run(str(older), "bug")
+        os.utime(older, (started - 3600, started - 3600))  # a failure of an earlier run
+        run(str(other), "bug")  # a concurrent run's cluster, in the same directory
+        fine.parent.mkdir(parents=True, exist_ok=True)
+        fine.write_text("2026-11-26 10:00:00,000 INFO clusterphot.plots: wrote the CMD\n")
+        assert failure_summary([snakemake_log], ["a"]) == [
+            "clusterphot: failed: logs/photometry/a/F606W.log: frame.fits: EXPTIME is -5.0; it must be positive"]
+        assert failure_summary([snakemake_log], ["c"]) == [
+            f"clusterphot: failed: no job log of this run holds an error; see {snakemake_log}"]

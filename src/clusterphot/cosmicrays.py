@@ -170,8 +170,8 @@ def read_noise(header: fits.Header) -> float:
 
 
 def lacosmic_saturation(saturation: float | None, electrons_per_unit: float, pedestal: float) -> float:
-    """The saturation level (image units; None: unknown) as astroscrappy sees it, in a block's
-    electrons: converted as the block's pixels are (float32, the same operations), then a hair
+    """The saturation level given in image units (None: unknown) as astroscrappy sees it, in a
+    block's electrons: converted as the block's pixels are (float32, the same operations), then a hair
     lower, so that a pixel at the level (a clipped frame's plateau) counts as saturated, not as
     a cosmic ray (in float64 the level came out above its own pixels in about one case in six)."""
     if not saturation:
@@ -195,7 +195,8 @@ def find_cosmic_rays(data: np.ndarray, bad: np.ndarray, electrons_per_unit: floa
     satlevel = lacosmic_saturation(saturation, electrons_per_unit, pedestal)
     for start in range(0, ny, block_rows):
         lo, hi = max(0, start - BLOCK_MARGIN), min(ny, start + block_rows + BLOCK_MARGIN)
-        block = np.nan_to_num(data[lo:hi], nan=0.0, posinf=0.0, neginf=0.0)
+        # float32 whatever the frame's type: astroscrappy's, and the saturation level's arithmetic
+        block = np.nan_to_num(data[lo:hi].astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
         block *= np.float32(electrons_per_unit)
         block += np.float32(pedestal)
         found, _ = astroscrappy.detect_cosmics(

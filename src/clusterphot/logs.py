@@ -73,7 +73,7 @@ FINISHED_JOB = re.compile(r"^Finished jobid: (\d+)")
 def failed_job_logs(snakemake_log: str | Path) -> list[tuple[str, str]]:
     """(rule, the job's log, '' when it has none) of each job that Snakemake's log of a run says
     failed and that no retry then finished, in its order. (Snakemake's quiet mode, ``-q``, leaves
-    the failures out of its log: then there is nothing to say.)"""
+    the failures out of its log: then none; :func:`logs_with_errors` finds them.)"""
     failed: dict[str, tuple[str, str]] = {}
     rule = job = None
     for line in Path(snakemake_log).read_text(errors="replace").splitlines():
@@ -118,36 +118,48 @@ def job_error(job_log: str | Path) -> str:
     return message
 
 
+CLOCK_SLACK = 2.0  # s: a file's time stamp may lag the clock (a coarse kernel clock, whole-second filesystems)
+
+
 def run_started(snakemake_log: str | Path) -> float:
-    """When a run began (seconds since the epoch): the local time Snakemake names its log of it
-    after (``2026-11-27T031751.112608.snakemake.log``), else the log's modification time."""
+    """When a run began (seconds since the epoch), less ``CLOCK_SLACK``: the local time Snakemake
+    names its log of it after (``2026-11-27T031751.112608.snakemake.log``, the fraction left out
+    when it is 0), else the log's modification time."""
     stamp = Path(snakemake_log).name.split(".snakemake.log")[0]
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%f").timestamp()
+        return datetime.fromisoformat(stamp).timestamp() - CLOCK_SLACK
     except ValueError:
-        return Path(snakemake_log).stat().st_mtime
+        return Path(snakemake_log).stat().st_mtime - CLOCK_SLACK
 
 
-def logs_with_errors(log_dir: str | Path, since: float) -> list[str]:
-    """The job logs under ``log_dir`` written since ``since`` (seconds since the epoch) whose
-    records hold an ERROR: the failed jobs of a run whose Snakemake log names none (its quiet
-    mode, ``-q``). A job stopped from outside before it could log is not among them."""
+def logs_with_errors(log_dir: str | Path, since: float, clusters: list[str]) -> list[str]:
+    """The job logs of ``clusters`` under ``log_dir`` (``{rule}/{cluster}/...`` or
+    ``{rule}/{cluster}.log``) written since ``since`` (seconds since the epoch) whose records hold
+    an ERROR: the failed jobs of a run whose Snakemake log names none (its quiet mode, ``-q``);
+    another run's clusters in the same directory are left out. A job stopped from outside
+    before it could log is not among them."""
     found = []
     for path in sorted(Path(log_dir).rglob("*.log")):
+        parts = path.relative_to(log_dir).parts
+        if len(parts) < 2 or Path(parts[1]).stem not in clusters:
+            continue
         if path.stat().st_mtime >= since and " ERROR " in path.read_text(errors="replace"):
             found.append(str(path))
     return found
 
 
-def failure_summary(snakemake_logs: list[str | Path], log_dir: str | Path = "logs") -> list[str]:
+def failure_summary(snakemake_logs: list[str | Path], clusters: list[str], log_dir: str | Path = "logs") -> list[str]:
     """One line per failed job of a run, from Snakemake's log(s) of it: the job's log and what it
     says went wrong; what a run that had failures ends with. When Snakemake's log names no failed
-    job (``-q`` leaves them out), the job logs under ``log_dir`` that this run left with an error."""
+    job (``-q`` leaves them out), the job logs of ``clusters`` under ``log_dir`` that this run
+    left with an error, or a line saying none has one."""
     lines = []
     for snakemake_log in snakemake_logs:
         failed = failed_job_logs(snakemake_log)
         if not failed:
-            failed = [("", job_log) for job_log in logs_with_errors(log_dir, run_started(snakemake_log))]
+            failed = [("", job_log) for job_log in logs_with_errors(log_dir, run_started(snakemake_log), clusters)]
+            if not failed:
+                lines.append(f"clusterphot: failed: no job log of this run holds an error; see {snakemake_log}")
         for rule, job_log in failed:
             where = job_log or f"rule {rule} (no log)"
             lines.append(f"clusterphot: failed: {where}: {job_error(job_log) if job_log else 'see above'}")
