@@ -150,14 +150,14 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     cosmic rays (``cosmic_ray_mask``, the workflow's file) stay masked: the artificial stars
     fall on them as real stars do."""
     frame, _ = read_frame_for_photometry(image, settings, cosmic_ray_mask)
-    calibration = frame_calibration(frame, settings)
+    bad = frame.bad_pixels()
+    calibration = frame_calibration(frame, settings, bad)
     if not params.is_in_pixels:  # as the catalogue was measured: at its FWHM (photometry.fwhm: auto)
         params = params.in_pixels(float(catalog.meta["fwhm"]["used"]))
     stars = catalogue_arrays(catalog)
     zeropoint = float(catalog.meta["zeropoint"]["value"])
     method = catalog.meta.get("photometry_method", "aperture")  # a PSF frame fallen back: apertures
     psf_params = psf_params or PSFParameters()
-    bad = frame.bad_pixels()
     noise = frame_noise(frame, bad, calibration.electrons_per_unit)  # the product's, as the catalogue's
     outside = region_mask(frame.shape, params.region)
     avoid = bad if outside is None else bad | outside

@@ -152,16 +152,17 @@ class FrameCalibration:
         return rate if self.is_rate else rate * self.exptime
 
 
-def frame_calibration(frame: Frame, settings: FrameSettings) -> FrameCalibration:
+def frame_calibration(frame: Frame, settings: FrameSettings, bad: np.ndarray) -> FrameCalibration:
     """A frame's exposure time, unit, gain and saturation level (FrameError naming the file
-    where the header lacks what is needed and the config does not give it)."""
+    where the header lacks what is needed and the config does not give it); ``bad``: the frame's
+    unusable pixels (:meth:`Frame.bad_pixels`, the caller's), left out of a clipped level."""
     exptime = exposure_time(frame.header, frame.path, settings.exptime, settings.source_name)
     unit, is_rate = image_unit(frame.header, frame.path)
     frame_gain = gain(frame.header, unit, settings.gain)
     saturation, saturation_source = saturation_level(frame.header, unit, is_rate, exptime, frame_gain,
                                                      settings.saturation)
     if saturation is None:  # no keyword, no known detector: the frame's own flat-topped stars, if it has them
-        clipped = clipped_level(frame.data, frame.bad_pixels())
+        clipped = clipped_level(frame.data, bad)
         if clipped is not None:
             saturation, saturation_source = clipped[0], f"clipped: {clipped[1]} pixels at the frame's largest value"
             log.warning("%s: no saturation level in its header or the config, but %d pixels hold its largest "
@@ -188,9 +189,9 @@ def cosmic_rays_of_frame(frame: Frame, settings: FrameSettings) -> tuple[np.ndar
     decision = cosmic_ray_decision(settings.cosmic_rays, frame.header, names, extensions, dq_cosmic_ray_bits)
     if not decision.lacosmic:
         return None, decision
-    calibration = frame_calibration(frame, settings)
-    epu = calibration.electrons_per_unit
     bad = frame.bad_pixels()
+    calibration = frame_calibration(frame, settings, bad)
+    epu = calibration.electrons_per_unit
     noise = read_noise(frame.header)
     sky = frame_sky_statistics(frame.data, bad)
     pedestal = sky_pedestal(sky.median * epu, sky.std * epu, noise)
@@ -243,7 +244,8 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     header = frame.header
     check_header_filter(header, settings.filter_name, frame.path)
     check_region(frame.shape, params, frame.path)
-    calibration = frame_calibration(frame, settings)
+    bad = frame.bad_pixels()
+    calibration = frame_calibration(frame, settings, bad)
     exptime, unit, is_rate = calibration.exptime, calibration.unit, calibration.is_rate
     frame_gain, electrons_per_unit = calibration.gain, calibration.electrons_per_unit
     saturation = calibration.saturation
@@ -273,7 +275,6 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
     except ZeropointError as error:
         raise FrameError(f"{frame.path}: {error}") from None
 
-    bad = frame.bad_pixels()
     params, fwhm_meta = frame_fwhm(frame.data, bad, params, saturation, frame.path)
     hint = ("" if params.region is None else
             f"; 'photometry.region' is {list(params.region)}: set it to a part of the frame with data")
