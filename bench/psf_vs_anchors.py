@@ -6,6 +6,8 @@ star lists known), in one run:
     clusterphot            clusterphot.psfphot.measure_frame_psf (the workflow's PSF path: tiles of
                            1024 px, fluxes corrected to total), the PSF learned from the frame
     clusterphot-truepsf    the same, given the true PSF
+    clusterphot-tilepsf    the same, each tile's PSF constant over it (photometry.psf.interpolation_zone: 0;
+                           the same as clusterphot on a frame no larger than a tile)
     clusterphot-aperture   clusterphot.photometry.measure_frame, the aperture path (photometry.method:
                            aperture), for the issue's "m50 at least 1 mag fainter than apertures"
     photutils              photutils' PSFPhotometry (one pass, grouped), its ePSF built by EPSFBuilder
@@ -104,6 +106,7 @@ GENERATOR_VERSION = 1  # bump when the frames change, so that a --workdir's old 
 METHODS = {
     "clusterphot": ("project", "clusterphot measure_frame_psf, PSF learned"),
     "clusterphot-truepsf": ("project", "clusterphot measure_frame_psf, true PSF"),
+    "clusterphot-tilepsf": ("project", "clusterphot measure_frame_psf, PSF learned, each tile's not interpolated"),
     "clusterphot-aperture": ("project", "clusterphot measure_frame, apertures"),
     "photutils": ("anchors", "photutils PSFPhotometry, grouped, EPSFBuilder ePSF"),
     "photutils-truepsf": ("anchors", "photutils PSFPhotometry, grouped, true PSF"),
@@ -207,7 +210,7 @@ def read_true_psf(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
 # --- the methods (each run in a child) ----------------------------------------------------------
 
 
-def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False) -> dict:
+def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False, interpolate: bool = True) -> dict:
     """clusterphot as the workflow measures a frame: read as float32 (clusterphot.frames, block by
     block), bad pixels, then the PSF path (or with ``aperture`` the aperture path)."""
     from clusterphot.frames import bad_pixel_mask, read_frame as read_float32
@@ -231,9 +234,12 @@ def run_clusterphot(image: Path, psf_path: Path | None, aperture: bool = False) 
         stars = measure_frame(data, bad, params, 1.0, full_well)
         note = "apertures"
     else:
-        stars = measure_frame_psf(data, bad, params, PSFParameters(), 1.0, full_well, true_psf=given)
+        psf_params = PSFParameters() if interpolate else PSFParameters(interpolation_zone=0)
+        stars = measure_frame_psf(data, bad, params, psf_params, 1.0, full_well, true_psf=given)
         tiles = stars.extra["tiles"]
-        note = (f"{len(tiles)} tiles, {sum(t.own_psf for t in tiles)} with their own PSF" if tiles
+        zone = stars.extra["interpolation_zone"]
+        note = (f"{len(tiles)} tiles, {sum(t.own_psf for t in tiles)} with their own PSF"
+                + (f", interpolated over {zone}-px zones" if zone else "") if tiles
                 else f"{len(stars.extra['passes'])} passes") + f", PSF from {stars.extra['psf'].n_stars or 'truth'}"
     result = {"clock": stop(start), "x": stars.x, "y": stars.y, "flux": stars.flux, "flux_err": stars.flux_err,
               "note": note, "frame_mb": data.nbytes / 2**20}
@@ -359,6 +365,8 @@ def child(method: str, image: Path, psf_path: Path, output: Path, group_separati
     family = method.removesuffix("-truepsf")
     if family == "clusterphot":
         result = run_clusterphot(image, given)
+    elif family == "clusterphot-tilepsf":
+        result = run_clusterphot(image, None, interpolate=False)
     elif family == "clusterphot-aperture":
         result = run_clusterphot(image, None, aperture=True)
     elif family in ("photutils", "photutils-iter"):

@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--fwhm-left", type=float, default=2.0)
     parser.add_argument("--fwhm-right", type=float, default=2.4)
     parser.add_argument("--tile", type=int, default=PSFParameters().tile)
+    parser.add_argument("--zone", type=int, default=PSFParameters().interpolation_zone,
+                        help="photometry.psf.interpolation_zone (0: each tile's PSF constant over it)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--per-tile", action="store_true",
                         help="the FWHM the same within each tile, changing from tile to tile")
@@ -69,7 +71,7 @@ def main() -> None:
     image, x, y, flux, fwhm = varying_frame(args.fwhm_left, args.fwhm_right, rng, steps)
     start = time.process_time()
     stars = measure_frame_psf(image, np.zeros(image.shape, bool), PhotometryParameters(fwhm=float(np.median(fwhm))),
-                              PSFParameters(tile=args.tile), 1.0, None)
+                              PSFParameters(tile=args.tile, interpolation_zone=args.zone), 1.0, None)
     cpu = time.process_time() - start
     distance, true = cKDTree(np.column_stack([x, y])).query(np.column_stack([stars.x, stars.y]))
     found = (distance < 1.0) & (stars.flux > 0)
@@ -82,8 +84,10 @@ def main() -> None:
     tile = (x[true] // args.tile).astype(int) + 1000 * (y[true] // args.tile).astype(int)
     across = (x[true] % args.tile) / args.tile
     tiles = stars.extra["tiles"]
-    print(f"FWHM {args.fwhm_left}-{args.fwhm_right} px across {SHAPE[1]} px, tiles of {args.tile} px "
-          f"({sum(t.own_psf for t in tiles)} of {len(tiles)} with a PSF of their own): "
+    zone = stars.extra["interpolation_zone"]
+    print(f"FWHM {args.fwhm_left}-{args.fwhm_right} px across {SHAPE[1]} px, tiles of {args.tile} px, "
+          + (f"PSFs interpolated over zones of {zone} px " if zone else "each tile's PSF constant over it ")
+          + f"({sum(t.own_psf for t in tiles)} of {len(tiles)} with a PSF of their own): "
           f"{found.sum()} of {x.size} stars, {cpu:.1f} CPU s")
     for low in (0.0, 0.25, 0.5, 0.75):
         part = (across >= low) & (across < low + 0.25)

@@ -588,10 +588,12 @@ def test_artificial_stars_all_lost_or_nothing_to_trace_are_results_not_failures(
     assert len(stars) == 0 and "to trace the cluster's profile" in curve.meta["skipped"]
 
 
-def test_a_frame_measured_in_tiles_gets_artificial_stars_drawn_and_fitted_with_its_tiles_psfs(tmp_path):
-    """A frame fitted in four tiles, each with its own PSF: its artificial stars are drawn and
-    measured with their tiles' PSFs and corrections (as its real stars were), so the bright ones
-    come back at the magnitude they were given."""
+@pytest.mark.parametrize("zone", [0, 64])
+def test_a_frame_measured_in_tiles_gets_artificial_stars_drawn_and_fitted_with_its_tiles_psfs(tmp_path, zone):
+    """A frame fitted in four tiles, each with its own PSF (constant over the tile, or with
+    ``zone`` interpolated between the tiles over zones of that size): its artificial stars are
+    drawn and measured with the PSFs and corrections its real stars were fitted with, so the
+    bright ones come back at the magnitude they were given."""
     from clusterphot.artificial import ArtificialStarSettings, gather_artificial_stars, run_artificial_stars
     from clusterphot.catalog import catalog_for_frame, psf_parameters
     from clusterphot.config import FrameSettings
@@ -602,12 +604,14 @@ def test_a_frame_measured_in_tiles_gets_artificial_stars_drawn_and_fitted_with_i
     hdul, truth = simulate_crowded_frame(shape=(512, 512), n_stars=2500, seed=4, filter_name="F606W", fwhm=2.2,
                                          core_radius=120.0)
     write_simulated_frame(hdul, truth, tmp_path / "F606W.fits", tmp_path / "truth.ecsv")
-    params, psf_params = PhotometryParameters(fwhm=2.2), psf_parameters({"tile": 256, "min_psf_stars": 15})
+    params, psf_params = PhotometryParameters(fwhm=2.2), psf_parameters({"tile": 256, "min_psf_stars": 15,
+                                                                       "interpolation_zone": zone})
     catalog = catalog_for_frame(tmp_path / "F606W.fits", FrameSettings("F606W"), params, method="psf",
                                 psf_params=psf_params, psf_output=tmp_path / "psf.fits")
     catalog.meta["cluster"] = "tiled"
-    tiles = read_psf(tmp_path / "psf.fits").tiles
-    assert len(tiles) == 4 and sum(tile.own_psf for tile in tiles) >= 2
+    psf_file = read_psf(tmp_path / "psf.fits")
+    tiles = psf_file.tiles
+    assert len(tiles) == 4 and sum(tile.own_psf for tile in tiles) >= 2 and psf_file.zone == zone
     ast = ArtificialStarSettings(n_stars=200, seed=2)
     part = run_artificial_stars(tmp_path / "F606W.fits", FrameSettings("F606W"), catalog, tmp_path / "psf.fits",
                                 params, psf_params, ast, "tiled", 0, 1)

@@ -488,7 +488,7 @@ def write_frame_psf(path: str | Path, stars: Measurements, table: Table, psf_par
     cell = int(psf_params.sky_cell)
     chosen = np.asarray(stars.extra["psf_stars"], dtype=np.intp)
     write_psf(path, stars.extra["psf"], sky=stars.extra["sky_cells"], sky_cell=cell, tiles=stars.extra["tiles"],
-              sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
+              zone=int(stars.extra.get("interpolation_zone", 0)), sky_level=float(np.float32(stars.sky_statistics.median)), correction=stars.aperture_correction.factor,
               footprint_level=float(stars.extra["footprint_level"]),
               footprint_smallest=float(stars.extra["footprint_smallest"]),
               psf_star_ids=np.asarray(table["id"])[chosen],

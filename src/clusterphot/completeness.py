@@ -33,7 +33,7 @@ from .photometry import (POGSON, Measurements, PhotometryParameters, close_to, m
                          subtract_frame_sky)
 from .psf import EPSF
 from .psffit import footprint_radii, star_footprints
-from .psfio import PSFFile, model_image, stars_image, tiles_of
+from .psfio import PSFFile, fitted_fluxes, model_image, stars_image, tile_psf, tiles_of
 from .psfphot import PSFParameters, learn_psf, measure_frame_psf, select_psf_stars
 
 SKY_ANNULI = 10  # the sky under a cluster: the faintest of 10 annuli around its centre
@@ -209,7 +209,9 @@ def add_artificial_stars(data: np.ndarray, x: np.ndarray, y: np.ndarray, flux: n
     radii = footprint_radii(psf, np.asarray(flux, float), level, 1.0)
     star, flat, dx, dy = star_footprints(data.shape, np.asarray(x, float), np.asarray(y, float), radii)
     pixels, at = np.unique(flat, return_inverse=True)
-    light = np.bincount(at, weights=np.asarray(flux, float)[star] * psf.evaluate(dx, dy), minlength=len(pixels))
+    zone = psf.zone_of(x, y)  # a PSF that changes over the frame: each star its zone's
+    values = psf.evaluate(dx, dy, zone=None if zone is None else zone[star])
+    light = np.bincount(at, weights=np.asarray(flux, float)[star] * values, minlength=len(pixels))
     electrons = rng.poisson(np.maximum(light, 0.0) * electrons_per_unit)
     values = data.reshape(-1)[pixels]
     lifted = values + (electrons / electrons_per_unit).astype(data.dtype)
@@ -354,8 +356,8 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     of the stars too faint to detect, a hundred electrons per pixel and more). The pass's
     ``sky`` column is then only what the patch adds to that sky. A whole frame is not fitted
     again for a few hundred artificial stars. A frame measured in tiles: each artificial star is
-    drawn, and each tile fitted, with its tile's PSF and correction, as the catalogue's stars
-    were (when the pass's tiles are the catalogue's: the same ``psf_params.tile``). ``catalogue_light``:
+    drawn, and each tile fitted, with its tile's PSF (interpolated over its zones, when the
+    catalogue's were) and correction, as the catalogue's stars were (when the pass's tiles are the catalogue's: the same ``psf_params.tile``). ``catalogue_light``:
     the whole catalogue's model (:func:`clusterphot.psfio.model_image` of all its stars), drawn
     once for many passes; each pass then only takes away the stars near its artificial ones
     (drawing every star again cost a third of a pass on a 2000x2000 frame)."""
@@ -364,11 +366,11 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     # each drawn with the PSF and correction of the tile whose stars it is among (a frame
     # measured in tiles: HST's PSF changes across the detector), one tile's stars at a time
     tile = tiles_of(psf_file, x, y)
+    psf_flux = fitted_fluxes(psf_file, flux, x, y)  # a real star of that total flux has this PSF flux
     for k in np.unique(tile):
         mine = tile == k
-        tile_psf, tile_correction = ((psf, correction) if k < 0 else
-                                     (psf_file.tiles[k].psf, psf_file.tiles[k].correction))
-        add_artificial_stars(data, x[mine], y[mine], np.asarray(flux, float)[mine] / tile_correction, tile_psf,
+        drawn_with = psf if k < 0 else tile_psf(psf_file, k)
+        add_artificial_stars(data, x[mine], y[mine], psf_flux[mine], drawn_with,
                              electrons_per_unit, rng, psf_file.footprint_level, saturation)
     cx, cy = np.asarray(catalogue["x"], float), np.asarray(catalogue["y"], float)
     away = ~close_to(cx, cy, (x, y, patch_radius))
@@ -378,7 +380,9 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
         held = model_image(psf_file, cx[away], cy[away], flux_held[away], (0, 0, nx, ny))
     else:
         held = catalogue_light - stars_image(psf_file, cx[~away], cy[~away], flux_held[~away], (0, 0, nx, ny))
-    return measure_frame_psf(data, bad, params, replace(psf_params, psf_rebuilds=0), electrons_per_unit, saturation,
+    # with the catalogue's PSFs as it was fitted: interpolated between its tiles (or not) as they were
+    pass_params = replace(psf_params, psf_rebuilds=0, interpolation_zone=psf_file.zone)
+    return measure_frame_psf(data, bad, params, pass_params, electrons_per_unit, saturation,
                              psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius),
                              catalogue_tiles=psf_file.tiles, noise=noise, detect_through=detect_through)
 

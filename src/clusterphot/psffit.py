@@ -284,16 +284,21 @@ def fit_stars(image: np.ndarray, variance: np.ndarray, usable: np.ndarray, x: np
         star, flat, dx, dy = star[near], flat[near], dx[near], dy[near]
     rows = row_of[flat]
     keep = rows >= 0
-    # the PSF on the whole footprints (for the stars' image), the fitted pixels' part for the fit
-    p_all = psf.evaluate(dx, dy)
+    # the PSF on the whole footprints (for the stars' image), the fitted pixels' part for the fit;
+    # a PSF that changes over the frame: each star's zone's
+    star_zone = psf.zone_of(x, y)
+    zone = None if star_zone is None else star_zone[star]
+    p_all = psf.evaluate(dx, dy, zone=zone)
     all_star, all_flat = star, flat
     star, rows, dx, dy, p = star[keep], rows[keep], dx[keep], dy[keep], p_all[keep]
+    zone = None if zone is None else zone[keep]
     fixed = far_wings.light.ravel()[pixels] if holds_light else np.zeros(pixels.size)
     free = move if free_positions is None else (move | free_positions)  # stars with shift columns
     moving_entry = free[star]
     gx, gy = np.zeros(p.size), np.zeros(p.size)
     if moving_entry.any():  # gradients only where a position is free (none when all are held)
-        gx[moving_entry], gy[moving_entry] = psf.gradient(dx[moving_entry], dy[moving_entry])
+        gx[moving_entry], gy[moving_entry] = psf.gradient(dx[moving_entry], dy[moving_entry],
+                                                          None if zone is None else zone[moving_entry])
 
     # columns: flux of every star, then the shifts of the stars whose position is free, then
     # the sky cells
@@ -452,8 +457,10 @@ def position_corrections(residual: np.ndarray, variance: np.ndarray, usable: np.
     index = np.maximum(flat, 0)
     r = np.where(on, residual.ravel()[index], 0.0)
     w = np.where(on, 1.0 / variance.ravel()[index], 0.0)
-    p = psf.evaluate(dx, dy)
-    gx, gy = psf.gradient(dx, dy)
+    zone = psf.zone_of(x, y)
+    zone = None if zone is None else zone[:, None]
+    p = psf.evaluate(dx, dy, zone=zone)
+    gx, gy = psf.gradient(dx, dy, zone)
     f = np.maximum(flux, 0.0)[:, None]
     # the star's own light is in the model: fit the residual plus it, with the linearised shift
     pixels = r + f * p
@@ -503,15 +510,16 @@ def dense_blocks(normal: sparse.spmatrix, index: np.ndarray) -> np.ndarray:
 def render(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF,
            radii: np.ndarray | None = None, chunk: int = 20000) -> np.ndarray:
     """The frame's stars as ``psf`` draws them (float32), for residual images; ``radii`` as
-    for :func:`fit_stars` (default the PSF's whole reach)."""
+    for :func:`fit_stars` (default the PSF's whole reach). A PSF with zones: each star its zone's."""
     if radii is None:
         radii = np.full(len(x), int(math.floor(psf.reach)))
     model = np.zeros(shape[0] * shape[1], np.float64)
     for start in range(0, len(x), chunk):
         part = slice(start, start + chunk)
         star, flat, dx, dy = star_footprints(shape, x[part], y[part], radii[part])
-        model += np.bincount(flat, weights=flux[part][star] * psf.evaluate(dx, dy, wing_table=True),
-                             minlength=model.size)
+        zone = psf.zone_of(x[part], y[part])
+        values = psf.evaluate(dx, dy, wing_table=True, zone=None if zone is None else zone[star])
+        model += np.bincount(flat, weights=flux[part][star] * values, minlength=model.size)
     return model.reshape(shape).astype(np.float32)
 
 

@@ -12,7 +12,8 @@ The file holds what the catalogue alone cannot give back:
 - ``TILEPSF`` and ``TILES``, for a frame measured in tiles (larger than ``photometry.psf.tile``):
   one PSF grid per tile (its own, learned from the tile's stars, or the frame's where the tile
   had too few) and the tiles' core boxes; a star was fitted with the PSF of the tile whose core
-  holds it;
+  holds it, or with PSFZONE > 0 with the tiles' PSFs interpolated to its zone of that tile
+  (:class:`clusterphot.psf.PSFGrid`);
 - ``PSFSTARS``: the catalogue ids and positions of the PSF stars (bright, isolated,
   unsaturated; as the PSF path selects them among its final stars, those the correction to
   total is measured on).
@@ -43,9 +44,9 @@ from .cosmicrays import apply_cosmic_ray_mask
 from .frames import read_configured_frame
 from .outputs import atomic_output
 from .photometry import region_mask
-from .psf import EPSF
+from .psf import EPSF, PSFGrid, zone_centre
 from .psffit import footprint_radii, render
-from .psfphot import Tile, tile_of
+from .psfphot import Tile, star_corrections, tile_of
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class PSFFile:
     # a frame measured in tiles: per tile its core box (x0, y0, x1, y1) and the PSF its stars were
     # fitted with (empty: one PSF for the whole frame)
     tiles: list = field(default_factory=list)
+    zone: int = 0  # px: each tile's stars fitted with the tiles' PSFs interpolated over zones this size (0: not)
     psf_star_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     note: str = ""
 
@@ -77,13 +79,14 @@ class PSFFile:
 
 def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = None, sky_cell: int = 0,
               sky_level: float = 0.0, correction: float = 1.0, footprint_level: float = 0.0,
-              footprint_smallest: float = 0.0, tiles=(), psf_star_ids=(), psf_star_x=(), psf_star_y=(),
-              cards: dict | None = None, note: str = "") -> None:
+              footprint_smallest: float = 0.0, tiles=(), zone: int = 0, psf_star_ids=(), psf_star_x=(),
+              psf_star_y=(), cards: dict | None = None, note: str = "") -> None:
     """Write a frame's PSF (or, with ``psf=None``, the record of a fallback to apertures) atomically.
 
     ``tiles``: for a frame measured in tiles, (core box, PSF, learned from the tile) per tile,
     written as the cube ``TILEPSF`` (one grid per tile, on the primary's grid) and the table
-    ``TILES``. ``cards``: more header keywords, name -> value or (value, comment)."""
+    ``TILES``; ``zone`` (px), the zones their PSFs were interpolated over (0: each tile's
+    constant over it). ``cards``: more header keywords, name -> value or (value, comment)."""
     header = fits.Header()
     header["CPFORMAT"] = (FORMAT_VERSION, "clusterphot PSF file format version")
     header["METHOD"] = ("psf" if psf is not None else "aperture", "how the frame's catalogue was measured")
@@ -117,6 +120,9 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
         header[name] = value
     if note:
         header["NOTE"] = note
+    if psf is not None and len(tiles):  # (before the primary HDU is made: it copies the header)
+        header["NTILES"] = (len(tiles), "tiles, each with a PSF in TILEPSF")
+        header["PSFZONE"] = (int(zone), "[pixel] tile PSFs interpolated in zones, 0: no")
     hdus = [fits.PrimaryHDU(None if psf is None else np.asarray(psf.data, np.float64), header=header)]
     if sky is not None:
         sky_header = fits.Header()
@@ -143,7 +149,6 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
         table.header["COMMENT"] = ("Stars on a tile's core pixels (x0 <= x + 0.5 < x1, likewise y; open at the frame's edges) were fitted with "
                                    "its PSF (own_psf F: the frame's, too few PSF stars in the tile) and "
                                    "corrected to total by its apcorr (APCORR: the frame PSF's).")
-        header["NTILES"] = (len(tiles), "tiles, each with a PSF in TILEPSF")
         hdus += [cube, table]
     if psf is not None:
         columns = [fits.Column("id", "K", array=np.asarray(psf_star_ids, np.int64)),
@@ -167,7 +172,7 @@ def read_psf(path: str | Path) -> PSFFile:
                        n_stars=int(header["NSTARS"]), wing=wing, wing_from=header.get("WINGFROM"))
         result = PSFFile(psf, header, correction=float(header.get("APCORR", 1.0)), note=note,
                          footprint_level=float(header.get("FOOTLEV", 0.0)),
-                         footprint_smallest=float(header.get("FOOTMIN", 0.0)))
+                         footprint_smallest=float(header.get("FOOTMIN", 0.0)), zone=int(header.get("PSFZONE", 0)))
         if "SKY" in hdul:
             result.sky = np.array(hdul["SKY"].data, dtype=np.float32)
             result.sky_cell = int(hdul["SKY"].header["SKYCELL"])
@@ -225,21 +230,41 @@ def tiles_of(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return tile_of(x, y, [tile.core for tile in psf_file.tiles])
 
 
+def tile_psf(psf_file: PSFFile, k: int, origin: tuple[int, int] = (0, 0)) -> EPSF:
+    """The PSF the stars of tile ``k`` were fitted with, for drawing them on an image whose pixel
+    (0, 0) is the frame's ``origin``: the tile's, interpolated between the tiles over its zones
+    when the fit did that (PSFZONE)."""
+    tile = psf_file.tiles[k]
+    if psf_file.zone <= 0:
+        return tile.psf
+    grid = PSFGrid.from_tiles([t.core for t in psf_file.tiles], [t.psf for t in psf_file.tiles], psf_file.psf)
+    return grid.zoned(tile.psf, tile.core, psf_file.zone, origin)
+
+
 def psf_for(psf_file: PSFFile, x: float, y: float) -> EPSF:
-    """The PSF a star at (x, y) was fitted with: its tile's, or the frame's."""
+    """The PSF a star at (x, y) was fitted with: its tile's (at its position, when the tiles'
+    PSFs were interpolated), or the frame's."""
     k = int(tiles_of(psf_file, np.float64(x), np.float64(y)))
-    return psf_file.tiles[k].psf if k >= 0 else psf_file.psf
+    if k < 0:
+        return psf_file.psf
+    if psf_file.zone <= 0:
+        return psf_file.tiles[k].psf
+    grid = PSFGrid.from_tiles([t.core for t in psf_file.tiles], [t.psf for t in psf_file.tiles], psf_file.psf)
+    tile = psf_file.tiles[k]
+    if not grid.interpolates(tile.psf):
+        return tile.psf
+    return grid.zone_psf(tile.psf, zone_centre(tile.core, psf_file.zone, x, y))
 
 
 def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = None,
                   y: np.ndarray | None = None) -> np.ndarray:
     """The fit's PSF fluxes from the catalogue's (which are corrected to total); for a frame
-    measured in tiles the stars' positions say whose tile's correction each has."""
+    measured in tiles the stars' positions say whose tile's correction each has (or, with the
+    tiles' PSFs interpolated, which tiles' corrections, interpolated as the fit did)."""
     flux = np.asarray(flux, dtype=np.float64)
     if not psf_file.tiles or x is None:
         return flux / psf_file.correction
-    corrections = np.array([tile.correction for tile in psf_file.tiles] + [psf_file.correction])
-    return flux / corrections[tiles_of(psf_file, x, y)]  # -1: the frame's
+    return flux / star_corrections(psf_file.tiles, psf_file.correction, psf_file.psf, x, y, psf_file.zone > 0)
 
 
 def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
@@ -257,8 +282,8 @@ def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
     for k, tile in enumerate(psf_file.tiles):
         mine = tile_index == k
         if mine.any():
-            stars += render_stars(x[mine], y[mine], fitted[mine], tile.psf, box, psf_file.footprint_level,
-                                  psf_file.footprint_smallest)
+            stars += render_stars(x[mine], y[mine], fitted[mine], tile_psf(psf_file, k, (box[0], box[1])), box,
+                                  psf_file.footprint_level, psf_file.footprint_smallest)
     return stars
 
 

@@ -24,7 +24,9 @@ sparse solve per iteration).
 A frame larger than ``tile`` pixels goes through all of this tile by tile
 (:func:`measure_frame_psf`): each tile with a margin of its neighbours' stars, and its own PSF
 when its own part has enough PSF stars (a grid of PSFs over the frame, as HST's PSF changes
-across a detector); memory then grows with a tile, not the frame.
+across a detector); memory then grows with a tile, not the frame. Once every tile has its PSF,
+each is fitted again with the tiles' PSFs interpolated over its zones
+(:func:`refit_with_interpolated_psfs`; ``interpolation_zone``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .photometry import (FLAG_EDGE, FLAG_NEIGHBOUR, FLAG_NONPOSITIVE_FLUX, FLAG_
                          Measurements, PhotometryParameters, SkyStatistics, aperture_sums, centred_on_frame, close_to,
                          detect_stars, find_stars_through, frame_parameters, local_sky, merge_saturated_detections, nearest_neighbour_distance, no_stars,
                          peak_values, subtract_frame_sky, touches_mask)
-from .psf import EPSF, build_epsf
+from .psf import EPSF, PSFGrid, build_epsf
 from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_radii, kept_far_wings,
                      merge_close_pairs, no_far_wings, noise_excess, photon_variance, pixel_footprints,
                      position_corrections, render, snr, update_far_wings)
@@ -84,6 +86,11 @@ class PSFParameters:
     # reaches past it and no neighbour's outshines it there (wide_fitting_radii; 0: never)
     wide_fit_radius: float = 1.75
     tile: int = 1024  # px: a larger frame is measured in tiles this size, each with its own PSF if it can
+    # px: a frame measured in tiles is fitted again with its tiles' PSFs interpolated between
+    # their centres, each star with its zone's (zones this size at most); 0: each tile's PSF
+    # constant over it (PSFGrid; a 1024-px tile's stars drifted by 11 mmag across it on
+    # bench/varying_psf.py's frame without)
+    interpolation_zone: int = 256
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -409,9 +416,12 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
         found = {name: value[close_to(found["x"], found["y"], near)] for name, value in found.items()}
     if len(found["x"]) == 0:
         raise FrameError("no stars detected")
-    # per-star arrays, kept in step as stars are dropped and added
+    # per-star arrays, kept in step as stars are dropped and added (a refit's ``found`` carries
+    # the pass each star was found in and the fits it has had)
+    n_found = len(found["x"])
     stars = dict(found, found_x=found["x"].copy(), found_y=found["y"].copy(),
-                 found_in_pass=np.zeros(len(found["x"]), np.int32), n_iter=np.zeros(len(found["x"]), np.int32))
+                 found_in_pass=found.get("found_in_pass", np.zeros(n_found, np.int32)).copy(),
+                 n_iter=found.get("n_iter", np.zeros(n_found, np.int32)).copy())
     learn = psf is None
     approximate = not psf_is_true  # a learned PSF: its errors enter the noise model
     chosen = select_psf_stars(found["x"], found["y"], found["peak"], data.shape, sky, saturated_above, fwhm,
@@ -762,9 +772,59 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
     cx0, cy0, cx1, cy1 = own_core
     sky_cells = fit.sky_cells[cy0 // cell : -(-cy1 // cell), cx0 // cell : -(-cx1 // cell)]
     model = fit.star_image[cy0:cy1, cx0:cx1] + fit.sky_image[cy0:cy1, cx0:cx1] if keep_model else None
-    # the tile's PSF without the table its fit evaluated (5 MB; a hundred tiles keep theirs)
-    return TileResult(Tile(core, replace(result.psf), psf is None), {name: value[keep] for name, value in stars.items()},
+    # the tile's PSF without the tables its fit evaluated (5 MB, and its zones' 80; a hundred
+    # tiles keep theirs)
+    return TileResult(Tile(core, replace(result.psf, zones=None), psf is None), {name: value[keep] for name, value in stars.items()},
                       np.cumsum(keep)[chosen] - 1, ratios, sky_cells, result.passes, model)
+
+
+def star_corrections(tiles: list[Tile], frame_correction: float, frame_psf: EPSF, x: np.ndarray, y: np.ndarray,
+                     interpolated: bool) -> np.ndarray:
+    """Each star's correction from PSF flux to total: its tile's (``frame_correction`` beyond the
+    tiles), or with ``interpolated`` the tiles' interpolated at its position as their PSFs were
+    (:class:`clusterphot.psf.PSFGrid`; the tiles without a record have the frame's). Why
+    interpolated too: each PSF is normalised within a radius, and the light beyond it changes
+    with the PSF; one correction per tile left the stars of bench/varying_psf.py drifting by
+    8 mmag across a tile even with the PSFs interpolated."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    cores, corrections = [tile.core for tile in tiles], [tile.correction for tile in tiles]
+    if not tiles:
+        return np.full(x.shape, frame_correction)
+    if not interpolated:
+        return np.array(corrections + [frame_correction])[tile_of(x, y, cores)]  # -1: the frame's
+    grid = PSFGrid.from_tiles(cores, [tile.psf for tile in tiles], frame_psf)
+    return grid.interpolate(cores, corrections, frame_correction, x, y).reshape(x.shape)
+
+
+def refit_with_interpolated_psfs(results: dict[int, TileResult], tiles: list, frame_psf: EPSF, zone: int,
+                                 measure) -> None:
+    """Every tile fitted again (``results``, in place, by tile index) with its tiles' PSFs
+    interpolated over its zones (:meth:`clusterphot.psf.PSFGrid.zoned`): once each tile has
+    learned its own PSF (its stars, found and fitted, are kept), its stars, and its neighbours'
+    in its margin, are fitted again, without new detections or new PSFs. A tile's own record
+    (its PSF, learned or the frame's) and its passes stay the first fit's; each tile's
+    correction to total is measured again with the PSFs its stars now have.
+
+    Why a second fit and not the PSFs interpolated from the start: a tile's PSF is learned with
+    its neighbours fitted and subtracted, so every PSF exists only once every tile has been
+    fitted. (Tiles without stars have no PSF: ``frame_psf`` stands in for them.) ``measure``:
+    :func:`measure_frame_psf`'s, ``measure(k, psf, found, refit=True)``."""
+    first = {k: results[k] for k in sorted(results)}
+    cores = [tiles[k][0] for k in first]
+    grid = PSFGrid.from_tiles(cores, [part.tile.psf for part in first.values()], frame_psf)
+    # the first fit's stars of the whole frame, in its pixels, and what a refit carries over
+    stars = {name: np.concatenate([part.stars[name] for part in first.values()])
+             for name in ("x", "y", "peak", "sharpness", "roundness", "found_in_pass", "n_iter")}
+    for k, part in first.items():  # a few dozen tiles
+        core, (bx0, by0, bx1, by1) = tiles[k]
+        inside = in_core(stars["x"], stars["y"], (bx0, by0, bx1, by1))
+        found = {name: value[inside] for name, value in stars.items()}
+        found["x"], found["y"] = found["x"] - bx0, found["y"] - by0
+        if not inside.any():
+            continue
+        measure(k, grid.zoned(part.tile.psf, core, zone, (bx0, by0)), found, refit=True)
+        results[k].tile = part.tile
+        results[k].passes = part.passes + [{"refit with interpolated PSFs": results[k].passes[-1]}]
 
 
 def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
@@ -842,9 +902,11 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     learners = [] if given else [k for k in with_stars if own_psf_stars(k) >= psf_params.min_psf_stars]
     results = {}
 
-    def measure(k: int, tile_psf: EPSF | None) -> None:
+    def measure(k: int, tile_psf: EPSF | None, found: dict | None = None, refit: bool = False) -> None:
         core, box = tiles[k]
-        results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k], sky_stats, params, psf_params,
+        tile_params = replace(psf_params, residual_passes=0, psf_rebuilds=0, n_iter=1) if refit else psf_params
+        results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k] if found is None else found, sky_stats,
+                                  params, tile_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
                                   held_light, near, catalogue_correction is None,
                                   None if noise is None else noise.background_variance,
@@ -861,10 +923,22 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         if len(chosen) < psf_params.min_psf_stars:
             raise too_few_psf_stars(len(chosen), psf_params)
         frame_psf = learn_psf(data, bad, frame_found["x"], frame_found["y"], chosen, fwhm, psf_params)
+    zone = psf_params.interpolation_zone if len(tiles) > 1 and true_psf is None else 0
+    # an artificial-star pass of a catalogue whose tiles' PSFs were interpolated: the same PSFs
+    catalogue_grid = (PSFGrid.from_tiles([tile.core for tile in catalogue_tiles],
+                                         [tile.psf for tile in catalogue_tiles], psf)
+                      if catalogue_tiles and zone > 0 else None)
     for k in with_stars:
         if k not in results:
             catalogue_tile = own_tiles.get(tuple(cores[k]))
-            measure(k, frame_psf if catalogue_tile is None else catalogue_tile.psf)
+            tile_psf = frame_psf if catalogue_tile is None else catalogue_tile.psf
+            if catalogue_tile is not None and catalogue_grid is not None:
+                tile_psf = catalogue_grid.zoned(tile_psf, cores[k], zone, tiles[k][1][:2])
+            measure(k, tile_psf)
+    refit = zone > 0 and len(learners) > 1  # (one learned PSF is the frame's: nothing to interpolate)
+    if refit:
+        refit_with_interpolated_psfs(results, tiles, frame_psf, zone, measure)
+    interpolated = refit or catalogue_grid is not None
     done = [results[k] for k in sorted(results)]  # the tiles' order, row by row
 
     stars = {name: np.concatenate([part.stars[name] for part in done]) for name in done[0].stars}
@@ -894,7 +968,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         for part in done:
             own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
             part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
-    factor = np.repeat([part.tile.correction for part in done], np.diff(starts))
+    factor = star_corrections([part.tile for part in done], correction.factor, frame_psf, stars["x"], stars["y"],
+                              interpolated)
 
     x, y = stars["x"], stars["y"]
     flags = np.zeros(len(x), np.int32)
@@ -914,6 +989,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
              "passes": done[0].passes if len(tiles) == 1 else [{"tile": list(part.tile.core), "passes": part.passes}
                                                                 for part in done],
              "sky_cells": sky_cells,
+             "interpolation_zone": zone if interpolated else 0,
              "footprint_level": psf_params.footprint_level * sky_stats.std,
              "footprint_smallest": fit_radius_for(fwhm) + 1}
     if model is not None:
