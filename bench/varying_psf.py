@@ -1,11 +1,12 @@
 """Diagnostic: the PSF path on a frame whose PSF changes across it (issue 11's grid of PSFs).
 
 HST's PSF is not the same all over a 10k frame; the PSF path learns one PSF per tile
-(``photometry.psf.tile``) and fits every star of a tile with it. This frame (4096x2048 px, a grid
+(``photometry.psf.tile``) and fits each star with the tiles' PSFs interpolated to its zone
+(``photometry.psf.interpolation_zone``; ``--zone 0``: every star of a tile with its tile's). This frame (4096x2048 px, a grid
 of isolated stars 34 px apart, S/N about 170-630, Moffat PSF) has a FWHM that grows linearly in x from
 ``--fwhm-left`` to ``--fwhm-right`` px; with both equal it is the control. Printed: the bright
 stars' median measured - true magnitude by where they sit across their tile in x (a tile's PSF is
-its stars' average: too broad for its left side, too narrow for its right), and their scatter,
+its stars' average: alone, too broad for its left side and too narrow for its right), and their scatter,
 each tile's median taken out, over the photon-noise limit (which depends on the stars' S/N mix:
 compare runs of this script, not other benchmarks), and how many tiles learned their own PSF.
 

@@ -620,3 +620,57 @@ def test_a_frame_measured_in_tiles_gets_artificial_stars_drawn_and_fitted_with_i
     bright = np.asarray(stars["recovered"]) & (mag_in < np.quantile(mag_in, 0.3))
     assert bright.sum() >= 40
     assert abs(np.median(np.asarray(stars["mag_out"])[bright] - mag_in[bright])) < 0.01
+
+
+def test_a_pass_in_one_tile_of_a_frame_with_interpolated_psfs_measures_as_its_catalogue_did(tmp_path):
+    """A frame whose PSF widens across it (Moffat FWHM 2.0 to 2.6 px over 1024 px), fitted in
+    four tiles with their PSFs and corrections to total interpolated: a pass whose artificial
+    stars all fall in one tile draws and fits them with the catalogue's grid of tiles (not one
+    made of the tiles it fitted, which left it with none that learned a PSF), first with its
+    tile's PSF and then with the interpolated ones as the catalogue was measured, so the real
+    stars it measures again come back at the catalogue's fluxes, and the artificial ones at theirs."""
+    from clusterphot.completeness import measure_artificial_pass
+    from clusterphot.photometry import PhotometryParameters
+    from clusterphot.psfio import read_psf, write_psf
+    from clusterphot.psfphot import PSFParameters, measure_frame_psf
+
+    from .synthetic import moffat_field
+
+    rng = np.random.default_rng(11)
+    shape, sky = (256, 1024), 50.0
+    ys, xs = np.mgrid[12 : shape[0] - 12 : 24, 12 : shape[1] - 12 : 24]
+    x, y = xs.ravel() + rng.uniform(-0.5, 0.5, xs.size), ys.ravel() + rng.uniform(-0.5, 0.5, xs.size)
+    flux = 10 ** rng.uniform(4.5, 5.5, x.size)
+    step = np.minimum((x / shape[1] * 32).astype(int), 31)  # the FWHM in 32 steps
+    light = sum(moffat_field(shape, x[step == k], y[step == k], flux[step == k], 2.0 + 0.6 * (k + 0.5) / 32, 0.0)
+                for k in np.unique(step))
+    frame = (rng.poisson(light + sky) + rng.normal(0.0, 4.0, shape)).astype(np.float32)
+    bad = np.zeros(shape, bool)
+    params, psf_params = PhotometryParameters(fwhm=2.3), PSFParameters(tile=256, interpolation_zone=64)
+    stars = measure_frame_psf(frame.copy(), bad, params, psf_params, 1.0, None)
+    write_psf(tmp_path / "psf.fits", stars.extra["psf"], sky=stars.extra["sky_cells"], sky_cell=32,
+              tiles=stars.extra["tiles"], zone=64, correction=stars.aperture_correction.factor,
+              footprint_level=stars.extra["footprint_level"], footprint_smallest=stars.extra["footprint_smallest"])
+    psf_file = read_psf(tmp_path / "psf.fits")
+    assert psf_file.zone == 64 and len(psf_file.tiles) == 4
+    corrections = [tile.correction for tile in psf_file.tiles]
+    assert max(corrections) - min(corrections) > 0.01  # (the corrections differ from tile to tile)
+
+    # artificial stars between the real ones of the first tile's left half, where the catalogue's
+    # corrections differ most from a grid made of that tile alone
+    ax, ay = np.repeat(np.arange(24.0, 120.0, 24.0), 9), np.tile(np.arange(24.0, 240.0, 24.0), 4)
+    aflux = np.full(ax.size, 1e5)
+    catalogue = {"x": stars.x, "y": stars.y, "flux": stars.flux}
+    measured = measure_artificial_pass(frame, bad, catalogue, psf_file, ax, ay, aflux, params, psf_params, 1.0,
+                                       None, np.random.default_rng(2), 20.0)
+    distance, match = cKDTree(np.column_stack([stars.x, stars.y])).query(np.column_stack([measured.x, measured.y]))
+    real = distance < 0.3
+    assert real.sum() >= 20 and measured.x[real].max() < 256
+    again = -2.5 * np.log10(measured.flux[real] / stars.flux[match[real]])
+    # (measured: -0.5 mmag, each star within 0.6 mmag rms; fitted with the interpolated PSFs from
+    # the start, the pass's real stars came back 1.7 mmag brighter, 2.0 rms)
+    assert abs(np.median(again)) < 0.0015 and np.std(again) < 0.0015, (np.median(again), np.std(again))
+    distance, match = cKDTree(np.column_stack([ax, ay])).query(np.column_stack([measured.x, measured.y]))
+    found = distance < 0.5
+    assert found.sum() >= 30
+    assert abs(np.median(-2.5 * np.log10(measured.flux[found] / aflux[match[found]]))) < 0.005  # (measured: 2.1 mmag)

@@ -659,7 +659,8 @@ def test_a_frame_larger_than_a_tile_is_measured_in_tiles_each_with_its_own_psf()
 def test_a_psf_grid_interpolates_its_tiles_psfs_bilinearly_and_carries_on_past_the_outer_centres():
     """PSFGrid: at a tile's centre its own PSF, between centres the tiles' mixed bilinearly, past
     the outermost centres (along the frame's edges) the line through the last two carried on;
-    per-tile values (the corrections to total) interpolated the same way."""
+    per-tile values (the corrections to total) interpolated the same way. A tile that learned no
+    PSF of its own (or has no stars) holds its nearest learned tile's, not the frame's."""
     from clusterphot.psf import PSFGrid
 
     cores = [(0, 0, 256, 256), (256, 0, 512, 256), (0, 256, 256, 512), (256, 256, 512, 512)]
@@ -673,12 +674,15 @@ def test_a_psf_grid_interpolates_its_tiles_psfs_bilinearly_and_carries_on_past_t
     assert np.allclose(grid.grid_at(-0.5, 127.5), 1.5 * a - 0.5 * b)  # half a tile past the centre
     corrections = [1.00, 1.02, 1.04, 1.10]
     x, y = np.array([127.5, 255.5, -0.5, 383.5]), np.array([127.5, 255.5, 127.5, 500.0])
-    assert np.allclose(grid.interpolate(cores, corrections, 1.0, x, y), [1.00, 1.04, 0.99, 1.10 + 0.08 * 116.5 / 256])
-    # a tile without stars takes the PSF given for it (the frame's)
-    holes = PSFGrid.from_tiles(cores[:3], psfs[:3], psfs[0])
-    assert np.allclose(holes.grid_at(383.5, 383.5), a)
-    with pytest.raises(ValueError, match="holes"):
-        PSFGrid.from_tiles(cores[:3], psfs[:3])
+    assert np.allclose(grid.interpolate(corrections[::-1], x, y), [1.00, 1.04, 0.99, 1.10 + 0.08 * 116.5 / 256])
+    # (y up) the bottom right tile with the frame's PSF, the top right one without stars: each
+    # holds its nearest learned tile's, bottom left and top left
+    holes = PSFGrid.from_tiles(cores[:3], [psfs[0], moffat_epsf(3.5), psfs[2]], [True, False, True])
+    assert np.allclose(holes.grid_at(383.5, 127.5), a) and np.allclose(holes.grid_at(383.5, 383.5), c)
+    assert np.allclose(holes.interpolate([1.0, 1.5, 1.04], np.array([383.5, 383.5]), np.array([127.5, 383.5])),
+                       [1.0, 1.04])
+    with pytest.raises(ValueError, match="no tile learned"):
+        PSFGrid.from_tiles(cores[:1], psfs[:1], [False])
 
 
 def test_a_zoned_psf_draws_each_star_with_its_zones_psf():
@@ -686,7 +690,7 @@ def test_a_zoned_psf_draws_each_star_with_its_zones_psf():
     grid's PSF at the centre of the zone holding it (the same EPSF built alone), on an image
     whose pixel (0, 0) is anywhere on the frame; stars beyond the tile's core take its nearest
     zone's; its wing, and every offset without a zone, are the tile's own."""
-    from clusterphot.psf import PSFGrid, zone_centre
+    from clusterphot.psf import PSFGrid, zone_centre, zone_index
     from clusterphot.simulate import moffat_wing
 
     cores = [(0, 0, 256, 256), (256, 0, 512, 256)]
@@ -703,7 +707,7 @@ def test_a_zoned_psf_draws_each_star_with_its_zones_psf():
     values = zoned.evaluate(dx, dy, zone=zone[:, None])
     gx, gy = zoned.gradient(dx, dy, zone[:, None])
     for k in range(5):
-        alone = grid.zone_psf(psfs[1], zone_centre(cores[1], 64, x_frame[k], y_frame[k]))
+        alone = grid.zone_psf(psfs[1], zone_centre(cores[1], 64, zone_index(cores[1], 64, x_frame[k], y_frame[k])))
         assert np.allclose(values[k], alone.evaluate(dx[k], dy[k]), rtol=0, atol=1e-9 * alone.data.max())
         assert np.allclose(gx[k], alone.gradient(dx[k], dy[k])[0], rtol=0, atol=1e-9 * alone.data.max())
         assert np.allclose(gy[k], alone.gradient(dx[k], dy[k])[1], rtol=0, atol=1e-9 * alone.data.max())
@@ -763,3 +767,21 @@ def test_a_psf_that_changes_smoothly_across_the_frame_is_interpolated_between_th
         assert abs(drift) < 0.004 and scatter < 1.5, (drift, scatter)
     else:  # what the interpolation mends (measured: 34 mmag, 4.8)
         assert drift > 0.02 and scatter > 3.0, (drift, scatter)
+
+
+def test_a_remainder_narrower_than_half_a_tile_joins_its_neighbour():
+    """tile_boxes: cores of the tile's size cover the frame once; a strip narrower than half a
+    tile along the far edge is not a tile of its own (too few PSF stars, and a node of the grid
+    of PSFs that would hold its neighbour's PSF at its centre), a wider one is."""
+    from clusterphot.psfphot import tile_boxes
+
+    def edges(shape):
+        cores = [core for core, _ in tile_boxes(shape, 1024, 64)]
+        return sorted({(c[0], c[2]) for c in cores}), sorted({(c[1], c[3]) for c in cores})
+
+    assert edges((1064, 10000)) == ([(0, 1024), (1024, 2048), (2048, 3072), (3072, 4096), (4096, 5120), (5120, 6144),
+                                     (6144, 7168), (7168, 8192), (8192, 9216), (9216, 10000)], [(0, 1064)])
+    assert edges((1535, 2100)) == ([(0, 1024), (1024, 2100)], [(0, 1535)])
+    assert edges((1536, 1000)) == ([(0, 1000)], [(0, 1024), (1024, 1536)])
+    boxes = tile_boxes((3000, 3000), 1024, 64)
+    assert boxes[0] == ((0, 0, 1024, 1024), (0, 0, 1088, 1088)) and boxes[-1] == ((2048, 2048, 3000, 3000), (1984, 1984, 3000, 3000))

@@ -3,6 +3,8 @@ and the PSF path's catalogue: its columns, metadata and fallback."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -14,7 +16,7 @@ from clusterphot.frames import bad_pixel_mask, read_frame
 from clusterphot.photometry import FLAG_DESCRIPTIONS, PhotometryParameters
 from clusterphot.psf import EPSF
 from clusterphot.psfio import fitted_fluxes, model_image, read_psf, render_stars, sky_image, write_psf
-from clusterphot.psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, measure_frame_psf
+from clusterphot.psfphot import PSF_FLAG_DESCRIPTIONS, PSFParameters, Tile, measure_frame_psf
 from clusterphot.simulate import write_simulated_cluster
 
 from .synthetic import moffat_epsf
@@ -171,6 +173,11 @@ def test_the_psf_figure_and_the_psf_detection_map_are_drawn(frame, psf_catalogue
     bad = bad_pixel_mask(data)
     psf_file = read_psf(psf_path)
     plot_psf(psf_file, table, data, tmp_path / "psf.png", "c", "F814W", bad=bad)
+    # as if fitted in two tiles, the right one with the frame's PSF, interpolated: a panel more
+    ny, nx = data.shape
+    tiles = [Tile((0, 0, nx // 2, ny), psf_file.psf, True, 1.0),
+             Tile((nx // 2, 0, nx, ny), psf_file.psf, False, 1.0)]
+    plot_psf(replace(psf_file, tiles=tiles, zone=64), table, data, tmp_path / "psf_tiles.png", "c", "F814W", bad=bad)
     write_psf(tmp_path / "none.fits", None, note="no PSF: only 3 stars")
     plot_psf(read_psf(tmp_path / "none.fits"), table, data, tmp_path / "none.png", "c", "F814W", bad=bad)
     x, y, flux = (np.asarray(table[name], dtype=float) for name in ("x", "y", "flux"))
@@ -180,7 +187,9 @@ def test_the_psf_figure_and_the_psf_detection_map_are_drawn(frame, psf_catalogue
     plot_detections(data, x, y, tmp_path / "psf_map.png", 3.0, (10.0, 15.0), "psf", bad=bad, psf_fit=view)
     plot_detections(data, x, y, tmp_path / "map.png", 3.0, (10.0, 15.0), "aperture", bad=bad)
     assert plt.get_fignums() == [], "a figure was left open"
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["map.png", "none.png", "psf.png", "psf_map.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["map.png", "none.png", "psf.png", "psf_map.png",
+                                                              "psf_tiles.png"]
     sizes = {p.stem: Image.open(p).size for p in tmp_path.glob("*.png")}
     assert sizes["psf_map"][1] > 1.5 * sizes["map"][1] and sizes["psf"][0] > 1500
+    assert sizes["psf_tiles"][0] > 1.25 * sizes["psf"][0]
     assert np.asarray(Image.open(tmp_path / "psf.png").convert("L")).std() > 20

@@ -364,6 +364,7 @@ def catalog_for_frame(path: str | Path, settings: FrameSettings, params: Photome
         table.meta["psf"] = {"fwhm": float(psf.fwhm), "n_stars": int(psf.n_stars),
                              "oversampling": int(psf.oversampling), "radius": float(psf.radius),
                              "tiles": len(tiles), "tiles_with_own_psf": sum(int(tile.own_psf) for tile in tiles),
+                             "interpolation_zone": int(stars.extra.get("interpolation_zone", 0)),
                              "file": None if psf_output is None else str(psf_output)}
         table.meta["passes"] = stars.extra["passes"]
         if psf_output is not None:

@@ -33,7 +33,7 @@ from .photometry import (POGSON, Measurements, PhotometryParameters, close_to, m
                          subtract_frame_sky)
 from .psf import EPSF
 from .psffit import footprint_radii, star_footprints
-from .psfio import PSFFile, fitted_fluxes, model_image, stars_image, tile_psf, tiles_of
+from .psfio import PSFFile, drawing_psfs, fitted_fluxes, model_image, stars_image
 from .psfphot import PSFParameters, learn_psf, measure_frame_psf, select_psf_stars
 
 SKY_ANNULI = 10  # the sky under a cluster: the faintest of 10 annuli around its centre
@@ -365,12 +365,9 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     data = np.array(frame, dtype=np.float32)
     # each drawn with the PSF and correction of the tile whose stars it is among (a frame
     # measured in tiles: HST's PSF changes across the detector), one tile's stars at a time
-    tile = tiles_of(psf_file, x, y)
     psf_flux = fitted_fluxes(psf_file, flux, x, y)  # a real star of that total flux has this PSF flux
-    for k in np.unique(tile):
-        mine = tile == k
-        drawn_with = psf if k < 0 else tile_psf(psf_file, k)
-        add_artificial_stars(data, x[mine], y[mine], psf_flux[mine], drawn_with,
+    for members, drawn_with, _ in drawing_psfs(psf_file, x, y):
+        add_artificial_stars(data, x[members], y[members], psf_flux[members], drawn_with,
                              electrons_per_unit, rng, psf_file.footprint_level, saturation)
     cx, cy = np.asarray(catalogue["x"], float), np.asarray(catalogue["y"], float)
     away = ~close_to(cx, cy, (x, y, patch_radius))

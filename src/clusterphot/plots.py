@@ -521,7 +521,7 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
         near = np.asarray(neighbours[k], dtype=np.intp)
         model = model_image(psf_file, x_all[near], y_all[near], flux_all[near], box)
         own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1],
-                           psf_for(psf_file, x_all[i], y_all[i]), box)
+                           psf_for(psf_file, x_all[i], y_all[i])[0], box)
         usable = np.isfinite(pixels) if bad is None else np.isfinite(pixels) & ~bad[box[1] : box[1] + side,
                                                                                      box[0] : box[0] + side]
         normalised[k] = np.where(usable, (pixels - model + own) / fit_flux[k], np.nan)
@@ -550,6 +550,19 @@ def radial_profile(psf, radius: np.ndarray, n_angles: int = 24) -> tuple[np.ndar
     return values.mean(axis=1), values.min(axis=1), values.max(axis=1)
 
 
+def profile_fwhm(psf) -> float:
+    """The PSF's FWHM (px) from its azimuthally averaged profile, interpolated to where it falls
+    to half its centre: the tiles' panel shows changes of a few hundredths of a pixel, finer
+    than EPSF.fwhm's count of grid nodes above half the peak (steps of about 0.1 px)."""
+    radius = np.linspace(0.0, psf.radius, 20 * int(math.ceil(psf.radius)) + 1)
+    mean, _, _ = radial_profile(psf, radius)
+    below = np.flatnonzero(mean < 0.5 * mean[0])
+    if below.size == 0 or below[0] == 0:
+        return float("nan")
+    k = below[0]  # the profile crosses half its centre between radius[k - 1] and radius[k]
+    return float(2 * np.interp(0.5 * mean[0], [mean[k], mean[k - 1]], [radius[k], radius[k - 1]]))
+
+
 def draw_psf_image(ax: plt.Axes, fig, psf) -> None:
     """The PSF's grid on a log stretch, offsets in frame pixels, with its FWHM circled."""
     peak = float(psf.data.max())
@@ -564,6 +577,41 @@ def draw_psf_image(ax: plt.Axes, fig, psf) -> None:
     ax.set_ylabel("y offset (pixels)")
     ax.set_title(f"PSF ({psf.oversampling}x oversampled grid, log stretch)", fontsize=10)
     fig.colorbar(shown, ax=ax, shrink=0.85, label="fraction of the peak")
+
+
+def draw_psf_tiles(ax: plt.Axes, fig, psf_file: PSFFile) -> None:
+    """A frame fitted in tiles: each tile's PSF FWHM on the frame (how the PSF changes across it),
+    the tiles that had too few PSF stars of their own (the frame's PSF) hatched, and whether the
+    stars were fitted with the tiles' PSFs interpolated between the tiles' centres."""
+    tiles = psf_file.tiles
+    columns = sorted({tile.core[0] for tile in tiles})
+    rows = sorted({tile.core[1] for tile in tiles})
+    nx, ny = max(tile.core[2] for tile in tiles), max(tile.core[3] for tile in tiles)
+    fwhm = np.full((len(rows), len(columns)), np.nan)  # NaN: a tile without stars
+    for tile in tiles:
+        fwhm[rows.index(tile.core[1]), columns.index(tile.core[0])] = profile_fwhm(tile.psf)
+    x_edges, y_edges = np.array(columns + [nx]) - 0.5, np.array(rows + [ny]) - 0.5
+    shown = ax.pcolormesh(x_edges, y_edges, fwhm, cmap="viridis", shading="flat")
+    for tile in tiles:
+        x0, y0, x1, y1 = tile.core
+        if not tile.own_psf:
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, hatch="//", color="white",
+                                   lw=0.0))
+        if len(tiles) <= 36:  # the values, where they fit
+            value = fwhm[rows.index(y0), columns.index(x0)]
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color="white")
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    how = (f"interpolated between tile centres,\nstars fitted with their {psf_file.zone}-px zone's PSF"
+           if psf_file.zone > 0 else "each tile's PSF constant over it")
+    ax.set_title(f"{len(tiles)} tiles' PSFs: {how}", fontsize=10)
+    if not all(tile.own_psf for tile in tiles):
+        ax.text(0.02, -0.16, "hatched: too few PSF stars, the frame's PSF", transform=ax.transAxes, fontsize=8)
+    fig.colorbar(shown, ax=ax, shrink=0.85, label="FWHM of the azimuthal profile (pixels)")
 
 
 def draw_psf_profile(ax: plt.Axes, ax_residual: plt.Axes, psf, stamps: PSFStarStamps) -> None:
@@ -670,15 +718,21 @@ def plot_psf(psf_file: PSFFile, catalog: Table, data: np.ndarray, path: str | Pa
     title = (f"{cluster} {filter_name}: PSF learned from {psf.n_stars} stars, FWHM {psf.fwhm:.2f} px; "
              f"correction to total {correction:+.3f} mag")
     stamps = psf_star_stamps(psf_file, catalog, data, bad, int(math.ceil(psf.radius)))
-    fig = plt.figure(figsize=(17, 5.8), layout="constrained")
+    tiled = bool(psf_file.tiles)  # a panel more: the tiles' PSFs over the frame
+    if tiled:
+        title = title.replace("PSF learned", "frame's PSF (the tiles' mean) learned")
+    fig = plt.figure(figsize=(22.5 if tiled else 17, 5.8), layout="constrained")
     try:
         fig.suptitle(title)
-        spec = fig.add_gridspec(2, 3, width_ratios=(1.0, 1.15, 1.0), height_ratios=(2.2, 1.0))
+        spec = fig.add_gridspec(2, 4 if tiled else 3, width_ratios=(1.0, 1.15, 1.0, 1.1)[: 4 if tiled else 3],
+                                height_ratios=(2.2, 1.0))
         draw_psf_image(fig.add_subplot(spec[:, 0]), fig, psf)
         ax_profile = fig.add_subplot(spec[0, 1])
         ax_residual = fig.add_subplot(spec[1, 1], sharex=ax_profile)
         draw_psf_profile(ax_profile, ax_residual, psf, stamps)
         draw_residual_mosaic(fig, spec[:, 2], stamps, psf, n_show)
+        if tiled:
+            draw_psf_tiles(fig.add_subplot(spec[:, 3]), fig, psf_file)
         save_figure(fig, path, title)
     finally:
         plt.close(fig)

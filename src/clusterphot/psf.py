@@ -335,7 +335,8 @@ class PSFZones:
     tables: tuple[np.ndarray, np.ndarray, np.ndarray]  # each (nx * ny, m, m)
 
     def of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The zone of positions (x, y); beyond the zones, the nearest (a tile's margin)."""
+        """The zone of positions (x, y); beyond the zones, the nearest (a tile's margin): the
+        image's positions shifted to the frame's, :func:`zone_index`."""
         column = np.clip(np.floor((x - self.x0) / self.width), 0, self.nx - 1).astype(np.intp)
         row = np.clip(np.floor((y - self.y0) / self.height), 0, self.ny - 1).astype(np.intp)
         return row * self.nx + column
@@ -369,22 +370,29 @@ class PSFGrid:
 
     centres_x: np.ndarray  # px, increasing: the tiles' columns
     centres_y: np.ndarray  # the tiles' rows
-    psfs: tuple[tuple[EPSF, ...], ...]  # [row][column]
+    source: np.ndarray  # (rows, columns): the tile (index into ``psfs``) whose PSF each node holds
+    psfs: tuple[EPSF, ...]
 
     @classmethod
-    def from_tiles(cls, cores: list[tuple[int, int, int, int]], psfs: list[EPSF], missing: EPSF | None = None) -> PSFGrid:
-        """The grid of tiles with these cores (x0, y0, x1, y1; a frame's tiles, any order) and
-        PSFs; a tile of the grid not among them (a tile without stars) has ``missing``."""
-        centre_x = [(core[0] + core[2]) / 2 - 0.5 for core in cores]  # pixel i spans i - 0.5 to i + 0.5
-        centre_y = [(core[1] + core[3]) / 2 - 0.5 for core in cores]
+    def from_tiles(cls, cores: list[tuple[int, int, int, int]], psfs: list[EPSF],
+                   own: list[bool] | None = None) -> PSFGrid:
+        """The grid of the tiles with these cores (x0, y0, x1, y1; any order) and PSFs. A node
+        whose tile learned no PSF of its own (``own`` False: too few PSF stars, it had the
+        frame's) or is not among them (no stars) holds the PSF of the nearest tile that learned
+        one: the frame's average there would pull its neighbours' stars towards it (a narrow
+        strip along the frame's edge, or a sparse corner). ValueError when none learned one."""
+        own = np.ones(len(cores), bool) if own is None else np.asarray(own, bool)
+        if not own.any():
+            raise ValueError("no tile learned a PSF of its own: there is nothing to interpolate")
+        centre_x = np.array([(core[0] + core[2]) / 2 - 0.5 for core in cores])  # pixel i spans i - 0.5 to i + 0.5
+        centre_y = np.array([(core[1] + core[3]) / 2 - 0.5 for core in cores])
         columns, rows = np.unique(centre_x), np.unique(centre_y)
-        grid = [[missing] * len(columns) for _ in rows]
-        for cx, cy, psf in zip(centre_x, centre_y, psfs):
-            grid[int(np.searchsorted(rows, cy))][int(np.searchsorted(columns, cx))] = psf
-        if any(psf is None for row in grid for psf in row):
-            raise ValueError(f"{len(cores)} tiles leave holes in a grid of {len(rows)} rows and {len(columns)} "
-                             "columns, and no PSF was given for those")
-        return cls(columns, rows, tuple(tuple(row) for row in grid))
+        learned = np.flatnonzero(own)
+        node_y, node_x = np.meshgrid(rows, columns, indexing="ij")
+        # every node's nearest learned tile (a few hundred nodes by a few hundred tiles at most)
+        distance = np.hypot(node_x[..., None] - centre_x[learned], node_y[..., None] - centre_y[learned])
+        source = learned[np.argmin(distance, axis=-1)]
+        return cls(columns, rows, source, tuple(psfs))
 
     def weights(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The four tiles around each position (frame pixels) as (row, column) and their bilinear
@@ -398,31 +406,27 @@ class PSFGrid:
                             (1 - along_x) * along_y, along_x * along_y], axis=1)
         return rows, columns, weights
 
-    def interpolate(self, cores: list[tuple[int, int, int, int]], values: list[float], missing: float,
-                    x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per-tile values (one per core of ``cores``; ``missing`` for the grid's other tiles)
-        interpolated at positions (x, y) as the PSFs are (each tile's correction to total)."""
-        table = np.full((len(self.centres_y), len(self.centres_x)), float(missing))
-        for core, value in zip(cores, values):
-            row = int(np.searchsorted(self.centres_y, (core[1] + core[3]) / 2 - 0.5))
-            table[row, int(np.searchsorted(self.centres_x, (core[0] + core[2]) / 2 - 0.5))] = value
+    def interpolate(self, values: list[float], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-tile values (one per tile given to :meth:`from_tiles`, each tile's correction to
+        total) interpolated at positions (x, y) as the PSFs are, node by node from the same tiles."""
+        table = np.asarray(values, dtype=np.float64)[self.source]
         rows, columns, weights = self.weights(x, y)
         return (weights * table[rows, columns]).sum(axis=1)
 
     def grid_at(self, x: float, y: float) -> np.ndarray:
         """The PSF's grid (EPSF.data's layout) at frame position (x, y): its four nearest tiles' mixed."""
         rows, columns, weights = self.weights(x, y)
-        grid = np.zeros(self.psfs[0][0].data.shape)
+        grid = np.zeros(self.psfs[0].data.shape)
         for row, column, weight in zip(rows[0], columns[0], weights[0]):
             if weight != 0:
-                grid += weight * self.psfs[int(row)][int(column)].data
+                grid += weight * self.psfs[self.source[row, column]].data
         return grid
 
     def interpolates(self, base: EPSF) -> bool:
         """Whether a tile's PSF ``base`` can change with the grid: the grids have one layout, and
         ``base`` has a wing (the tables that zones replace exist only with one)."""
-        shapes = {psf.data.shape for row in self.psfs for psf in row} | {base.data.shape}
-        oversampling = {psf.oversampling for row in self.psfs for psf in row} | {base.oversampling}
+        shapes = {psf.data.shape for psf in self.psfs} | {base.data.shape}
+        oversampling = {psf.oversampling for psf in self.psfs} | {base.oversampling}
         return len(shapes) == 1 and len(oversampling) == 1 and base.wing is not None
 
     def zone_psf(self, base: EPSF, centre: tuple[float, float]) -> EPSF:
@@ -450,13 +454,11 @@ class PSFGrid:
             return base
         nx, ny, width, height = zone_layout(core, zone)
         tables = []
-        for row in range(ny):  # a few zones per tile (16 of 256 px in a 1024-px tile)
-            for column in range(nx):
-                centre = (core[0] - 0.5 + (column + 0.5) * width, core[1] - 0.5 + (row + 0.5) * height)
-                zone_tables = self.zone_psf(base, centre)._fine_tables()
-                if zone_tables is None:
-                    return base
-                tables.append(zone_tables)
+        for index in range(nx * ny):  # a few zones per tile (16 of 256 px in a 1024-px tile)
+            zone_tables = self.zone_psf(base, zone_centre(core, zone, index))._fine_tables()
+            if zone_tables is None:
+                return base
+            tables.append(zone_tables)
         stacked = tuple(np.stack(parts) for parts in zip(*tables))
         zones = PSFZones(core[0] - origin[0] - 0.5, core[1] - origin[1] - 0.5, width, height, nx, ny, stacked)
         return replace(base, zones=zones)
@@ -470,12 +472,20 @@ def zone_layout(core: tuple[int, int, int, int], zone: int) -> tuple[int, int, f
     return nx, ny, (x1 - x0) / nx, (y1 - y0) / ny
 
 
-def zone_centre(core: tuple[int, int, int, int], zone: int, x: float, y: float) -> tuple[float, float]:
-    """The centre (frame pixels) of the zone of ``core`` (:func:`zone_layout`) that holds (x, y),
-    or the nearest one."""
+def zone_index(core: tuple[int, int, int, int], zone: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The zone of ``core`` (:func:`zone_layout`, counted row by row) that holds each position
+    (x, y) (frame pixels), or the nearest one (a star in the tile's margin, or moved past the
+    frame's edge)."""
     nx, ny, width, height = zone_layout(core, zone)
-    column = min(max(math.floor((x - core[0] + 0.5) / width), 0), nx - 1)
-    row = min(max(math.floor((y - core[1] + 0.5) / height), 0), ny - 1)
+    column = np.clip(np.floor((np.asarray(x, np.float64) - core[0] + 0.5) / width), 0, nx - 1).astype(np.intp)
+    row = np.clip(np.floor((np.asarray(y, np.float64) - core[1] + 0.5) / height), 0, ny - 1).astype(np.intp)
+    return row * nx + column
+
+
+def zone_centre(core: tuple[int, int, int, int], zone: int, index: int) -> tuple[float, float]:
+    """The centre (frame pixels) of zone ``index`` of ``core`` (:func:`zone_index`)."""
+    nx, _, width, height = zone_layout(core, zone)
+    row, column = divmod(int(index), nx)
     return core[0] - 0.5 + (column + 0.5) * width, core[1] - 0.5 + (row + 0.5) * height
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,13 +45,14 @@ from .cosmicrays import apply_cosmic_ray_mask
 from .frames import read_configured_frame
 from .outputs import atomic_output
 from .photometry import region_mask
-from .psf import EPSF, PSFGrid, zone_centre
+from .psf import EPSF, zone_centre, zone_index
 from .psffit import footprint_radii, render
-from .psfphot import Tile, star_corrections, tile_of
+from .psfphot import Tile, star_corrections, tile_grid, tile_of
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+ZONE_PSFS_KEPT = 32  # zone_psf's cache
 
 
 @dataclass
@@ -69,6 +71,8 @@ class PSFFile:
     # fitted with (empty: one PSF for the whole frame)
     tiles: list = field(default_factory=list)
     zone: int = 0  # px: each tile's stars fitted with the tiles' PSFs interpolated over zones this size (0: not)
+    # the zones' PSFs drawn last (zone_psf): (tile, zone) -> EPSF
+    zone_psfs: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     psf_star_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     note: str = ""
 
@@ -148,7 +152,8 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
             name="TILES")
         table.header["COMMENT"] = ("Stars on a tile's core pixels (x0 <= x + 0.5 < x1, likewise y; open at the frame's edges) were fitted with "
                                    "its PSF (own_psf F: the frame's, too few PSF stars in the tile) and "
-                                   "corrected to total by its apcorr (APCORR: the frame PSF's).")
+                                   "corrected to total by its apcorr (APCORR: the frame PSF's); with PSFZONE > 0 "
+                                   "with the tiles' PSFs interpolated to their zone and apcorr to their position.")
         hdus += [cube, table]
     if psf is not None:
         columns = [fits.Column("id", "K", array=np.asarray(psf_star_ids, np.int64)),
@@ -196,15 +201,18 @@ def read_psf(path: str | Path) -> PSFFile:
 
 
 def render_stars(x: np.ndarray, y: np.ndarray, flux: np.ndarray, psf: EPSF, box: tuple[int, int, int, int],
-                 footprint_level: float = 0.0, footprint_smallest: float = 0.0) -> np.ndarray:
+                 footprint_level: float = 0.0, footprint_smallest: float = 0.0,
+                 footprint_psf: EPSF | None = None) -> np.ndarray:
     """The stars as ``psf`` draws them on the pixels of ``box`` = (x0, y0, width, height), float32:
     the PSF fit's own drawing (:func:`clusterphot.psffit.render`, each star out to its
     footprint, :func:`clusterphot.psffit.footprint_radii`, or with ``footprint_level`` 0 to the
-    PSF's reach) on the box, for the stars that reach it."""
+    PSF's reach) on the box, for the stars that reach it. ``footprint_psf``: the PSF whose
+    envelope set the footprints in the fit, when not ``psf`` (a zone's PSF is drawn as far as
+    its tile's: the fit's footprints are its tile PSF's)."""
     x0, y0, width, height = box
     x, y, flux = (np.asarray(a, dtype=np.float64) for a in (x, y, flux))
     if footprint_level > 0:
-        radii = footprint_radii(psf, flux, footprint_level, footprint_smallest)
+        radii = footprint_radii(footprint_psf or psf, flux, footprint_level, footprint_smallest)
     else:
         radii = np.full(len(x), int(math.floor(psf.reach)))
     xi, yi = np.rint(x).astype(np.intp), np.rint(y).astype(np.intp)
@@ -230,30 +238,52 @@ def tiles_of(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return tile_of(x, y, [tile.core for tile in psf_file.tiles])
 
 
-def tile_psf(psf_file: PSFFile, k: int, origin: tuple[int, int] = (0, 0)) -> EPSF:
-    """The PSF the stars of tile ``k`` were fitted with, for drawing them on an image whose pixel
-    (0, 0) is the frame's ``origin``: the tile's, interpolated between the tiles over its zones
-    when the fit did that (PSFZONE)."""
+def zone_psf(psf_file: PSFFile, k: int, zone: int) -> EPSF:
+    """The PSF the fit drew the stars of zone ``zone`` of tile ``k`` with (the tiles' PSFs
+    interpolated to its centre, :meth:`clusterphot.psf.PSFGrid.zone_psf`), kept for the next
+    call: the PSF figure draws a few stars at a time around each of up to a thousand PSF
+    stars, and tabulating a zone's PSF (2-3 ms) for every one of its draws took minutes. The
+    last ZONE_PSFS_KEPT are kept (5 MB of tables each)."""
+    key = (k, zone)
+    cache = psf_file.zone_psfs
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
     tile = psf_file.tiles[k]
-    if psf_file.zone <= 0:
-        return tile.psf
-    grid = PSFGrid.from_tiles([t.core for t in psf_file.tiles], [t.psf for t in psf_file.tiles], psf_file.psf)
-    return grid.zoned(tile.psf, tile.core, psf_file.zone, origin)
+    psf = tile_grid(psf_file.tiles).zone_psf(tile.psf, zone_centre(tile.core, psf_file.zone, zone))
+    cache[key] = psf
+    if len(cache) > ZONE_PSFS_KEPT:
+        cache.popitem(last=False)
+    return psf
 
 
-def psf_for(psf_file: PSFFile, x: float, y: float) -> EPSF:
-    """The PSF a star at (x, y) was fitted with: its tile's (at its position, when the tiles'
-    PSFs were interpolated), or the frame's."""
-    k = int(tiles_of(psf_file, np.float64(x), np.float64(y)))
-    if k < 0:
-        return psf_file.psf
-    if psf_file.zone <= 0:
-        return psf_file.tiles[k].psf
-    grid = PSFGrid.from_tiles([t.core for t in psf_file.tiles], [t.psf for t in psf_file.tiles], psf_file.psf)
-    tile = psf_file.tiles[k]
-    if not grid.interpolates(tile.psf):
-        return tile.psf
-    return grid.zone_psf(tile.psf, zone_centre(tile.core, psf_file.zone, x, y))
+def drawing_psfs(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, EPSF, EPSF]]:
+    """The stars at (x, y) (frame pixels) in groups, each (indices, PSF, footprints' PSF) with the
+    PSF the fit drew them with: the frame's, their tile's, or when the tiles' PSFs were
+    interpolated (PSFZONE > 0) their zone's of their tile (the same tables the fit evaluated:
+    one zone's PSF alone), and the PSF whose envelope set their footprints in the fit (their
+    tile's, or the frame's)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not psf_file.tiles:
+        return [(np.arange(len(x)), psf_file.psf, psf_file.psf)]
+    tile_index = tiles_of(psf_file, x, y)
+    grid = tile_grid(psf_file.tiles) if psf_file.zone > 0 else None
+    groups = []
+    for k in np.unique(tile_index[tile_index >= 0]):  # a few dozen tiles, then a few zones each
+        mine, tile = np.flatnonzero(tile_index == k), psf_file.tiles[k]
+        if grid is None or not grid.interpolates(tile.psf):  # (as PSFGrid.zoned gave the fit)
+            groups.append((mine, tile.psf, tile.psf))
+            continue
+        zone = zone_index(tile.core, psf_file.zone, x[mine], y[mine])
+        groups += [(mine[zone == z], zone_psf(psf_file, int(k), int(z)), tile.psf) for z in np.unique(zone)]
+    return groups
+
+
+def psf_for(psf_file: PSFFile, x: float, y: float) -> tuple[EPSF, EPSF]:
+    """The PSF a star at (x, y) was fitted with (its tile's, its zone's when the tiles' PSFs were
+    interpolated, or the frame's), and the PSF whose envelope set its footprint in the fit."""
+    _, psf, footprint_psf = drawing_psfs(psf_file, np.array([x], np.float64), np.array([y], np.float64))[0]
+    return psf, footprint_psf
 
 
 def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = None,
@@ -264,7 +294,7 @@ def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = No
     flux = np.asarray(flux, dtype=np.float64)
     if not psf_file.tiles or x is None:
         return flux / psf_file.correction
-    return flux / star_corrections(psf_file.tiles, psf_file.correction, psf_file.psf, x, y, psf_file.zone > 0)
+    return flux / star_corrections(psf_file.tiles, psf_file.correction, x, y, psf_file.zone > 0)
 
 
 def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarray,
@@ -277,13 +307,10 @@ def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not psf_file.tiles:
         return render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
-    stars = np.zeros((box[3], box[2]), np.float32)  # each star with the PSF of the tile it was fitted in
-    tile_index = tiles_of(psf_file, x, y)
-    for k, tile in enumerate(psf_file.tiles):
-        mine = tile_index == k
-        if mine.any():
-            stars += render_stars(x[mine], y[mine], fitted[mine], tile_psf(psf_file, k, (box[0], box[1])), box,
-                                  psf_file.footprint_level, psf_file.footprint_smallest)
+    stars = np.zeros((box[3], box[2]), np.float32)  # each star with the PSF it was fitted with
+    for members, psf, footprint_psf in drawing_psfs(psf_file, x, y):
+        stars += render_stars(x[members], y[members], fitted[members], psf, box, psf_file.footprint_level,
+                              psf_file.footprint_smallest, footprint_psf)
     return stars
 
 

@@ -21,7 +21,7 @@ sparse solve per iteration).
    the fit quality; the PSF stars, their neighbours subtracted, give the correction from PSF
    flux to total (their light within the correction's aperture, and the PSF's wing beyond).
 
-A frame larger than ``tile`` pixels goes through all of this tile by tile
+A frame 1.5 ``tile`` pixels wide or high goes through all of this tile by tile
 (:func:`measure_frame_psf`): each tile with a margin of its neighbours' stars, and its own PSF
 when its own part has enough PSF stars (a grid of PSFs over the frame, as HST's PSF changes
 across a detector); memory then grows with a tile, not the frame. Once every tile has its PSF,
@@ -85,7 +85,7 @@ class PSFParameters:
     # FWHM: the last fit takes a bright star's pixels out to this radius when its own light
     # reaches past it and no neighbour's outshines it there (wide_fitting_radii; 0: never)
     wide_fit_radius: float = 1.75
-    tile: int = 1024  # px: a larger frame is measured in tiles this size, each with its own PSF if it can
+    tile: int = 1024  # px: a frame 1.5 times larger is measured in tiles this size, each with its own PSF if it can
     # px: a frame measured in tiles is fitted again with its tiles' PSFs interpolated between
     # their centres, each star with its zone's (zones this size at most); 0: each tile's PSF
     # constant over it (PSFGrid; a 1024-px tile's stars drifted by 11 mmag across it on
@@ -617,15 +617,26 @@ def tile_margin(psf_params: PSFParameters, fwhm: float) -> int:
 
 def tile_boxes(shape: tuple[int, int], tile: int, margin: int) -> list[tuple[tuple[int, int, int, int],
                                                                             tuple[int, int, int, int]]]:
-    """The frame's tiles as (core, box), each (x0, y0, x1, y1): cores of ``tile`` px (smaller at
-    the far edges) cover the frame once; each box is its core and ``margin`` px around it,
-    within the frame. One tile when the frame is no larger than ``tile``."""
+    """The frame's tiles as (core, box), each (x0, y0, x1, y1): cores of ``tile`` px cover the
+    frame once, those along its far edges up to half a tile smaller or larger (a remainder
+    narrower than half a tile joins its neighbour: a strip of a few dozen pixels has too few PSF
+    stars, and as a node of the tiles' grid of PSFs it would hold its neighbour's PSF at its
+    centre, not the PSF there); each box is its core and ``margin`` px around it, within the
+    frame. One tile when the frame is less than 1.5 ``tile`` wide and high."""
     ny, nx = shape
+
+    def starts(size: int) -> list[int]:
+        edges = list(range(0, size, tile))
+        if len(edges) > 1 and size - edges[-1] < tile / 2:
+            edges.pop()
+        return edges + [size]
+
+    x_edges, y_edges = starts(nx), starts(ny)
     tiles = []
-    for y0 in range(0, ny, tile):  # a few dozen tiles, not stars
-        for x0 in range(0, nx, tile):
-            core = (x0, y0, min(x0 + tile, nx), min(y0 + tile, ny))
-            box = (max(x0 - margin, 0), max(y0 - margin, 0), min(core[2] + margin, nx), min(core[3] + margin, ny))
+    for y0, y1 in zip(y_edges[:-1], y_edges[1:]):  # a few dozen tiles, not stars
+        for x0, x1 in zip(x_edges[:-1], x_edges[1:]):
+            core = (x0, y0, x1, y1)
+            box = (max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, nx), min(y1 + margin, ny))
             tiles.append((core, box))
     return tiles
 
@@ -778,26 +789,31 @@ def measure_tile(data: np.ndarray, bad: np.ndarray, cores: list, core: tuple, bo
                       np.cumsum(keep)[chosen] - 1, ratios, sky_cells, result.passes, model)
 
 
-def star_corrections(tiles: list[Tile], frame_correction: float, frame_psf: EPSF, x: np.ndarray, y: np.ndarray,
+def tile_grid(tiles: list[Tile]) -> PSFGrid:
+    """The grid of a frame's tiles' PSFs (:class:`clusterphot.psf.PSFGrid`), from the tiles that
+    measured stars (a catalogue's, as its PSF file keeps them)."""
+    return PSFGrid.from_tiles([tile.core for tile in tiles], [tile.psf for tile in tiles],
+                              [tile.own_psf for tile in tiles])
+
+
+def star_corrections(tiles: list[Tile], frame_correction: float, x: np.ndarray, y: np.ndarray,
                      interpolated: bool) -> np.ndarray:
     """Each star's correction from PSF flux to total: its tile's (``frame_correction`` beyond the
     tiles), or with ``interpolated`` the tiles' interpolated at its position as their PSFs were
-    (:class:`clusterphot.psf.PSFGrid`; the tiles without a record have the frame's). Why
-    interpolated too: each PSF is normalised within a radius, and the light beyond it changes
-    with the PSF; one correction per tile left the stars of bench/varying_psf.py drifting by
-    8 mmag across a tile even with the PSFs interpolated."""
+    (:func:`tile_grid`). Why interpolated too: each PSF is normalised within a radius, and the
+    light beyond it changes with the PSF; one correction per tile left the stars of
+    bench/varying_psf.py drifting by 2 mmag across a tile even with the PSFs interpolated."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    cores, corrections = [tile.core for tile in tiles], [tile.correction for tile in tiles]
     if not tiles:
         return np.full(x.shape, frame_correction)
+    corrections = [tile.correction for tile in tiles]
     if not interpolated:
-        return np.array(corrections + [frame_correction])[tile_of(x, y, cores)]  # -1: the frame's
-    grid = PSFGrid.from_tiles(cores, [tile.psf for tile in tiles], frame_psf)
-    return grid.interpolate(cores, corrections, frame_correction, x, y).reshape(x.shape)
+        return np.array(corrections + [frame_correction])[tile_of(x, y, [tile.core for tile in tiles])]  # -1: the frame's
+    return tile_grid(tiles).interpolate(corrections, x, y).reshape(x.shape)
 
 
-def refit_with_interpolated_psfs(results: dict[int, TileResult], tiles: list, frame_psf: EPSF, zone: int,
-                                 measure) -> None:
+def refit_with_interpolated_psfs(results: dict[int, TileResult], tiles: list, zone: int, measure,
+                                 grid: PSFGrid | None = None) -> None:
     """Every tile fitted again (``results``, in place, by tile index) with its tiles' PSFs
     interpolated over its zones (:meth:`clusterphot.psf.PSFGrid.zoned`): once each tile has
     learned its own PSF (its stars, found and fitted, are kept), its stars, and its neighbours'
@@ -807,11 +823,11 @@ def refit_with_interpolated_psfs(results: dict[int, TileResult], tiles: list, fr
 
     Why a second fit and not the PSFs interpolated from the start: a tile's PSF is learned with
     its neighbours fitted and subtracted, so every PSF exists only once every tile has been
-    fitted. (Tiles without stars have no PSF: ``frame_psf`` stands in for them.) ``measure``:
-    :func:`measure_frame_psf`'s, ``measure(k, psf, found, refit=True)``."""
+    fitted. ``measure``: :func:`measure_frame_psf`'s, ``measure(k, psf, found, refit=True)``.
+    ``grid``: the tiles' grid of PSFs (an artificial-star pass: its catalogue's; default the
+    tiles' of ``results``); each tile's zones from its own PSF in it."""
     first = {k: results[k] for k in sorted(results)}
-    cores = [tiles[k][0] for k in first]
-    grid = PSFGrid.from_tiles(cores, [part.tile.psf for part in first.values()], frame_psf)
+    grid = tile_grid([part.tile for part in first.values()]) if grid is None else grid
     # the first fit's stars of the whole frame, in its pixels, and what a refit carries over
     stars = {name: np.concatenate([part.stars[name] for part in first.values()])
              for name in ("x", "y", "peak", "sharpness", "roundness", "found_in_pass", "n_iter")}
@@ -822,9 +838,10 @@ def refit_with_interpolated_psfs(results: dict[int, TileResult], tiles: list, fr
         found["x"], found["y"] = found["x"] - bx0, found["y"] - by0
         if not inside.any():
             continue
-        measure(k, grid.zoned(part.tile.psf, core, zone, (bx0, by0)), found, refit=True)
+        measure(k, grid.zoned(part.tile.psf, core, zone, (bx0, by0)), found, refit=True)  # (its base: as first fitted)
         results[k].tile = part.tile
-        results[k].passes = part.passes + [{"refit with interpolated PSFs": results[k].passes[-1]}]
+        refit = {name: value for name, value in results[k].passes[-1].items() if name != "new"}  # (none looked for)
+        results[k].passes = part.passes + [{"refit with interpolated PSFs": refit}]
 
 
 def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParameters,
@@ -838,7 +855,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     """Detect and measure all stars of a frame by PSF fitting (fluxes in image units, corrected
     to total), the PSF path's counterpart of :func:`clusterphot.photometry.measure_frame`.
 
-    A frame larger than ``psf_params.tile`` is measured tile by tile, each tile with its
+    A frame at least 1.5 ``psf_params.tile`` wide or high is measured tile by tile, each tile with its
     neighbours' stars around it (:func:`tile_margin`), keeping the stars of its core: memory
     then scales with a tile, not the frame, and each tile with ``min_psf_stars`` PSF stars of
     its own gets its own PSF (HST's PSF changes across a detector); the others get the frame's,
@@ -904,7 +921,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
 
     def measure(k: int, tile_psf: EPSF | None, found: dict | None = None, refit: bool = False) -> None:
         core, box = tiles[k]
-        tile_params = replace(psf_params, residual_passes=0, psf_rebuilds=0, n_iter=1) if refit else psf_params
+        tile_params = replace(psf_params, residual_passes=0, psf_rebuilds=0) if refit else psf_params
         results[k] = measure_tile(data, bad, cores, core, box, found_in_box[k] if found is None else found, sky_stats,
                                   params, tile_params,
                                   electrons_per_unit, saturated_above, tile_psf, true_psf is not None, keep_model,
@@ -925,20 +942,18 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         frame_psf = learn_psf(data, bad, frame_found["x"], frame_found["y"], chosen, fwhm, psf_params)
     zone = psf_params.interpolation_zone if len(tiles) > 1 and true_psf is None else 0
     # an artificial-star pass of a catalogue whose tiles' PSFs were interpolated: the same PSFs
-    catalogue_grid = (PSFGrid.from_tiles([tile.core for tile in catalogue_tiles],
-                                         [tile.psf for tile in catalogue_tiles], psf)
-                      if catalogue_tiles and zone > 0 else None)
+    # (it is measured as the catalogue was: each tile with its PSF, then fitted again with the
+    # PSFs interpolated; fitted with the interpolated PSFs from the start, the residual passes
+    # found other faint stars than the catalogue's, and its real stars came back 1.7 mmag brighter)
+    catalogue_grid = tile_grid(catalogue_tiles) if catalogue_tiles and zone > 0 else None
     for k in with_stars:
         if k not in results:
             catalogue_tile = own_tiles.get(tuple(cores[k]))
-            tile_psf = frame_psf if catalogue_tile is None else catalogue_tile.psf
-            if catalogue_tile is not None and catalogue_grid is not None:
-                tile_psf = catalogue_grid.zoned(tile_psf, cores[k], zone, tiles[k][1][:2])
-            measure(k, tile_psf)
-    refit = zone > 0 and len(learners) > 1  # (one learned PSF is the frame's: nothing to interpolate)
+            measure(k, frame_psf if catalogue_tile is None else catalogue_tile.psf)
+    refit = zone > 0 and (len(learners) > 1 or catalogue_grid is not None)  # (one learned PSF: nothing to interpolate)
     if refit:
-        refit_with_interpolated_psfs(results, tiles, frame_psf, zone, measure)
-    interpolated = refit or catalogue_grid is not None
+        refit_with_interpolated_psfs(results, tiles, zone, measure, catalogue_grid)
+    interpolated = refit
     done = [results[k] for k in sorted(results)]  # the tiles' order, row by row
 
     stars = {name: np.concatenate([part.stars[name] for part in done]) for name in done[0].stars}
@@ -968,8 +983,10 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
         for part in done:
             own = part.tile.own_psf and len(part.ratios) >= params.aperture_correction_min_stars and len(tiles) > 1
             part.tile.correction = psf_aperture_correction(part.ratios, params).factor if own else correction.factor
-    factor = star_corrections([part.tile for part in done], correction.factor, frame_psf, stars["x"], stars["y"],
-                              interpolated)
+    # (an artificial-star pass: the catalogue's tiles, as its stars were corrected, not only the
+    # tiles this pass fitted: the grid's nodes are the catalogue's)
+    factor = star_corrections(catalogue_tiles if catalogue_grid is not None else [part.tile for part in done],
+                              correction.factor, stars["x"], stars["y"], interpolated)
 
     x, y = stars["x"], stars["y"]
     flags = np.zeros(len(x), np.int32)
