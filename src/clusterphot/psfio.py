@@ -307,10 +307,21 @@ def stars_image(psf_file: PSFFile, x: np.ndarray, y: np.ndarray, flux: np.ndarra
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not psf_file.tiles:
         return render_stars(x, y, fitted, psf_file.psf, box, psf_file.footprint_level, psf_file.footprint_smallest)
-    stars = np.zeros((box[3], box[2]), np.float32)  # each star with the PSF it was fitted with
+    x0, y0, width, height = box
+    stars = np.zeros((height, width), np.float32)  # each star with the PSF it was fitted with
     for members, psf, footprint_psf in drawing_psfs(psf_file, x, y):
-        stars += render_stars(x[members], y[members], fitted[members], psf, box, psf_file.footprint_level,
-                              psf_file.footprint_smallest, footprint_psf)
+        # each group drawn on the part of the box its stars reach, not on the whole box: a frame
+        # fitted in 100 tiles has 1600 zones, and drawing each on the whole 10k frame took minutes
+        reach = int(math.ceil(max(psf.reach, footprint_psf.reach))) + 1
+        gx0 = max(x0, int(np.floor(np.nanmin(x[members]))) - reach)
+        gy0 = max(y0, int(np.floor(np.nanmin(y[members]))) - reach)
+        gx1 = min(x0 + width, int(np.ceil(np.nanmax(x[members]))) + reach + 1)
+        gy1 = min(y0 + height, int(np.ceil(np.nanmax(y[members]))) + reach + 1)
+        if gx1 <= gx0 or gy1 <= gy0:
+            continue
+        stars[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0] += render_stars(
+            x[members], y[members], fitted[members], psf, (gx0, gy0, gx1 - gx0, gy1 - gy0),
+            psf_file.footprint_level, psf_file.footprint_smallest, footprint_psf)
     return stars
 
 
