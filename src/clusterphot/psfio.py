@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,32 +258,33 @@ def zone_psf(psf_file: PSFFile, k: int, zone: int) -> EPSF:
     return psf
 
 
-def drawing_psfs(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, EPSF, EPSF]]:
+def drawing_psfs(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, EPSF, EPSF]]:
     """The stars at (x, y) (frame pixels) in groups, each (indices, PSF, footprints' PSF) with the
     PSF the fit drew them with: the frame's, their tile's, or when the tiles' PSFs were
     interpolated (PSFZONE > 0) their zone's of their tile (the same tables the fit evaluated:
     one zone's PSF alone), and the PSF whose envelope set their footprints in the fit (their
-    tile's, or the frame's)."""
+    tile's, or the frame's). One group at a time: a list of a HUGS frame's 1600 zones' PSFs,
+    each tabulated as it was drawn (5 MB), held 7.7 GB by the last."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if not psf_file.tiles:
-        return [(np.arange(len(x)), psf_file.psf, psf_file.psf)]
+        yield np.arange(len(x)), psf_file.psf, psf_file.psf
+        return
     tile_index = tiles_of(psf_file, x, y)
     grid = tile_grid(psf_file.tiles) if psf_file.zone > 0 else None
-    groups = []
     for k in np.unique(tile_index[tile_index >= 0]):  # a few dozen tiles, then a few zones each
         mine, tile = np.flatnonzero(tile_index == k), psf_file.tiles[k]
         if grid is None or not grid.interpolates(tile.psf):  # (as PSFGrid.zoned gave the fit)
-            groups.append((mine, tile.psf, tile.psf))
+            yield mine, tile.psf, tile.psf
             continue
         zone = zone_index(tile.core, psf_file.zone, x[mine], y[mine])
-        groups += [(mine[zone == z], zone_psf(psf_file, int(k), int(z)), tile.psf) for z in np.unique(zone)]
-    return groups
+        for z in np.unique(zone):
+            yield mine[zone == z], zone_psf(psf_file, int(k), int(z)), tile.psf
 
 
 def psf_for(psf_file: PSFFile, x: float, y: float) -> tuple[EPSF, EPSF]:
     """The PSF a star at (x, y) was fitted with (its tile's, its zone's when the tiles' PSFs were
     interpolated, or the frame's), and the PSF whose envelope set its footprint in the fit."""
-    _, psf, footprint_psf = drawing_psfs(psf_file, np.array([x], np.float64), np.array([y], np.float64))[0]
+    _, psf, footprint_psf = next(drawing_psfs(psf_file, np.array([x], np.float64), np.array([y], np.float64)))
     return psf, footprint_psf
 
 
