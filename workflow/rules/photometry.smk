@@ -87,8 +87,9 @@ rule psf_photometry:
         # measured peak (simulated crowded frames, float32, clusterphot measure --method psf):
         # 308, 354 and 539 MB for 1k, 2k and 4k frames, 0.8-1.1 GB at 10k x 10k with 68,000-
         # 135,000 stars (a frame larger than photometry.psf.tile is fitted tile by tile, so
-        # beyond the frame's own arrays memory follows a tile); 2.7, 5.7, 14 and 36-76 s.
-        # Declared: about 2x the peak, 10-15x the time (a slower node, a denser cluster).
+        # beyond the frame's own arrays memory follows a tile); 2.7, 5.7, 14 and 36-76 s, at
+        # 10k 61-131 s fitted again with the tiles' PSFs interpolated (the other core busy).
+        # Declared: about 2x the peak, 6-15x the time (a slower node, a denser cluster).
         mem_mb=lambda wc, input, attempt: attempt * int(800 + 4 * input.size_mb),
         runtime=lambda wc, input, attempt: attempt * int(5 + input.size_mb / 40),
     params:
