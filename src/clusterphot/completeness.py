@@ -209,9 +209,7 @@ def add_artificial_stars(data: np.ndarray, x: np.ndarray, y: np.ndarray, flux: n
     radii = footprint_radii(psf, np.asarray(flux, float), level, 1.0)
     star, flat, dx, dy = star_footprints(data.shape, np.asarray(x, float), np.asarray(y, float), radii)
     pixels, at = np.unique(flat, return_inverse=True)
-    zone = psf.zone_of(x, y)  # a PSF that changes over the frame: each star its zone's
-    values = psf.evaluate(dx, dy, zone=None if zone is None else zone[star])
-    light = np.bincount(at, weights=np.asarray(flux, float)[star] * values, minlength=len(pixels))
+    light = np.bincount(at, weights=np.asarray(flux, float)[star] * psf.evaluate(dx, dy), minlength=len(pixels))
     electrons = rng.poisson(np.maximum(light, 0.0) * electrons_per_unit)
     values = data.reshape(-1)[pixels]
     lifted = values + (electrons / electrons_per_unit).astype(data.dtype)

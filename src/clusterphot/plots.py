@@ -521,7 +521,7 @@ def psf_star_stamps(psf_file: PSFFile, catalog: Table, data: np.ndarray, bad: np
         near = np.asarray(neighbours[k], dtype=np.intp)
         model = model_image(psf_file, x_all[near], y_all[near], flux_all[near], box)
         own = render_stars(x_all[i : i + 1], y_all[i : i + 1], fit_flux[k : k + 1],
-                           psf_for(psf_file, x_all[i], y_all[i])[0], box)
+                           psf_for(psf_file, x_all[i], y_all[i]), box)
         usable = np.isfinite(pixels) if bad is None else np.isfinite(pixels) & ~bad[box[1] : box[1] + side,
                                                                                      box[0] : box[0] + side]
         normalised[k] = np.where(usable, (pixels - model + own) / fit_flux[k], np.nan)
@@ -715,12 +715,11 @@ def plot_psf(psf_file: PSFFile, catalog: Table, data: np.ndarray, path: str | Pa
         return
     psf = psf_file.psf
     correction = (catalog.meta.get("aperture_correction") or {}).get("mag", float("nan"))
-    title = (f"{cluster} {filter_name}: PSF learned from {psf.n_stars} stars, FWHM {psf.fwhm:.2f} px; "
+    tiled = bool(psf_file.tiles)  # a panel more: the tiles' PSFs over the frame
+    which = "frame's PSF (the tiles' mean)" if tiled else "PSF"
+    title = (f"{cluster} {filter_name}: {which} learned from {psf.n_stars} stars, FWHM {psf.fwhm:.2f} px; "
              f"correction to total {correction:+.3f} mag")
     stamps = psf_star_stamps(psf_file, catalog, data, bad, int(math.ceil(psf.radius)))
-    tiled = bool(psf_file.tiles)  # a panel more: the tiles' PSFs over the frame
-    if tiled:
-        title = title.replace("PSF learned", "frame's PSF (the tiles' mean) learned")
     fig = plt.figure(figsize=(22.5 if tiled else 17, 5.8), layout="constrained")
     try:
         fig.suptitle(title)

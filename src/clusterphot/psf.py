@@ -322,24 +322,19 @@ class EPSF:
 
 @dataclass(frozen=True)
 class PSFZones:
-    """Where on an image a PSF's zones lie (:meth:`PSFGrid.zoned`): ``nx`` x ``ny`` zones of
-    ``width`` x ``height`` px from (x0, y0) (pixel edges, in the image's pixels), row by row, and
-    their tables (the layout of ``EPSF._fine_tables``, stacked: values, d/dx, d/dy)."""
+    """A PSF's zones (:meth:`PSFGrid.zoned`): those of the tile with core ``core`` (frame
+    pixels; :func:`zone_layout`), on an image whose pixel (0, 0) is the frame's ``origin``, and
+    their tables (the layout of ``EPSF._fine_tables``, stacked in :func:`zone_index`'s order:
+    values, d/dx, d/dy)."""
 
-    x0: float
-    y0: float
-    width: float
-    height: float
-    nx: int
-    ny: int
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray]  # each (nx * ny, m, m)
+    core: tuple[int, int, int, int]
+    zone: int  # px: the zones' largest side
+    origin: tuple[int, int]
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray]  # each (zones, m, m)
 
     def of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The zone of positions (x, y); beyond the zones, the nearest (a tile's margin): the
-        image's positions shifted to the frame's, :func:`zone_index`."""
-        column = np.clip(np.floor((x - self.x0) / self.width), 0, self.nx - 1).astype(np.intp)
-        row = np.clip(np.floor((y - self.y0) / self.height), 0, self.ny - 1).astype(np.intp)
-        return row * self.nx + column
+        """The zone of positions (x, y) on the image; beyond the zones, the nearest (a tile's margin)."""
+        return zone_index(self.core, self.zone, x + self.origin[0], y + self.origin[1])
 
 
 def axis_weights(centres: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -452,7 +447,7 @@ class PSFGrid:
         ``base`` as it is when :meth:`interpolates` it not."""
         if zone <= 0 or not self.interpolates(base):
             return base
-        nx, ny, width, height = zone_layout(core, zone)
+        nx, ny, _, _ = zone_layout(core, zone)
         tables = []
         for index in range(nx * ny):  # a few zones per tile (16 of 256 px in a 1024-px tile)
             zone_tables = self.zone_psf(base, zone_centre(core, zone, index))._fine_tables()
@@ -460,8 +455,7 @@ class PSFGrid:
                 return base
             tables.append(zone_tables)
         stacked = tuple(np.stack(parts) for parts in zip(*tables))
-        zones = PSFZones(core[0] - origin[0] - 0.5, core[1] - origin[1] - 0.5, width, height, nx, ny, stacked)
-        return replace(base, zones=zones)
+        return replace(base, zones=PSFZones(tuple(core), zone, tuple(origin), stacked))
 
 
 def zone_layout(core: tuple[int, int, int, int], zone: int) -> tuple[int, int, float, float]:

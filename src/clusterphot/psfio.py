@@ -46,7 +46,7 @@ from .cosmicrays import apply_cosmic_ray_mask
 from .frames import read_configured_frame
 from .outputs import atomic_output
 from .photometry import region_mask
-from .psf import EPSF, zone_centre, zone_index
+from .psf import EPSF, PSFGrid, zone_centre, zone_index
 from .psffit import footprint_radii, render
 from .psfphot import Tile, star_corrections, tile_grid, tile_of
 
@@ -239,9 +239,9 @@ def tiles_of(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return tile_of(x, y, [tile.core for tile in psf_file.tiles])
 
 
-def zone_psf(psf_file: PSFFile, k: int, zone: int) -> EPSF:
-    """The PSF the fit drew the stars of zone ``zone`` of tile ``k`` with (the tiles' PSFs
-    interpolated to its centre, :meth:`clusterphot.psf.PSFGrid.zone_psf`), kept for the next
+def zone_psf(psf_file: PSFFile, grid: PSFGrid, k: int, zone: int) -> EPSF:
+    """The PSF the fit drew the stars of zone ``zone`` of tile ``k`` with (the tiles' PSFs,
+    ``grid``, interpolated to its centre, :meth:`clusterphot.psf.PSFGrid.zone_psf`), kept for the next
     call: the PSF figure draws a few stars at a time around each of up to a thousand PSF
     stars, and tabulating a zone's PSF (2-3 ms) for every one of its draws took minutes. The
     last ZONE_PSFS_KEPT are kept (5 MB of tables each)."""
@@ -251,7 +251,7 @@ def zone_psf(psf_file: PSFFile, k: int, zone: int) -> EPSF:
         cache.move_to_end(key)
         return cache[key]
     tile = psf_file.tiles[k]
-    psf = tile_grid(psf_file.tiles).zone_psf(tile.psf, zone_centre(tile.core, psf_file.zone, zone))
+    psf = grid.zone_psf(tile.psf, zone_centre(tile.core, psf_file.zone, zone))
     cache[key] = psf
     if len(cache) > ZONE_PSFS_KEPT:
         cache.popitem(last=False)
@@ -278,14 +278,14 @@ def drawing_psfs(psf_file: PSFFile, x: np.ndarray, y: np.ndarray) -> Iterator[tu
             continue
         zone = zone_index(tile.core, psf_file.zone, x[mine], y[mine])
         for z in np.unique(zone):
-            yield mine[zone == z], zone_psf(psf_file, int(k), int(z)), tile.psf
+            yield mine[zone == z], zone_psf(psf_file, grid, int(k), int(z)), tile.psf
 
 
-def psf_for(psf_file: PSFFile, x: float, y: float) -> tuple[EPSF, EPSF]:
-    """The PSF a star at (x, y) was fitted with (its tile's, its zone's when the tiles' PSFs were
-    interpolated, or the frame's), and the PSF whose envelope set its footprint in the fit."""
-    _, psf, footprint_psf = next(drawing_psfs(psf_file, np.array([x], np.float64), np.array([y], np.float64)))
-    return psf, footprint_psf
+def psf_for(psf_file: PSFFile, x: float, y: float) -> EPSF:
+    """The PSF a star at (x, y) was fitted with: its tile's, its zone's when the tiles' PSFs were
+    interpolated, or the frame's."""
+    _, psf, _ = next(drawing_psfs(psf_file, np.array([x], np.float64), np.array([y], np.float64)))
+    return psf
 
 
 def fitted_fluxes(psf_file: PSFFile, flux: np.ndarray, x: np.ndarray | None = None,

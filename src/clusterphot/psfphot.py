@@ -953,7 +953,6 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     refit = zone > 0 and (len(learners) > 1 or catalogue_grid is not None)  # (one learned PSF: nothing to interpolate)
     if refit:
         refit_with_interpolated_psfs(results, tiles, zone, measure, catalogue_grid)
-    interpolated = refit
     done = [results[k] for k in sorted(results)]  # the tiles' order, row by row
 
     stars = {name: np.concatenate([part.stars[name] for part in done]) for name in done[0].stars}
@@ -986,7 +985,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
     # (an artificial-star pass: the catalogue's tiles, as its stars were corrected, not only the
     # tiles this pass fitted: the grid's nodes are the catalogue's)
     factor = star_corrections(catalogue_tiles if catalogue_grid is not None else [part.tile for part in done],
-                              correction.factor, stars["x"], stars["y"], interpolated)
+                              correction.factor, stars["x"], stars["y"], refit)
 
     x, y = stars["x"], stars["y"]
     flags = np.zeros(len(x), np.int32)
@@ -1006,7 +1005,7 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
              "passes": done[0].passes if len(tiles) == 1 else [{"tile": list(part.tile.core), "passes": part.passes}
                                                                 for part in done],
              "sky_cells": sky_cells,
-             "interpolation_zone": zone if interpolated else 0,
+             "interpolation_zone": zone if refit else 0,
              "footprint_level": psf_params.footprint_level * sky_stats.std,
              "footprint_smallest": fit_radius_for(fwhm) + 1}
     if model is not None:
