@@ -252,3 +252,27 @@ def test_crowded_frame_is_one_filter_with_the_requested_stars():
     hdul, truth = sim.simulate_crowded_frame(shape=(300, 200), n_stars=500, seed=2, filter_name="F814W")
     assert hdul["SCI"].data.shape == (300, 200) and hdul[0].header["FILTER"] == "F814W"
     assert len(truth) == 500 and truth.meta["core_radius"] == pytest.approx(10.0)
+
+
+def test_the_photon_noise_limit_is_what_an_ideal_psf_fit_reaches():
+    """Stars of S/N 100 on a flat sky, measured by the best fit there is (the true PSF, position
+    and sky known; weights from the model, iterated): their flux scatter is the limit
+    point_source_snr gives, and larger than the noise-equivalent-area formula's."""
+    rng = np.random.default_rng(7)
+    sky, read_noise, fwhm = 100.0, 5.0, 2.2
+    psf = sim.moffat_phase_stamps(fwhm, n_phase=1)[0, 0].astype(float).ravel()
+    nea = 1.0 / np.sum(psf**2)
+    flux = 15000.0
+    expected = flux * psf + sky
+    images = rng.poisson(expected, size=(8000, psf.size)) + read_noise * rng.standard_normal((8000, psf.size))
+    signal = images - sky
+    fitted = signal @ psf / np.sum(psf**2)
+    for _ in range(5):  # maximum likelihood: weights from the model of each star
+        weight = 1.0 / (np.maximum(fitted, 0.0)[:, None] * psf + sky + read_noise**2)
+        fitted = np.sum(weight * psf * signal, axis=1) / np.sum(weight * psf**2, axis=1)
+    scatter = np.std(fitted / flux)
+    limit = 1.0 / sim.point_source_snr(flux, sky, read_noise, fwhm)
+    nea_limit = np.sqrt(flux + nea * (sky + read_noise**2)) / flux
+    assert 100 < 1 / limit < 110
+    assert scatter / limit == pytest.approx(1.0, abs=0.03)
+    assert scatter / nea_limit > 1.06

@@ -188,7 +188,7 @@ def run_artificial_stars(image: str | Path, settings: FrameSettings, catalog: Ta
     elif skipped is None:
         try:
             psf = aperture_path_psf(np.array(frame.data, np.float32), bad, stars["x"], stars["y"], params, psf_params,
-                                    calibration.saturation)
+                                    calibration.saturation, calibration.electrons_per_unit)
         except FrameError as error:
             # a small or sparse frame measured with apertures: its catalogue stands, its
             # completeness is unknown (NaN), and the log and the tables say why

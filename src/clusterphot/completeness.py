@@ -393,7 +393,7 @@ def psf_light_within(psf: EPSF, radius: float) -> float:
 
 
 def aperture_path_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, params: PhotometryParameters,
-                      psf_params: PSFParameters, saturation: float | None) -> EPSF:
+                      psf_params: PSFParameters, saturation: float | None, electrons_per_unit: float) -> EPSF:
     """The PSF of a frame measured with apertures, learned as the PSF path learns it from its
     bright isolated stars (the catalogue's, at x, y), to draw artificial stars with. ``data`` is
     used in place (sky-subtracted). FrameError (no file name) when there are too few such stars."""
@@ -401,7 +401,7 @@ def aperture_path_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.nd
     saturated_above = None if saturation is None else params.saturation_fraction * saturation - sky_level
     peak = peak_values(data, x, y)
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, params.fwhm, psf_params)
-    return learn_psf(data, bad, x, y, chosen, params.fwhm, psf_params)
+    return learn_psf(data, bad, x, y, chosen, params.fwhm, psf_params, sky, electrons_per_unit)
 
 
 def measure_artificial_pass_aperture(frame: np.ndarray, bad: np.ndarray, psf: EPSF, x: np.ndarray, y: np.ndarray,

@@ -564,29 +564,37 @@ def neighbour_pixels(dx: np.ndarray, dy: np.ndarray, x: np.ndarray, y: np.ndarra
 
 
 def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int, oversampling: int,
-                  clip: float = 3.0, n_clip: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                  clip: float = 3.0, n_clip: int = 3,
+                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean of the samples falling on each node of a (size, size) grid, and the
     number of samples kept per node. Samples are the normalised pixel values; a sample belongs
-    to the node nearest its offset."""
+    to the node nearest its offset. ``weights`` (the samples' inverse variances): a weighted
+    mean, clipped where a sample is further from it than ``clip`` times its own error scaled by
+    the node's (the node's rms of sample - mean over error)."""
     centre = size // 2
     u = np.rint(dx * oversampling).astype(np.intp) + centre
     v = np.rint(dy * oversampling).astype(np.intp) + centre
     use = np.isfinite(values) & (u >= 0) & (u < size) & (v >= 0) & (v < size)
     node = (v * size + u)[use]
     sample = values[use]
+    weight = np.ones(sample.size) if weights is None else weights[use]
+    nodes = size * size
+
+    def weighted_mean(keep):
+        total = np.bincount(node[keep], weights=(weight * sample)[keep], minlength=nodes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / np.bincount(node[keep], weights=weight[keep], minlength=nodes)
+
     keep = np.ones(sample.size, bool)
     for _ in range(n_clip):
-        count = np.bincount(node[keep], minlength=size * size)
-        total = np.bincount(node[keep], weights=sample[keep], minlength=size * size)
-        square = np.bincount(node[keep], weights=sample[keep] ** 2, minlength=size * size)
+        # each sample's deviation in units of its own error; the node's rms of those sets the clip
+        deviation = np.sqrt(weight) * np.abs(sample - weighted_mean(keep)[node])
+        square = np.bincount(node[keep], weights=deviation[keep] ** 2, minlength=nodes)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / count
-            std = np.sqrt(np.maximum(square / count - mean**2, 0.0))
-        keep = np.abs(sample - mean[node]) <= clip * std[node] + 1e-12
-    count = np.bincount(node[keep], minlength=size * size)
-    total = np.bincount(node[keep], weights=sample[keep], minlength=size * size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
+            rms = np.sqrt(square / np.bincount(node[keep], minlength=nodes))
+        keep = deviation <= clip * rms[node] + 1e-12
+    count = np.bincount(node[keep], minlength=nodes)
+    mean = np.where(count > 0, weighted_mean(keep), np.nan)
     return mean.reshape(size, size), count.reshape(size, size)
 
 
@@ -736,7 +744,8 @@ def with_model_wings(grid: np.ndarray, oversampling: int, profile: tuple[float, 
 def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float,
                oversampling: int = 4, radius: int | None = None, n_iter: int = 4, min_stars: int = 10,
                neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-               sky_subtracted: bool = False, initial: EPSF | None = None) -> tuple[EPSF, np.ndarray, np.ndarray]:
+               sky_subtracted: bool = False, initial: EPSF | None = None, sky_variance: float | None = None,
+               electrons_per_unit: float = 1.0) -> tuple[EPSF, np.ndarray, np.ndarray]:
     """The effective PSF of a sky-subtracted frame from the stars at (x, y): bright, isolated,
     unsaturated stars chosen by the caller. Returns the PSF and the stars' refined positions.
     ``neighbours``: (x, y) of every detected star; pixels near another one are left out.
@@ -745,6 +754,14 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     before, to be refined: the stars are first fitted with it and its nodes corrected (step 4's
     refinement), not stacked anew from the nodes nearest each sample (one such iteration then
     does what four do from scratch); it must be on the same grid (``radius``, ``oversampling``).
+
+    ``sky_variance`` (image units^2 per pixel) and ``electrons_per_unit``: the refinement weighs
+    each sample by its inverse variance (the sky's and the star's photons at the PSF's value
+    there), so a bright star's pixels count for what they measure; without, all alike. Why:
+    the PSF stars span a factor of 30-50 in flux, and an equal-weight mean takes most of its
+    noise from the faintest; on 27 sparse simulated frames that noise left the fluxes of the
+    brightest stars (S/N 300-1000) 1.18 times their photon limit with the PSF so learned, 1.13
+    with the weights (1.10 with the true PSF; ``bench/isolated_stars.py``).
 
     ``radius`` (px) is the half-size of the tabulated PSF (default 4 FWHM, at least 6 px).
     Raises FrameError (without the file's name) when fewer than ``min_stars`` stars are given.
@@ -796,8 +813,14 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
             # Anderson & King's refinement: stack the samples' residuals from the current PSF,
             # evaluated at each sample's exact offset, so that giving a sample to its nearest
             # node (up to 1/8 px off at 4x oversampling) no longer blurs the PSF.
-            correction, _ = stack_samples(normalised - psf.evaluate(dx[good], dy[good]), dx[good], dy[good],
-                                          size, oversampling)
+            model = psf.evaluate(dx[good], dy[good])
+            weights = None
+            if sky_variance is not None:
+                star_flux = flux[good, None]
+                variance = np.maximum(star_flux * model, 0.0) / electrons_per_unit + max(sky_variance, 1e-30)
+                weights = star_flux**2 / variance  # of a sample normalised by its star's flux
+            correction, _ = stack_samples(normalised - model, dx[good], dy[good], size, oversampling,
+                                          weights=weights)
             grid = psf.data + np.nan_to_num(correction)
         grid = fill_and_smooth(grid, window)
         inner, outer = wing_radii(fwhm)

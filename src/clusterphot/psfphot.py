@@ -153,13 +153,15 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
 
 
 def learn_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, chosen: np.ndarray, fwhm: float,
-              psf_params: PSFParameters) -> EPSF:
+              psf_params: PSFParameters, sky: SkyStatistics, electrons_per_unit: float) -> EPSF:
     """The effective PSF from the ``chosen`` stars among the detections (x, y) (the others'
-    pixels left out), on the grid ``psf_params`` asks for; FrameError (no file name) when fewer
+    pixels left out), on the grid ``psf_params`` asks for, each star's pixels weighted by their
+    noise (the sky's scatter and the star's photons); FrameError (no file name) when fewer
     than ``min_psf_stars`` are chosen."""
     psf, _, _ = build_epsf(data, bad, x[chosen], y[chosen], fwhm, psf_params.oversampling,
                            radius=int(np.ceil(psf_params.psf_radius * fwhm)), neighbours=(x, y),
-                           min_stars=psf_params.min_psf_stars)
+                           min_stars=psf_params.min_psf_stars, sky_variance=sky.std**2,
+                           electrons_per_unit=electrons_per_unit)
     return psf
 
 
@@ -331,7 +333,8 @@ def weak_blend_members(x: np.ndarray, y: np.ndarray, flux: np.ndarray, weak: np.
 
 def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit,
                 model: np.ndarray, radii: np.ndarray, psf: EPSF, fwhm: float, sky: SkyStatistics, saturated_above: float | None,
-                params: PSFParameters, core: tuple[int, int, int, int] | None = None) -> tuple[EPSF, np.ndarray]:
+                params: PSFParameters, electrons_per_unit: float,
+                core: tuple[int, int, int, int] | None = None) -> tuple[EPSF, np.ndarray]:
     """The PSF refined, on the frame with every other star and the sky subtracted: the
     PSF stars' stamps then hold their own light only (DAOPHOT's way to a clean PSF in a crowd).
     Returns the PSF and the indices of the stars it was learned from."""
@@ -351,7 +354,8 @@ def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     # hundredths of a pixel): as accurate as learning it anew in four iterations, at a third of
     # the time
     rebuilt, _, _ = build_epsf(cleaned, bad, x[chosen], y[chosen], fwhm, params.oversampling,
-                               radius=radius, min_stars=params.min_psf_stars, initial=psf, n_iter=1)
+                               radius=radius, min_stars=params.min_psf_stars, initial=psf, n_iter=1,
+                               sky_variance=sky.std**2, electrons_per_unit=electrons_per_unit)
     return rebuilt, chosen
 
 
@@ -429,7 +433,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     if learn and len(chosen) < psf_params.min_psf_stars:
         raise too_few_psf_stars(len(chosen), psf_params)
     if learn:
-        psf = learn_psf(data, bad, found["x"], found["y"], chosen, fwhm, psf_params)
+        psf = learn_psf(data, bad, found["x"], found["y"], chosen, fwhm, psf_params, sky, electrons_per_unit)
 
     usable = ~bad
     if saturated_above is not None:
@@ -522,7 +526,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                                    psf_params.psf_error if approximate else 0.0)
         if approximate and k < psf_params.psf_rebuilds:
             psf, _ = rebuilt_psf(data, bad, x, y, fit, model, radii, psf, fwhm, sky, saturated_above, psf_params,
-                                 core)
+                                 electrons_per_unit, core)
             # the fluxes and sky of the new PSF, before anything is looked for in the residual
             radii = footprint_radii(psf, fit.flux, level, fit_radius + 1)
             wings = no_far_wings(data.shape, len(x), held_light)  # drawn anew with the new PSF
@@ -939,7 +943,8 @@ def measure_frame_psf(data: np.ndarray, bad: np.ndarray, params: PhotometryParam
                                   saturated_above, fwhm, psf_params)
         if len(chosen) < psf_params.min_psf_stars:
             raise too_few_psf_stars(len(chosen), psf_params)
-        frame_psf = learn_psf(data, bad, frame_found["x"], frame_found["y"], chosen, fwhm, psf_params)
+        frame_psf = learn_psf(data, bad, frame_found["x"], frame_found["y"], chosen, fwhm, psf_params, sky_stats,
+                              electrons_per_unit)
     zone = psf_params.interpolation_zone if len(tiles) > 1 and true_psf is None else 0
     # an artificial-star pass of a catalogue whose tiles' PSFs were interpolated: the same PSFs
     # (it is measured as the catalogue was: each tile with its PSF, then fitted again with the

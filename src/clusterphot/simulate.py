@@ -130,14 +130,25 @@ def default_fwhm(filter_name: str) -> float:
 def point_source_snr(
     flux: np.ndarray, sky: float, read_noise: float, fwhm: float, beta: float = MOFFAT_BETA
 ) -> np.ndarray:
-    """Best-case (PSF-fitting) S/N of isolated stars of `flux` electrons on a flat sky.
+    """Photon-noise limit on the S/N of isolated stars of `flux` electrons on a flat sky.
 
-    Uses the noise-equivalent area 1 / sum(psf**2) of a centred, pixel-integrated PSF.
+    The Cramer-Rao bound of a PSF fit that knows the star's position and the sky:
+    var(flux) = 1 / sum(P**2 / (flux * P + sky + read_noise**2)) over the pixels of the centred,
+    pixel-integrated PSF P (its sub-pixel phase changes the bound by under 0.3 per cent here).
+    The familiar flux + NEA * (sky + read_noise**2), with the noise-equivalent area
+    NEA = 1 / sum(P**2), is this bound only where the star or the sky dominates; between them it
+    is below it (an S/N 100 star on a HUGS F606W sky: by 9 per cent in the S/N).
     """
-    psf = moffat_phase_stamps(fwhm, beta, n_phase=1)[0, 0]
-    nea = 1.0 / float(np.sum(psf.astype(float) ** 2))
+    psf = moffat_phase_stamps(fwhm, beta, n_phase=1)[0, 0].astype(float).ravel()
+    psf = psf[psf > 0]
     flux = np.asarray(flux, dtype=float)
-    return flux / np.sqrt(flux + nea * (sky + read_noise**2))
+    background = sky + read_noise**2
+    information = np.empty(flux.size)
+    chunk = 8192  # stars at a time: a (stars x 729 pixels) float64 block of 48 MB
+    for start in range(0, flux.size, chunk):
+        f = flux.ravel()[start : start + chunk, None]
+        information[start : start + chunk] = np.sum(psf**2 / (f * psf + background), axis=1)
+    return (flux.ravel() * np.sqrt(information)).reshape(flux.shape)
 
 
 def _pivot(filter_name: str) -> float:
