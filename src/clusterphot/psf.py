@@ -568,9 +568,9 @@ def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int,
                   weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean of the samples falling on each node of a (size, size) grid, and the
     number of samples kept per node. Samples are the normalised pixel values; a sample belongs
-    to the node nearest its offset. ``weights`` (the samples' inverse variances): a weighted
-    mean, clipped where a sample is further from it than ``clip`` times its own error scaled by
-    the node's (the node's rms of sample - mean over error)."""
+    to the node nearest its offset. ``weights``: a weighted mean, clipped where a sample's
+    weighted deviation from it, sqrt(weight) |sample - mean|, is over ``clip`` times the node's
+    rms of those."""
     centre = size // 2
     u = np.rint(dx * oversampling).astype(np.intp) + centre
     v = np.rint(dy * oversampling).astype(np.intp) + centre
@@ -587,7 +587,7 @@ def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int,
 
     keep = np.ones(sample.size, bool)
     for _ in range(n_clip):
-        # each sample's deviation in units of its own error; the node's rms of those sets the clip
+        # each sample's deviation scaled by its weight; the node's rms of those sets the clip
         deviation = np.sqrt(weight) * np.abs(sample - weighted_mean(keep)[node])
         square = np.bincount(node[keep], weights=deviation[keep] ** 2, minlength=nodes)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -756,12 +756,13 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     does what four do from scratch); it must be on the same grid (``radius``, ``oversampling``).
 
     ``sky_variance`` (image units^2 per pixel) and ``electrons_per_unit``: the refinement weighs
-    each sample by its inverse variance (the sky's and the star's photons at the PSF's value
-    there), so a bright star's pixels count for what they measure; without, all alike. Why:
-    the PSF stars span a factor of 30-50 in flux, and an equal-weight mean takes most of its
-    noise from the faintest; on 27 sparse simulated frames that noise left the fluxes of the
-    brightest stars (S/N 300-1000) 1.18 times their photon limit with the PSF so learned, 1.13
-    with the weights (1.10 with the true PSF; ``bench/isolated_stars.py``).
+    each sample by its star's S/N in that pixel (the sky's and the star's photons at the PSF's
+    value there); without, all alike. Why: the PSF stars span a factor of 30-50 in flux, and an
+    equal-weight mean takes most of its noise from the faintest. On 27 sparse simulated frames
+    (``bench/isolated_stars.py``) isolated bright stars scatter 1.14 times their photon limit
+    with equal weights, 1.11 with these (1.10 with the true PSF); all bright stars, neighbours
+    and all, 1.50 and 1.45. Inverse-variance weights (the S/N squared) did as well on isolated
+    stars but left all bright stars at 1.47, up to 1.89 on a frame.
 
     ``radius`` (px) is the half-size of the tabulated PSF (default 4 FWHM, at least 6 px).
     Raises FrameError (without the file's name) when fewer than ``min_stars`` stars are given.
@@ -816,9 +817,12 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
             model = psf.evaluate(dx[good], dy[good])
             weights = None
             if sky_variance is not None:
+                # each sample by its star's S/N in that pixel: the square root of its inverse
+                # variance, because full inverse-variance weights let the few brightest stars
+                # decide each node, with whatever faint neighbour their stamps hold
                 star_flux = flux[good, None]
                 variance = np.maximum(star_flux * model, 0.0) / electrons_per_unit + max(sky_variance, 1e-30)
-                weights = star_flux**2 / variance  # of a sample normalised by its star's flux
+                weights = star_flux / np.sqrt(variance)
             correction, _ = stack_samples(normalised - model, dx[good], dy[good], size, oversampling,
                                           weights=weights)
             grid = psf.data + np.nan_to_num(correction)
