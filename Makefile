@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls bench-varying-psf clean
+.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls bench-varying-psf bench-isolated clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-pulls: $(STAMP)
 # A PSF that changes across the frame against one PSF per tile (issue 11; about 10 s)
 bench-varying-psf: $(STAMP)
 	$(BIN)/python bench/varying_psf.py $(BENCH_ARGS)
+
+# Isolated bright stars against their photon-noise limit on 27 sparse frames (issue 11; ~1 min)
+bench-isolated: $(STAMP)
+	$(BIN)/python bench/isolated_stars.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake logs benchmarks

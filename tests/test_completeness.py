@@ -296,39 +296,48 @@ def test_a_pass_measured_around_its_artificial_stars_equals_the_whole_frame_meas
     psf, correction, level = psf_file.psf, psf_file.correction, psf_file.footprint_level
     catalogue = {"x": real.x, "y": real.y, "flux": real.flux}
 
-    rng = np.random.default_rng(12)
+    real_mag = -2.5 * np.log10(np.where(real.flux > 0, real.flux, np.nan))
     n = len(real.x) // 20
     tracers = real.flux > np.quantile(real.flux, 0.5)
     centre = cluster_centre(real.x[tracers], real.y[tracers], frame.shape, 30.0)
     usable = ~bad_pixel_mask(frame)
     light = light_in_rings(frame, usable, centre, 2.2, sky_below_cluster(frame, usable, centre))
-    x, y = positions_in_light(light, 2.2, centre, n, frame.shape, rng, ~usable)
-    mag = rng.uniform(-2.5 * np.log10(np.quantile(real.flux, 0.9)), -2.5 * np.log10(np.quantile(real.flux, 0.02)), n)
-    flux = 10 ** (-0.4 * mag)
-
     radius = patch_radius("psf", params, 1.0)  # the workflow's
-    patches = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
-                                      psf_params, 1.0, full_well, np.random.default_rng(99), radius)
-    # the whole frame again: the same artificial stars and noise, the same PSF and correction
-    whole_data = frame.copy()
-    add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level, full_well)
-    whole = measure_frame_psf(whole_data, bad_pixel_mask(frame), params, replace(psf_params, psf_rebuilds=0), 1.0,
-                              full_well, psf=psf, catalogue_correction=correction)
 
-    def recovered(m):
-        out_mag = -2.5 * np.log10(np.where(m.flux > 0, m.flux, np.nan))
-        real_mag = -2.5 * np.log10(np.where(real.flux > 0, real.flux, np.nan))
-        return recovered_stars(x, y, mag, m.x, m.y, out_mag, real.x, real.y, real_mag, 1.0, 0.75), out_mag
+    def one_pass(seed):
+        """A pass measured around its artificial stars, and the whole frame measured again with them."""
+        rng = np.random.default_rng(seed)
+        x, y = positions_in_light(light, 2.2, centre, n, frame.shape, rng, ~usable)
+        mag = rng.uniform(-2.5 * np.log10(np.quantile(real.flux, 0.9)), -2.5 * np.log10(np.quantile(real.flux, 0.02)),
+                          n)
+        flux = 10 ** (-0.4 * mag)
+        patches = measure_artificial_pass(frame, bad_pixel_mask(frame), catalogue, psf_file, x, y, flux, params,
+                                          psf_params, 1.0, full_well, np.random.default_rng(99), radius)
+        # the whole frame again: the same artificial stars and noise, the same PSF and correction
+        whole_data = frame.copy()
+        add_artificial_stars(whole_data, x, y, flux / correction, psf, 1.0, np.random.default_rng(99), level, full_well)
+        whole = measure_frame_psf(whole_data, bad_pixel_mask(frame), params, replace(psf_params, psf_rebuilds=0), 1.0,
+                                  full_well, psf=psf, catalogue_correction=correction)
+        found = {}
+        for name, m in (("patches", patches), ("whole", whole)):
+            out_mag = -2.5 * np.log10(np.where(m.flux > 0, m.flux, np.nan))
+            found[name] = recovered_stars(x, y, mag, m.x, m.y, out_mag, real.x, real.y, real_mag, 1.0, 0.75)
+        both = (found["patches"] >= 0) & (found["whole"] >= 0)
+        err = 1.0857 * whole.flux_err[found["whole"][both]] / whole.flux[found["whole"][both]]
+        difference = (-2.5 * np.log10(patches.flux[found["patches"][both]] / whole.flux[found["whole"][both]]))
+        return x, y, flux, patches, whole, found, difference / err
 
-    by_patches, mag_patches = recovered(patches)
-    by_whole, mag_whole = recovered(whole)
-    assert (by_whole >= 0).mean() > 0.4  # many are found (crowded: the artificial stars follow the core)
-    both = (by_patches >= 0) & (by_whole >= 0)
-    assert ((by_patches >= 0) == (by_whole >= 0)).mean() >= 0.95
-    err = 1.0857 * whole.flux_err[by_whole[both]] / whole.flux[by_whole[both]]
-    difference = mag_patches[by_patches[both]] - mag_whole[by_whole[both]]
-    assert np.median(np.abs(difference) / err) < 0.15 and np.quantile(np.abs(difference) / err, 0.9) < 0.75
-    assert np.max(np.abs(difference) / err) < 2.5
+    # two passes of 5 per cent (32 artificial stars each): one star found one way and not the
+    # other is 3 per cent of a pass
+    passes = [one_pass(seed) for seed in (12, 13)]
+    recovered_whole = np.concatenate([found["whole"] >= 0 for *_, found, _ in passes])
+    agree = np.concatenate([(found["patches"] >= 0) == (found["whole"] >= 0) for *_, found, _ in passes])
+    assert recovered_whole.mean() > 0.4  # many are found (crowded: the artificial stars follow the core)
+    assert agree.mean() >= 0.95
+    scaled = np.abs(np.concatenate([difference for *_, difference in passes]))
+    assert np.median(scaled) < 0.15 and np.quantile(scaled, 0.9) < 0.75
+    assert np.max(scaled) < 2.5
+    x, y, flux, patches, whole, _, _ = passes[0]
     # and far fewer stars were fitted
     assert len(patches.x) < 0.4 * len(whole.x)
     # the catalogue's light drawn once (for a job's passes), the stars near the artificial ones
