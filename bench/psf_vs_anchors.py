@@ -40,7 +40,7 @@ integer) and this script scores every catalogue the same way against the truth:
   m50             magnitude (0.25-mag bins) from which completeness -- true stars in the exposed
                   footprint with a detection within 1 px, matched one to one -- stays below 50 %
   bright          matched true stars with a true S/N > 100 (clusterphot.simulate.point_source_snr:
-                  flux, sky, read noise, the PSF's noise-equivalent area) not saturated in the truth;
+                  the Cramer-Rao bound from flux, sky, read noise and the PSF) not saturated in the truth;
                   bias = their median delta-mag (measured - true), scatter = 1.4826 MAD of delta-mag
   sc/err          scatter / the median photon-noise error the method reports (1.0857 flux_err / flux)
   sc/lim          scatter / the median true photon-noise limit (1.0857 / true S/N): 1.0 is ideal
