@@ -8,14 +8,14 @@ counts when it is matched within 1 px, unsaturated, of true S/N > 100, and its t
 within 8 px hold under 1 per cent of its flux. Its delta-mag (measured - true, the frame's
 median taken out: the PSF's normalisation) is divided by its own photon-noise limit, 1.0857 /
 S/N; printed is the robust width (1.4826 MAD) of that, per frame and of all frames' stars
-together, and by S/N (100-300, 300-1000).
+together, and by S/N (100-300, 300 and above).
 
 The limit is the Cramer-Rao bound of ``clusterphot.simulate.point_source_snr`` (position and sky
 known). The column "NEA" divides by the older flux + NEA * (sky + read noise^2) formula instead,
 which is below the bound between the star- and sky-dominated regimes: it overstates the ratio by
 2-6 per cent for S/N 300-100 on these frames.
 
-    make bench-isolated                                  # seeds 1-27 (about 4 min)
+    make bench-isolated                                  # seeds 1-27 (about 30 s)
     .venv/bin/python bench/isolated_stars.py --seeds 1-5 --true-psf
     .venv/bin/python bench/isolated_stars.py --wide-fit-radius 0      # every star within one FWHM
 """
@@ -79,9 +79,8 @@ def isolated_deltas(seed: int, psf_params: PSFParameters, true_psf: bool) -> dic
     snr = point_source_snr(tflux[true], sky_e, read_noise, FWHM)
     chosen = (snr > 100) & ~np.asarray(truth["saturated"], bool)[true] & (neighbours[true] < 0.01 * tflux[true])
     delta = -2.5 * np.log10(stars.fit.flux[matched][chosen] / tflux[true][chosen])
-    phase = np.hypot(tx - np.round(tx), ty - np.round(ty))[true][chosen]  # from the pixel's centre
     return {"delta": delta - np.median(delta), "snr": snr[chosen],
-            "nea_snr": nea_snr(tflux[true][chosen], sky_e, read_noise), "phase": phase}
+            "nea_snr": nea_snr(tflux[true][chosen], sky_e, read_noise)}
 
 
 def width(values: np.ndarray) -> float:
@@ -113,7 +112,7 @@ def main() -> None:
         per_frame = [width(m["delta"] * m["snr"] / 1.0857) for m in pooled[run]]
         print(f"{run}: all {len(delta)} stars together {width(scaled):.3f} (NEA {width(delta * nea / 1.0857):.3f}); "
               f"S/N 100-300 {width(scaled[snr < 300]):.3f} ({(snr < 300).sum()}), "
-              f"300-1000 {width(scaled[snr >= 300]):.3f} ({(snr >= 300).sum()}); "
+              f"300 and above {width(scaled[snr >= 300]):.3f} ({(snr >= 300).sum()}); "
               f"frame by frame {min(per_frame):.2f}-{max(per_frame):.2f}, "
               f"{sum(w <= 1.15 for w in per_frame)} of {len(per_frame)} at most 1.15")
 

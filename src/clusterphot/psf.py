@@ -565,19 +565,22 @@ def neighbour_pixels(dx: np.ndarray, dy: np.ndarray, x: np.ndarray, y: np.ndarra
 
 def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int, oversampling: int,
                   clip: float = 3.0, n_clip: int = 3,
-                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  errors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean of the samples falling on each node of a (size, size) grid, and the
     number of samples kept per node. Samples are the normalised pixel values; a sample belongs
-    to the node nearest its offset. ``weights``: a weighted mean, clipped where a sample's
-    weighted deviation from it, sqrt(weight) |sample - mean|, is over ``clip`` times the node's
-    rms of those."""
+    to the node nearest its offset. ``errors`` (each sample's noise): the mean is weighted by
+    1 / error, and a sample is clipped where (sample - mean) / error is over ``clip`` times the
+    node's rms of those. Samples with an error that is not finite and positive are left out."""
     centre = size // 2
     u = np.rint(dx * oversampling).astype(np.intp) + centre
     v = np.rint(dy * oversampling).astype(np.intp) + centre
     use = np.isfinite(values) & (u >= 0) & (u < size) & (v >= 0) & (v < size)
+    if errors is not None:
+        use &= np.isfinite(errors) & (errors > 0)
     node = (v * size + u)[use]
     sample = values[use]
-    weight = np.ones(sample.size) if weights is None else weights[use]
+    error = np.ones(sample.size) if errors is None else errors[use]
+    weight = 1.0 / error  # the sample's S/N (build_epsf says why not its inverse variance)
     nodes = size * size
 
     def weighted_mean(keep):
@@ -587,8 +590,8 @@ def stack_samples(values: np.ndarray, dx: np.ndarray, dy: np.ndarray, size: int,
 
     keep = np.ones(sample.size, bool)
     for _ in range(n_clip):
-        # each sample's deviation scaled by its weight; the node's rms of those sets the clip
-        deviation = np.sqrt(weight) * np.abs(sample - weighted_mean(keep)[node])
+        # each sample's deviation in units of its own error; the node's rms of those sets the clip
+        deviation = np.abs(sample - weighted_mean(keep)[node]) / error
         square = np.bincount(node[keep], weights=deviation[keep] ** 2, minlength=nodes)
         with np.errstate(invalid="ignore", divide="ignore"):
             rms = np.sqrt(square / np.bincount(node[keep], minlength=nodes))
@@ -756,13 +759,15 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
     does what four do from scratch); it must be on the same grid (``radius``, ``oversampling``).
 
     ``sky_variance`` (image units^2 per pixel) and ``electrons_per_unit``: the refinement weighs
-    each sample by its star's S/N in that pixel (the sky's and the star's photons at the PSF's
-    value there); without, all alike. Why: the PSF stars span a factor of 30-50 in flux, and an
-    equal-weight mean takes most of its noise from the faintest. On 27 sparse simulated frames
-    (``bench/isolated_stars.py``) isolated bright stars scatter 1.14 times their photon limit
-    with equal weights, 1.11 with these (1.10 with the true PSF); all bright stars, neighbours
-    and all, 1.50 and 1.45. Inverse-variance weights (the S/N squared) did as well on isolated
-    stars but left all bright stars at 1.47, up to 1.89 on a frame.
+    each sample by its S/N (its star's flux over its noise, the sky's and the star's photons at
+    the PSF's value there) and clips it in units of its own noise; without, all alike. Why: the
+    PSF stars span two decades in flux, and an equal-weight mean takes most of its noise from
+    the faintest. On 27 sparse simulated frames (``bench/isolated_stars.py``) isolated bright
+    stars scatter 1.14 times their photon limit with equal weights, 1.10 with these (and with the
+    true PSF). Not the inverse variance (the S/N squared), although it did as well there (1.09):
+    in a crowd the few brightest PSF stars then decide the wings, and on a crowded frame the
+    artificial stars drawn with a PSF so learned scattered 1.6 times the real stars at 23 mag
+    (the aperture path, tests/test_completeness.py).
 
     ``radius`` (px) is the half-size of the tabulated PSF (default 4 FWHM, at least 6 px).
     Raises FrameError (without the file's name) when fewer than ``min_stars`` stars are given.
@@ -815,16 +820,13 @@ def build_epsf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, 
             # evaluated at each sample's exact offset, so that giving a sample to its nearest
             # node (up to 1/8 px off at 4x oversampling) no longer blurs the PSF.
             model = psf.evaluate(dx[good], dy[good])
-            weights = None
-            if sky_variance is not None:
-                # each sample by its star's S/N in that pixel: the square root of its inverse
-                # variance, because full inverse-variance weights let the few brightest stars
-                # decide each node, with whatever faint neighbour their stamps hold
+            errors = None
+            if sky_variance is not None and np.isfinite(sky_variance) and sky_variance > 0:
+                # each normalised sample's noise: the sky's and its star's photons there
                 star_flux = flux[good, None]
-                variance = np.maximum(star_flux * model, 0.0) / electrons_per_unit + max(sky_variance, 1e-30)
-                weights = star_flux / np.sqrt(variance)
+                errors = np.sqrt(np.maximum(star_flux * model, 0.0) / electrons_per_unit + sky_variance) / star_flux
             correction, _ = stack_samples(normalised - model, dx[good], dy[good], size, oversampling,
-                                          weights=weights)
+                                          errors=errors)
             grid = psf.data + np.nan_to_num(correction)
         grid = fill_and_smooth(grid, window)
         inner, outer = wing_radii(fwhm)

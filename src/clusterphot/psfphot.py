@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from photutils.utils.exceptions import NoDetectionsWarning
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .errors import FrameError
@@ -54,12 +55,10 @@ from .psffit import (FarWings, StarFit, fit_radius_for, fit_stars, footprint_rad
 # A star's far wing is redrawn when it would change by more than this fraction of the footprint
 # level (psffit.update_far_wings): a fiftieth of the sky's sigma at the default level.
 WING_TOLERANCE = 0.1
-# A PSF star whose fit's qfit is above this many times the PSF stars' median teaches the PSF
-# nothing (well_fitted_psf_stars): on 27 sparse simulated frames this left out the stars with an
-# unseen companion (a near-equal pair within 4 px at 3x the median, one at 100x) and took the
-# isolated bright stars from 1.106 to 1.099 times their photon limit. Not an absolute cut: on the
-# real WFPC2 frames of NGC 1261 the bright stars' median qfit is 7-12.
+# A PSF star whose fit's qfit is above this many times the median of the PSF stars nearest it
+# in flux (this many) teaches the PSF nothing (well_fitted_psf_stars)
 PSF_STAR_MAX_QFIT_RATIO = 2.5
+PSF_STAR_PEERS = 15
 
 
 @dataclass(frozen=True)
@@ -158,16 +157,26 @@ def select_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tupl
     return chosen[np.argsort(-peak[chosen])][: params.max_psf_stars]
 
 
-def well_fitted_psf_stars(chosen: np.ndarray, qfit: np.ndarray, min_stars: int) -> np.ndarray:
-    """The PSF stars among ``chosen`` whose fit's ``qfit`` (of every star) is at most
-    PSF_STAR_MAX_QFIT_RATIO times the chosen stars' median (all of them when fewer than
-    ``min_stars`` would be left). Why: a PSF star with a companion no detection separated (a pair
+def well_fitted_psf_stars(chosen: np.ndarray, qfit: np.ndarray, flux: np.ndarray, min_stars: int) -> np.ndarray:
+    """The PSF stars among ``chosen`` (in their order) whose fit's ``qfit`` is at most
+    PSF_STAR_MAX_QFIT_RATIO times the median of the PSF_STAR_PEERS PSF stars nearest them in
+    ``flux`` (of every star); when fewer than ``min_stars`` would be left, the ``min_stars``
+    closest to their peers. Why: a PSF star with a companion no detection separated (a pair
     within a pixel or two, which isolation from the detected stars cannot see) fits the PSF
-    badly, and its stamp would teach the PSF its companion. Relative to the median, because how
-    well a learned PSF fits a bright star depends on the data."""
-    ratio = qfit[chosen] / np.median(qfit[chosen]) if len(chosen) else np.zeros(0)
-    keep = chosen[ratio <= PSF_STAR_MAX_QFIT_RATIO]
-    return keep if len(keep) >= min_stars else chosen
+    badly, and its stamp would teach the PSF its companion. Against stars of its own flux,
+    because a learned PSF's small errors raise the qfit of the brightest stars most (on the
+    real NGC 1261 PC frames the bright stars' median qfit is 7-12)."""
+    if len(chosen) == 0:
+        return chosen
+    by_flux = chosen[np.argsort(flux[chosen], kind="stable")]
+    # (mirrored at the ends: the brightest star is compared with the stars below it, not with itself)
+    peers = ndimage.median_filter(qfit[by_flux], size=PSF_STAR_PEERS, mode="mirror")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(peers > 0, qfit[by_flux] / peers, np.inf)
+    keep = by_flux[ratio <= PSF_STAR_MAX_QFIT_RATIO]
+    if len(keep) < min_stars:
+        keep = by_flux[np.argsort(ratio, kind="stable")[:min_stars]]
+    return chosen[np.isin(chosen, keep)]
 
 
 def learn_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, chosen: np.ndarray, fwhm: float,
@@ -358,7 +367,7 @@ def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     Returns the PSF and the indices of the stars it was learned from."""
     peak = peak_values(data, x, y)
     chosen = select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, params, core)
-    chosen = well_fitted_psf_stars(chosen, fit.qfit, params.min_psf_stars)
+    chosen = well_fitted_psf_stars(chosen, fit.qfit, fit.flux, params.min_psf_stars)
     if len(chosen) < params.min_psf_stars:  # fewer than the first time: keep the PSF there is
         return psf, chosen
     radius = int(np.ceil(params.psf_radius * fwhm))
@@ -588,7 +597,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     # the PSF stars among the final stars (for the correction to total flux and the QA figure)
     peak = peak_values(data, x, y)
     chosen = well_fitted_psf_stars(select_psf_stars(x, y, peak, data.shape, sky, saturated_above, fwhm, psf_params,
-                                                    core), fit.qfit, psf_params.min_psf_stars)
+                                                    core), fit.qfit, fit.flux, psf_params.min_psf_stars)
     return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak, stars["sharpness"],
                          stars["roundness"], stars["n_iter"], chosen, passes)
 

@@ -137,7 +137,7 @@ def point_source_snr(
     pixel-integrated PSF P (its sub-pixel phase changes the bound by under 0.3 per cent here).
     The familiar flux + NEA * (sky + read_noise**2), with the noise-equivalent area
     NEA = 1 / sum(P**2), is this bound only where the star or the sky dominates; between them it
-    is below it (an S/N 100 star on a HUGS F606W sky: by 9 per cent in the S/N).
+    is below it (an S/N 100 star on the simulated F606W sky: by 6 per cent in the S/N).
     """
     psf = moffat_phase_stamps(fwhm, beta, n_phase=1)[0, 0].astype(float).ravel()
     psf = psf[psf > 0]
