@@ -182,9 +182,9 @@ def well_fitted_psf_stars(chosen: np.ndarray, qfit: np.ndarray, flux: np.ndarray
 def learn_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray, chosen: np.ndarray, fwhm: float,
               psf_params: PSFParameters, sky: SkyStatistics, electrons_per_unit: float) -> EPSF:
     """The effective PSF from the ``chosen`` stars among the detections (x, y) (the others'
-    pixels left out), on the grid ``psf_params`` asks for, each star's pixels weighted by their
-    noise (the sky's scatter and the star's photons); FrameError (no file name) when fewer
-    than ``min_psf_stars`` are chosen."""
+    pixels left out), on the grid ``psf_params`` asks for, each pixel weighted by its S/N (from
+    the sky's scatter and the star's photons); FrameError (no file name) when fewer than
+    ``min_psf_stars`` are chosen."""
     psf, _, _ = build_epsf(data, bad, x[chosen], y[chosen], fwhm, psf_params.oversampling,
                            radius=int(np.ceil(psf_params.psf_radius * fwhm)), neighbours=(x, y),
                            min_stars=psf_params.min_psf_stars, sky_variance=sky.std**2,
