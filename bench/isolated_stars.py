@@ -32,8 +32,8 @@ from clusterphot.frames import bad_pixel_mask
 from clusterphot.photometry import PhotometryParameters, frame_sky_statistics
 from clusterphot.psf import EPSF
 from clusterphot.psfphot import PSFParameters, psf_photometry
-from clusterphot.simulate import (moffat_epsf_grid, moffat_phase_stamps, moffat_wing, point_source_snr,
-                                  simulate_crowded_frame)
+from clusterphot.simulate import (moffat_epsf_grid, moffat_phase_stamps, moffat_wing, neighbour_flux,
+                                  point_source_snr, simulate_crowded_frame)
 
 FWHM = 2.2
 SHAPE = (1000, 1000)
@@ -67,12 +67,8 @@ def isolated_deltas(seed: int, psf_params: PSFParameters, true_psf: bool) -> dic
     stars = psf_photometry(data, bad, sky, PhotometryParameters(fwhm=FWHM), psf_params, 1.0,
                            0.9 * float(truth.meta["full_well"]) - sky.median, psf=psf, psf_is_true=true_psf)
     tx, ty, tflux = (np.asarray(truth[name], float) for name in ("x", "y", "flux"))
-    tree = cKDTree(np.column_stack([tx, ty]))
-    pairs = tree.query_pairs(ISOLATION_RADIUS, output_type="ndarray")
-    neighbours = np.zeros(len(tx))
-    np.add.at(neighbours, pairs[:, 0], tflux[pairs[:, 1]])
-    np.add.at(neighbours, pairs[:, 1], tflux[pairs[:, 0]])
-    distance, match = tree.query(np.column_stack([stars.x, stars.y]))
+    neighbours = neighbour_flux(tx, ty, tflux, ISOLATION_RADIUS)
+    distance, match = cKDTree(np.column_stack([tx, ty])).query(np.column_stack([stars.x, stars.y]))
     matched = (distance < 1.0) & (stars.fit.flux > 0)
     true = match[matched]
     sky_e, read_noise = float(truth.meta["sky"]), float(truth.meta["read_noise"])

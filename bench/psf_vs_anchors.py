@@ -410,7 +410,7 @@ def score(catalog, truth) -> dict:
     from scipy.spatial import cKDTree
 
     from clusterphot.matching import match_one_to_one
-    from clusterphot.simulate import point_source_snr
+    from clusterphot.simulate import neighbour_flux, point_source_snr
 
     flux, flux_err = np.asarray(catalog["flux"], float), np.asarray(catalog["flux_err"], float)
     x, y = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
@@ -433,10 +433,7 @@ def score(catalog, truth) -> dict:
     true_snr = 2.5 / math.log(10) / limit
     bright = (true_snr > 100) & ~saturated[ti] & np.isfinite(dmag)
     # isolated: the other true stars within ISOLATION_RADIUS hold < 1 % of the star's flux together
-    pairs = cKDTree(np.column_stack([tx, ty])).query_pairs(ISOLATION_RADIUS, output_type="ndarray")
-    neighbours = np.zeros(len(tx))
-    np.add.at(neighbours, pairs[:, 0], tflux[pairs[:, 1]])
-    np.add.at(neighbours, pairs[:, 1], tflux[pairs[:, 0]])
+    neighbours = neighbour_flux(tx, ty, tflux, ISOLATION_RADIUS)
     isolated = bright & (neighbours[ti] < 0.01 * tflux[ti])
     bias = float(np.median(dmag[bright])) if bright.any() else float("nan")
     scatter = robust_std(dmag[bright])

@@ -622,7 +622,7 @@ def test_isolated_bright_stars_fitted_wide_come_closer_to_their_photon_limit():
     from scipy.spatial import cKDTree
 
     from clusterphot.frames import bad_pixel_mask
-    from clusterphot.simulate import point_source_snr, simulate_crowded_frame
+    from clusterphot.simulate import neighbour_flux, point_source_snr, simulate_crowded_frame
 
     scaled = {1.75: [], 0.0: []}
     for seed in (2, 4, 6, 8, 10):
@@ -634,10 +634,7 @@ def test_isolated_bright_stars_fitted_wide_come_closer_to_their_photon_limit():
         data -= np.float32(sky.median)
         data[bad] = 0.0
         tx, ty, tflux = (np.asarray(truth[name], float) for name in ("x", "y", "flux"))
-        pairs = cKDTree(np.column_stack([tx, ty])).query_pairs(8.0, output_type="ndarray")
-        neighbours = np.zeros(len(tx))
-        np.add.at(neighbours, pairs[:, 0], tflux[pairs[:, 1]])
-        np.add.at(neighbours, pairs[:, 1], tflux[pairs[:, 0]])
+        neighbours = neighbour_flux(tx, ty, tflux, 8.0)
         for wide in scaled:
             stars = psf_photometry(data.copy(), bad, sky, PhotometryParameters(fwhm=FWHM),
                                    PSFParameters(wide_fit_radius=wide), 1.0,

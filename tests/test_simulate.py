@@ -276,3 +276,8 @@ def test_the_photon_noise_limit_is_what_an_ideal_psf_fit_reaches():
     assert 100 < 1 / limit < 110
     assert scatter / limit == pytest.approx(1.0, abs=0.03)
     assert scatter / nea_limit > 1.06
+
+
+def test_a_stars_neighbour_flux_is_the_other_stars_within_the_radius():
+    x, y, flux = np.array([0.0, 3.0, 20.0, 0.0]), np.array([0.0, 0.0, 0.0, 4.9]), np.array([1.0, 10.0, 100.0, 1000.0])
+    np.testing.assert_array_equal(sim.neighbour_flux(x, y, flux, 5.0), [1010.0, 1.0, 0.0, 1.0])

@@ -43,6 +43,7 @@ __all__ = [
     "ab_zeropoint",
     "default_fwhm",
     "point_source_snr",
+    "neighbour_flux",
 ]
 
 PIXEL_SCALE = 0.04  # arcsec per pixel, as the HUGS drizzled stacks
@@ -149,6 +150,19 @@ def point_source_snr(
         f = flux.ravel()[start : start + chunk, None]
         information[start : start + chunk] = np.sum(psf**2 / (f * psf + background), axis=1)
     return (flux.ravel() * np.sqrt(information)).reshape(flux.shape)
+
+
+def neighbour_flux(x: np.ndarray, y: np.ndarray, flux: np.ndarray, radius: float) -> np.ndarray:
+    """For each true star, the flux of the other true stars within ``radius`` px of it: the
+    benchmarks' and tests' measure of whether a star is isolated."""
+    from scipy.spatial import cKDTree
+
+    x, y, flux = (np.asarray(a, dtype=np.float64) for a in (x, y, flux))
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(radius, output_type="ndarray")
+    neighbours = np.zeros(len(x))
+    np.add.at(neighbours, pairs[:, 0], flux[pairs[:, 1]])
+    np.add.at(neighbours, pairs[:, 1], flux[pairs[:, 0]])
+    return neighbours
 
 
 def _pivot(filter_name: str) -> float:
