@@ -29,7 +29,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from clusterphot.frames import bad_pixel_mask
-from clusterphot.photometry import PhotometryParameters, frame_sky_statistics
+from clusterphot.photometry import PhotometryParameters, subtract_frame_sky
 from clusterphot.psf import EPSF
 from clusterphot.psfphot import PSFParameters, psf_photometry
 from clusterphot.simulate import (moffat_epsf_grid, moffat_phase_stamps, moffat_wing, neighbour_flux,
@@ -59,10 +59,7 @@ def isolated_deltas(seed: int, psf_params: PSFParameters, true_psf: bool) -> dic
     """One frame: the isolated bright stars' delta-mag (frame median out) and their two S/Ns."""
     hdul, truth = simulate_crowded_frame(shape=SHAPE, n_stars=N_STARS, seed=seed, filter_name="F606W", fwhm=FWHM)
     data = hdul[1].data.astype(np.float32)
-    bad = bad_pixel_mask(data)
-    sky = frame_sky_statistics(data, bad)
-    data -= np.float32(sky.median)
-    data[bad] = 0.0
+    bad, sky, _, _ = subtract_frame_sky(data, bad_pixel_mask(data), PhotometryParameters(fwhm=FWHM))
     psf = EPSF(moffat_epsf_grid(FWHM, 4), 4, wing=moffat_wing(FWHM)) if true_psf else None
     stars = psf_photometry(data, bad, sky, PhotometryParameters(fwhm=FWHM), psf_params, 1.0,
                            0.9 * float(truth.meta["full_well"]) - sky.median, psf=psf, psf_is_true=true_psf)

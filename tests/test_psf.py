@@ -19,6 +19,20 @@ FWHM = 2.2
 SKY, READ_NOISE = 50.0, 4.0
 
 
+def crowded_frame(shape, n_stars, seed):
+    """A simulated F606W cluster (:func:`clusterphot.simulate.simulate_crowded_frame`) as
+    :func:`psf_photometry` takes it: its median sky subtracted, masked pixels 0; with the masked
+    pixels, the sky statistics and the truth."""
+    from clusterphot.frames import bad_pixel_mask
+    from clusterphot.photometry import subtract_frame_sky
+    from clusterphot.simulate import simulate_crowded_frame
+
+    hdul, truth = simulate_crowded_frame(shape=shape, n_stars=n_stars, seed=seed, filter_name="F606W", fwhm=FWHM)
+    data = hdul[1].data.astype(np.float32)
+    bad, sky, _, _ = subtract_frame_sky(data, bad_pixel_mask(data), PhotometryParameters(fwhm=FWHM))
+    return data, bad, sky, truth
+
+
 def isolated_grid(shape, spacing, rng, margin=20):
     ys, xs = np.mgrid[margin : shape[0] - margin : spacing, margin : shape[1] - margin : spacing]
     return xs.ravel() + rng.uniform(-0.5, 0.5, xs.size), ys.ravel() + rng.uniform(-0.5, 0.5, xs.size)
@@ -207,6 +221,100 @@ def test_a_faint_star_in_a_bright_stars_wing_is_found_by_a_residual_pass():
     assert result.found_in_pass[found] >= 1  # not by DAOFIND on the frame: by a residual pass
     assert result.fit.flux[found] == pytest.approx(6e3, abs=4 * result.fit.flux_err[found])
     assert len(result.x) == len(x)  # and nothing else: no spurious detection
+
+
+def stars_fitted_with(psf: EPSF, image: np.ndarray, x: np.ndarray, y: np.ndarray, truth: np.ndarray):
+    """The residual of ``image`` (sky subtracted) with its stars, at their true positions, fitted
+    with ``psf``; their fitted fluxes; and the residual ``truth`` (noiseless) leaves."""
+    variance = photon_variance(truth, READ_NOISE**2 + SKY, 1.0)
+    usable = np.ones(image.shape, bool)
+    fit = fit_stars(image, variance, usable, x, y, psf, FWHM, np.zeros(len(x), bool), sky_cell=64)
+    noiseless = fit_stars(truth, variance, usable, x, y, psf, FWHM, np.zeros(len(x), bool), sky_cell=64)
+    return (image - fit.star_image - fit.sky_image, fit.flux, truth - noiseless.star_image - noiseless.sky_image,
+            variance)
+
+
+def test_the_psf_error_profile_is_what_a_wrong_psf_leaves_around_its_stars():
+    """Stars over a factor 30 in flux, drawn with a Moffat of FWHM 2.2 px: fitted with one of
+    2.4 px, the profile measured on their noisy residual is the one their noiseless residual
+    gives (the photon noise taken out) wherever that stands above 0.02 per cent of the flux per
+    pixel; fitted with the true PSF it is under that everywhere. A neighbour of 3 per cent of the
+    flux 4 px from one star in five, which nobody fitted, leaves it as it was (a median, not a
+    mean, over the stars)."""
+    from clusterphot.psfphot import psf_error_profile
+
+    rng = np.random.default_rng(11)
+    shape = (600, 600)
+    x, y = isolated_grid(shape, 30, rng)
+    flux = 10 ** rng.uniform(np.log10(1e4), np.log10(3e5), x.size)
+    truth = moffat_field(shape, x, y, flux, FWHM, 0.0)
+    image = moffat_field(shape, x, y, flux, FWHM, SKY, READ_NOISE, rng) - SKY
+    radius, usable = 3 * FWHM, np.ones(shape, bool)
+    residual, fitted, noiseless, variance = stars_fitted_with(moffat_epsf(2.4), image, x, y, truth)
+    expected = psf_error_profile(noiseless, np.zeros(shape), usable, x, y, fitted, radius)
+    measured = psf_error_profile(residual, variance, usable, x, y, fitted, radius)
+    above = expected > 2e-4
+    assert above.sum() >= 5, expected
+    assert np.all(np.abs(measured[above] / expected[above] - 1) < 0.15), (measured, expected)
+    residual, fitted, _, _ = stars_fitted_with(moffat_epsf(FWHM), image, x, y, truth)
+    assert np.all(psf_error_profile(residual, variance, usable, x, y, fitted, radius) < 2e-4)
+
+    some = rng.random(x.size) < 0.2
+    angle = rng.uniform(0, 2 * np.pi, some.sum())
+    companions = moffat_field(shape, x[some] + 4 * np.cos(angle), y[some] + 4 * np.sin(angle), 0.03 * flux[some],
+                              FWHM, 0.0)
+    residual, fitted, _, _ = stars_fitted_with(moffat_epsf(2.4), image + companions, x, y, truth + companions)
+    crowded = psf_error_profile(residual, variance, usable, x, y, fitted, radius)
+    assert np.all(np.abs(crowded[above] / measured[above] - 1) < 0.15), (crowded, measured)
+
+
+def test_the_psf_error_variance_is_each_stars_flux_times_its_profile_squared_summed():
+    from clusterphot.psfphot import PSF_ERROR_RING, psf_error_variance
+
+    profile = np.array([4e-3, 2e-3, 1e-3, 5e-4, 2e-4])  # rings of PSF_ERROR_RING px, out to 2.5 px
+    x, y, flux = np.array([10.4, 13.0]), np.array([10.4, 10.0]), np.array([1e4, 3e4])  # (one off its pixel's centre)
+    variance = psf_error_variance((21, 25), x, y, flux, np.array([8, 8]), profile)
+    rows, columns = np.mgrid[0:21, 0:25]
+    expected = np.zeros((21, 25))
+    for xs, ys, fs in zip(x, y, flux):
+        ring = (np.hypot(columns - xs, rows - ys) / PSF_ERROR_RING).astype(int)
+        expected += np.where(ring < len(profile), fs * profile[np.minimum(ring, len(profile) - 1)], 0.0) ** 2
+    np.testing.assert_allclose(variance, expected, rtol=1e-6)
+    # the profile's end: a pixel 2.5-3 px from the first star, 5 px from the second, has none
+    assert np.hypot(8 - 10.4, 12 - 10.4) > 2.5 and variance[12, 8] == 0.0
+    # and each star only out to its footprint's radius: 2 px from the second star, 4.6 from the first
+    assert variance[10, 15] == pytest.approx((3e4 * profile[4]) ** 2)
+    assert psf_error_variance((21, 25), x, y, flux, np.array([1, 1]), profile)[10, 15] == 0.0
+
+
+def test_with_too_few_psf_stars_the_residual_passes_allow_a_fixed_fraction_of_the_light():
+    """detection_variance: the photon noise plus the measured PSF errors; with fewer than
+    min_psf_stars PSF stars to measure them on, residual_psf_error of the subtracted light."""
+    from clusterphot.psfphot import detection_variance, psf_error_variance
+
+    x, y, flux = np.array([20.3, 31.0]), np.array([19.6, 25.0]), np.array([1e5, 2e4])
+    model = render((48, 48), x, y, flux, moffat_epsf(FWHM))
+    light, usable, radii = np.zeros((48, 48), np.float32), np.ones((48, 48), bool), np.array([12, 12])
+    params = PSFParameters(min_psf_stars=3)
+    variance, profile = detection_variance(light, usable, model, 25.0, 1.0, x, y, flux, radii, np.arange(2), FWHM,
+                                           params, None)
+    assert np.all(np.isnan(profile)) and len(profile) == int(params.psf_radius * FWHM / 0.5) + 1
+    np.testing.assert_allclose(variance, photon_variance(model, 25.0, 1.0, params.residual_psf_error), rtol=1e-6)
+    # enough PSF stars: their residual measures the profile (here 5 per cent of the first star's
+    # light, 0.55 per cent of its flux on its central pixel, well above its photon noise there)
+    psf = moffat_epsf(FWHM)
+    light = (0.05 * render((48, 48), x[:1], y[:1], flux[:1], psf)).astype(np.float32)
+    variance, profile = detection_variance(light, usable, model, 25.0, 1.0, x, y, flux, radii, np.arange(2), FWHM,
+                                           PSFParameters(min_psf_stars=2), None)
+    assert np.all(np.isfinite(profile)) and 0.003 < profile[0] < 0.0056, profile
+    np.testing.assert_allclose(variance, photon_variance(model, 25.0, 1.0)
+                               + psf_error_variance((48, 48), x, y, flux, radii, profile), rtol=1e-5)
+    given = np.linspace(3e-3, 0.0, len(profile))  # an artificial-star pass: its catalogue's
+    variance, profile = detection_variance(light, usable, model, 25.0, 1.0, x, y, flux, radii, np.arange(0), FWHM,
+                                           params, given)
+    assert profile is given
+    np.testing.assert_allclose(variance, photon_variance(model, 25.0, 1.0)
+                               + psf_error_variance((48, 48), x, y, flux, radii, given), rtol=1e-5)
 
 
 def test_a_saturated_star_is_fitted_on_its_wings_and_flagged():
@@ -621,18 +729,11 @@ def test_isolated_bright_stars_fitted_wide_come_closer_to_their_photon_limit():
     1.10 against 1.23, and 1.10 with the true PSF given), and at most the issue's 1.15."""
     from scipy.spatial import cKDTree
 
-    from clusterphot.frames import bad_pixel_mask
-    from clusterphot.simulate import neighbour_flux, point_source_snr, simulate_crowded_frame
+    from clusterphot.simulate import neighbour_flux, point_source_snr
 
     scaled = {1.75: [], 0.0: []}
     for seed in (2, 4, 6, 8, 10):
-        hdul, truth = simulate_crowded_frame(shape=(1000, 1000), n_stars=2000, seed=seed, filter_name="F606W",
-                                             fwhm=FWHM)
-        data = hdul[1].data.astype(np.float32)
-        bad = bad_pixel_mask(data)
-        sky = frame_sky_statistics(data, bad)
-        data -= np.float32(sky.median)
-        data[bad] = 0.0
+        data, bad, sky, truth = crowded_frame((1000, 1000), 2000, seed)
         tx, ty, tflux = (np.asarray(truth[name], float) for name in ("x", "y", "flux"))
         neighbours = neighbour_flux(tx, ty, tflux, 8.0)
         for wide in scaled:
@@ -652,41 +753,41 @@ def test_isolated_bright_stars_fitted_wide_come_closer_to_their_photon_limit():
     assert widths[1.75] <= min(0.97 * widths[0.0], 1.15), widths
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 11: on a crowded frame the blends the fit cannot see (a "
-                   "companion within 2 px) scatter the bins up to 1.43x their errors (18 mag; 22 mag 1.33, 19 mag 1.29)")
 def test_pulls_are_near_one_in_every_magnitude_bin_of_a_crowded_frame():
-    """The PSF path on a crowded simulated cluster, its PSF learned: (measured - true mag) / mag_err
-    has a robust standard deviation within 0.8-1.25 in every 1-mag bin of at least 30 matched,
-    unsaturated stars that is at least half complete (fainter, the stars found are those noise
-    pushed up)."""
+    """The PSF path on six crowded simulated clusters (600x600 px, 5000 stars each), its PSF
+    learned: (measured - true mag) / mag_err has a robust standard deviation within 0.8-1.25 in
+    every 1-mag bin of at least 100 matched, unsaturated stars that is at least half complete
+    (fainter, the stars found are those noise pushed up). Six frames, not one: a bin's robust
+    width from 30-100 stars is uncertain by 0.1-0.2, as much as the window is wide (one frame
+    alone, seed 3, has 0.92-1.26)."""
     from scipy.spatial import cKDTree
 
-    from clusterphot.frames import bad_pixel_mask
-    from clusterphot.simulate import simulate_crowded_frame
-
-    hdul, truth = simulate_crowded_frame(shape=(600, 600), n_stars=5000, seed=3, filter_name="F606W", fwhm=FWHM)
-    data = hdul[1].data.astype(np.float32)
-    bad = bad_pixel_mask(data)
-    sky = frame_sky_statistics(data, bad)
-    data -= np.float32(sky.median)
-    data[bad] = 0.0
-    stars = psf_photometry(data, bad, sky, PhotometryParameters(fwhm=FWHM), PSFParameters(), 1.0,
-                           0.9 * float(truth.meta["full_well"]) - sky.median)
-    distance, match = cKDTree(np.column_stack([truth["x"], truth["y"]])).query(np.column_stack([stars.x, stars.y]))
-    matched = (distance < 1.0) & (stars.fit.flux > 0)
-    true_mag = np.asarray(truth["mag"])[match[matched]]
-    delta = -2.5 * np.log10(stars.fit.flux[matched] / np.asarray(truth["flux"])[match[matched]])
-    mag_err = 1.0857 * stars.fit.flux_err[matched] / stars.fit.flux[matched]
-    unsaturated = ~np.asarray(truth["saturated"])[match[matched]]
-    pulls = (delta - np.median(delta[unsaturated & (mag_err < 0.01)])) / mag_err  # the PSF's scale taken out
-    found = np.zeros(len(truth), bool)
-    found[match[matched]] = True
-    in_footprint = np.asarray(truth["in_footprint"], bool)
+    pulls, true_mags, recovered = [], [], {}
+    for seed in range(3, 9):
+        data, bad, sky, truth = crowded_frame((600, 600), 5000, seed)
+        stars = psf_photometry(data, bad, sky, PhotometryParameters(fwhm=FWHM), PSFParameters(), 1.0,
+                               0.9 * float(truth.meta["full_well"]) - sky.median)
+        distance, match = cKDTree(np.column_stack([truth["x"], truth["y"]])).query(np.column_stack([stars.x,
+                                                                                                    stars.y]))
+        matched = (distance < 1.0) & (stars.fit.flux > 0)
+        true_mag = np.asarray(truth["mag"])[match[matched]]
+        delta = -2.5 * np.log10(stars.fit.flux[matched] / np.asarray(truth["flux"])[match[matched]])
+        mag_err = 1.0857 * stars.fit.flux_err[matched] / stars.fit.flux[matched]
+        unsaturated = ~np.asarray(truth["saturated"])[match[matched]]
+        # each frame's PSF scale taken out
+        pulls.append(((delta - np.median(delta[unsaturated & (mag_err < 0.01)])) / mag_err)[unsaturated])
+        true_mags.append(true_mag[unsaturated])
+        found = np.zeros(len(truth), bool)
+        found[match[matched]] = True
+        in_footprint = np.asarray(truth["in_footprint"], bool)
+        for low in range(15, 28):
+            all_in_bin = in_footprint & (truth["mag"] >= low) & (truth["mag"] < low + 1)
+            recovered.setdefault(low, []).append(found[all_in_bin])
+    pulls, true_mag = np.concatenate(pulls), np.concatenate(true_mags)
     widths = {}
     for low in range(15, 28):
-        in_bin = unsaturated & (true_mag >= low) & (true_mag < low + 1)
-        all_in_bin = in_footprint & (truth["mag"] >= low) & (truth["mag"] < low + 1)
-        if in_bin.sum() >= 30 and found[all_in_bin].mean() >= 0.5:
+        in_bin = (true_mag >= low) & (true_mag < low + 1)
+        if in_bin.sum() >= 100 and np.concatenate(recovered[low]).mean() >= 0.5:
             widths[low] = 1.4826 * np.median(np.abs(pulls[in_bin] - np.median(pulls[in_bin])))
     assert len(widths) >= 5, widths
     assert all(0.8 <= width <= 1.25 for width in widths.values()), widths
@@ -747,6 +848,12 @@ def test_a_frame_larger_than_a_tile_is_measured_in_tiles_each_with_its_own_psf()
     assert [(t.core, t.own_psf, t.correction) for t in back.tiles] == [(t.core, t.own_psf, t.correction) for t in tiles]
     assert all(np.array_equal(a.psf.data, b.psf.data) and (a.psf.wing, a.psf.wing_start) == (b.psf.wing, b.psf.wing_start)
                for a, b in zip(back.tiles, tiles))
+    # each tile's residual passes' PSF errors, per pass and ring, for its artificial-star passes
+    # (a tile whose passes stopped early repeats its last)
+    for a, b in zip(back.tiles, tiles):
+        assert b.psf_errors.shape[0] >= 1 and np.array_equal(a.psf_errors[: len(b.psf_errors)], b.psf_errors)
+        assert np.array_equal(a.psf_errors[len(b.psf_errors) :], np.broadcast_to(b.psf_errors[-1], a.psf_errors[len(b.psf_errors) :].shape))
+    assert back.psf_errors is None  # (the tiles have theirs)
     rebuilt = model_image(back, tiled.x, tiled.y, tiled.flux, (0, 0, 512, 512))
     difference = np.abs(rebuilt - tiled.extra["model"])
     # away from the tiles' borders (there a tile's model holds its neighbour's stars as it fitted

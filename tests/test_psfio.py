@@ -46,9 +46,10 @@ def test_write_psf_and_read_psf_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     sky = rng.normal(0.0, 1.0, (3, 4)).astype(np.float32)
     path = tmp_path / "psf.fits"
+    psf_errors = np.array([[4e-3, 2e-3, np.nan], [3e-3, 1e-3, 0.0]])  # per residual pass and ring
     write_psf(path, psf, sky=sky, sky_cell=32, sky_level=12.5, correction=1.0625, footprint_level=0.75,
               footprint_smallest=3.2, psf_star_ids=[3, 9, 11], psf_star_x=[10.0, 20.5, 30.25],
-              psf_star_y=[5.0, 6.0, 7.0], cards={"FILTER": "F814W"})
+              psf_star_y=[5.0, 6.0, 7.0], psf_errors=psf_errors, cards={"FILTER": "F814W"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["psf.fits"], "temporary file left behind"
     back = read_psf(path)
     assert np.array_equal(back.psf.data, psf.data) and back.psf.data.dtype == np.float64
@@ -59,6 +60,8 @@ def test_write_psf_and_read_psf_round_trip(tmp_path):
     assert (back.footprint_level, back.footprint_smallest) == (0.75, 3.2)
     assert np.array_equal(back.sky, sky) and (back.sky_cell, back.sky_level) == (32, 12.5)
     assert back.correction == 1.0625 and list(back.psf_star_ids) == [3, 9, 11]
+    np.testing.assert_array_equal(back.psf_errors, psf_errors)
+    assert fits.getheader(path, "PSFERR")["RINGWID"] == 0.5
     assert not back.fallback
     header = fits.getheader(path)
     assert header["FWHM"] == pytest.approx(psf.fwhm) and header["NSTARS"] == 37
@@ -123,6 +126,10 @@ def test_the_psf_catalogue_has_the_fits_columns_and_metadata(psf_catalogue):
     assert header["FWHM"] == pytest.approx(meta["psf"]["fwhm"]) and header["NSTARS"] == meta["psf"]["n_stars"]
     assert header["APCORR"] == pytest.approx(meta["aperture_correction"]["factor"])
     assert set(read_psf(psf_path).psf_star_ids) <= set(table["id"])
+    # the residual passes' PSF errors, measured (finite, not negative) in each pass that ran
+    errors = read_psf(psf_path).psf_errors
+    assert errors.ndim == 2 and 1 <= len(errors) <= PSFParameters().residual_passes
+    assert np.all(np.isfinite(errors)) and np.all(errors >= 0)
 
 
 def test_the_catalogue_and_psf_file_give_back_the_fits_model(frame, psf_catalogue):

@@ -493,4 +493,5 @@ def write_frame_psf(path: str | Path, stars: Measurements, table: Table, psf_par
               footprint_level=float(stars.extra["footprint_level"]),
               footprint_smallest=float(stars.extra["footprint_smallest"]),
               psf_star_ids=np.asarray(table["id"])[chosen],
-              psf_star_x=stars.x[chosen], psf_star_y=stars.y[chosen], cards=cards)
+              psf_star_x=stars.x[chosen], psf_star_y=stars.y[chosen], psf_errors=stars.extra.get("psf_errors"),
+              cards=cards)

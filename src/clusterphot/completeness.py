@@ -379,7 +379,9 @@ def measure_artificial_pass(frame: np.ndarray, bad: np.ndarray, catalogue: dict[
     pass_params = replace(psf_params, psf_rebuilds=0, interpolation_zone=psf_file.zone)
     return measure_frame_psf(data, bad, params, pass_params, electrons_per_unit, saturation,
                              psf=psf, catalogue_correction=correction, held_light=held, near=(x, y, patch_radius),
-                             catalogue_tiles=psf_file.tiles, noise=noise, detect_through=detect_through)
+                             catalogue_tiles=psf_file.tiles, noise=noise, detect_through=detect_through,
+                             psf_errors=psf_file.psf_errors,
+                             held_stars=(cx[away], cy[away], fitted_fluxes(psf_file, flux_held[away], cx[away], cy[away])))
 
 
 def psf_light_within(psf: EPSF, radius: float) -> float:

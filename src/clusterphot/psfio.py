@@ -14,6 +14,11 @@ The file holds what the catalogue alone cannot give back:
   had too few) and the tiles' core boxes; a star was fitted with the PSF of the tile whose core
   holds it, or with PSFZONE > 0 with the tiles' PSFs interpolated to its zone of that tile
   (:class:`clusterphot.psf.PSFGrid`);
+- ``PSFERR``: what the PSF gets wrong around a star, as each residual pass measured it on the
+  PSF stars' residual and looked for new stars with it (:func:`clusterphot.psfphot.psf_error_profile`):
+  per tile (one row for a frame measured whole), per pass, per ring of RINGWID px from the star,
+  the rms of the residual beyond its noise as a fraction of the star's flux per pixel (NaN: too
+  few PSF stars to measure it); an artificial-star pass looks for stars as the catalogue did;
 - ``PSFSTARS``: the catalogue ids and positions of the PSF stars (bright, isolated,
   unsaturated; as the PSF path selects them among its final stars, those the correction to
   total is measured on).
@@ -48,7 +53,7 @@ from .outputs import atomic_output
 from .photometry import region_mask
 from .psf import EPSF, PSFGrid, zone_centre, zone_index
 from .psffit import footprint_radii, render
-from .psfphot import Tile, star_corrections, tile_grid, tile_of
+from .psfphot import PSF_ERROR_RING, Tile, padded_psf_errors, star_corrections, tile_grid, tile_of
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ class PSFFile:
     zone_psfs: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     psf_star_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     note: str = ""
+    # a frame measured whole: its residual passes' PSF errors (Tile.psf_errors; in tiles, each tile's)
+    psf_errors: np.ndarray | None = None
 
     @property
     def fallback(self) -> bool:
@@ -85,13 +92,17 @@ class PSFFile:
 def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = None, sky_cell: int = 0,
               sky_level: float = 0.0, correction: float = 1.0, footprint_level: float = 0.0,
               footprint_smallest: float = 0.0, tiles=(), zone: int = 0, psf_star_ids=(), psf_star_x=(),
-              psf_star_y=(), cards: dict | None = None, note: str = "") -> None:
+              psf_star_y=(), psf_errors: np.ndarray | None = None, cards: dict | None = None,
+              note: str = "") -> None:
     """Write a frame's PSF (or, with ``psf=None``, the record of a fallback to apertures) atomically.
 
-    ``tiles``: for a frame measured in tiles, (core box, PSF, learned from the tile) per tile,
-    written as the cube ``TILEPSF`` (one grid per tile, on the primary's grid) and the table
-    ``TILES``; ``zone`` (px), the zones their PSFs were interpolated over (0: each tile's
-    constant over it). ``cards``: more header keywords, name -> value or (value, comment)."""
+    ``tiles``: for a frame measured in tiles, its :class:`clusterphot.psfphot.Tile`s (core box,
+    PSF, learned from the tile or not, correction, residual passes' PSF errors), written as the
+    cube ``TILEPSF`` (one grid per tile, on the primary's grid), the table ``TILES`` and the
+    cube ``PSFERR``; ``zone`` (px), the zones their PSFs were interpolated over (0: each tile's
+    constant over it). ``psf_errors``: a frame measured whole, its residual passes' PSF errors
+    (each tile's are its ``psf_errors``), written as ``PSFERR``. ``cards``: more header keywords,
+    name -> value or (value, comment)."""
     header = fits.Header()
     header["CPFORMAT"] = (FORMAT_VERSION, "clusterphot PSF file format version")
     header["METHOD"] = ("psf" if psf is not None else "aperture", "how the frame's catalogue was measured")
@@ -156,6 +167,9 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
                                    "corrected to total by its apcorr (APCORR: the frame PSF's); with PSFZONE > 0 "
                                    "with the tiles' PSFs interpolated to their zone and apcorr to their position.")
         hdus += [cube, table]
+    errors = [tile.psf_errors for tile in tiles] if len(tiles) else [psf_errors]
+    if psf is not None and all(e is not None for e in errors):
+        hdus.append(psf_errors_hdu(errors))
     if psf is not None:
         columns = [fits.Column("id", "K", array=np.asarray(psf_star_ids, np.int64)),
                    fits.Column("x", "D", unit="pix", array=np.asarray(psf_star_x, np.float64)),
@@ -163,6 +177,16 @@ def write_psf(path: str | Path, psf: EPSF | None, *, sky: np.ndarray | None = No
         hdus.append(fits.BinTableHDU.from_columns(columns, name="PSFSTARS"))
     with atomic_output(path) as tmp:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)
+
+
+def psf_errors_hdu(errors: list[np.ndarray]) -> fits.ImageHDU:
+    """``PSFERR``: the tiles' (or the frame's) residual passes' PSF errors as one cube (tile,
+    pass, ring; :func:`clusterphot.psfphot.padded_psf_errors`)."""
+    hdu = fits.ImageHDU(padded_psf_errors(errors), name="PSFERR")
+    hdu.header["RINGWID"] = (PSF_ERROR_RING, "[pixel] width of the rings around a star")
+    hdu.header["COMMENT"] = ("Per tile (row of TILES; one for a frame fitted whole), residual pass and ring: rms of the "
+                             "PSF stars' residual beyond its noise, fraction of the star's flux per pixel (NaN: not measured).")
+    return hdu
 
 
 def read_psf(path: str | Path) -> PSFFile:
@@ -193,6 +217,14 @@ def read_psf(path: str | Path) -> PSFFile:
                                 wing_from=float(rows["wing_from"][k]) if has_wing else None)
                 core = tuple(int(rows[name][k]) for name in ("x0", "y0", "x1", "y1"))
                 result.tiles.append(Tile(core, tile_psf, bool(rows["own_psf"][k]), float(rows["apcorr"][k])))
+        if psf is not None and "PSFERR" in hdul:
+            cube = np.array(hdul["PSFERR"].data, dtype=np.float64)
+            if len(cube) != max(len(result.tiles), 1):
+                raise ValueError(f"{path}: PSFERR holds {len(cube)} tiles' PSF errors, TILES {len(result.tiles)} tiles")
+            for tile, errors in zip(result.tiles, cube):
+                tile.psf_errors = errors
+            if not result.tiles:
+                result.psf_errors = cube[0]
         if "PSFSTARS" in hdul:
             result.psf_star_ids = np.array(hdul["PSFSTARS"].data["id"], dtype=np.int64)
     return result
