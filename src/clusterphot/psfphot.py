@@ -191,12 +191,12 @@ def well_fitted_psf_stars(chosen: np.ndarray, qfit: np.ndarray, flux: np.ndarray
     return chosen[np.isin(chosen, keep)]
 
 
-def fitted_psf_stars(data: np.ndarray, x: np.ndarray, y: np.ndarray, fit: StarFit, sky: SkyStatistics,
-                     saturated_above: float | None, fwhm: float, params: PSFParameters,
+def fitted_psf_stars(x: np.ndarray, y: np.ndarray, peak: np.ndarray, shape: tuple[int, int], fit: StarFit,
+                     sky: SkyStatistics, saturated_above: float | None, fwhm: float, params: PSFParameters,
                      core: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """The PSF stars among fitted stars: :func:`select_psf_stars` on their positions, less those
-    that fit worse than their flux peers (:func:`well_fitted_psf_stars`)."""
-    chosen = select_psf_stars(x, y, peak_values(data, x, y), data.shape, sky, saturated_above, fwhm, params, core)
+    """The PSF stars among fitted stars (``peak``: the frame's, at x, y): :func:`select_psf_stars`,
+    less those that fit worse than their flux peers (:func:`well_fitted_psf_stars`)."""
+    chosen = select_psf_stars(x, y, peak, shape, sky, saturated_above, fwhm, params, core)
     return well_fitted_psf_stars(chosen, fit.qfit, fit.flux, params.min_psf_stars)
 
 
@@ -386,7 +386,7 @@ def rebuilt_psf(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.ndarray,
     """The PSF refined, on the frame with every other star and the sky subtracted: the
     PSF stars' stamps then hold their own light only (DAOPHOT's way to a clean PSF in a crowd).
     Returns the PSF and the indices of the stars it was learned from."""
-    chosen = fitted_psf_stars(data, x, y, fit, sky, saturated_above, fwhm, params, core)
+    chosen = fitted_psf_stars(x, y, peak_values(data, x, y), data.shape, fit, sky, saturated_above, fwhm, params, core)
     if len(chosen) < params.min_psf_stars:  # fewer than the first time: keep the PSF there is
         return psf, chosen
     radius = int(np.ceil(params.psf_radius * fwhm))
@@ -735,7 +735,8 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
                 given = np.full(psf_error_rings(psf_params, fwhm), np.nan)
             else:
                 given = None
-            teachers = (fitted_psf_stars(data, x, y, fit, sky, saturated_above, fwhm, psf_params, core)
+            teachers = (fitted_psf_stars(x, y, peak_values(data, x, y), data.shape, fit, sky, saturated_above, fwhm,
+                                         psf_params, core)
                         if given is None else np.zeros(0, np.intp))
             variance_now, profile = detection_variance(light, usable, model, pixel_variance, electrons_per_unit,
                                                        np.r_[x, held_x], np.r_[y, held_y], np.r_[fit.flux, held_flux],
@@ -769,7 +770,7 @@ def psf_photometry(data: np.ndarray, bad: np.ndarray, sky: SkyStatistics, params
     stars["n_iter"] += 1  # the last fit, positions held
     # the PSF stars among the final stars (for the correction to total flux and the QA figure)
     peak = peak_values(data, x, y)
-    chosen = fitted_psf_stars(data, x, y, fit, sky, saturated_above, fwhm, psf_params, core)
+    chosen = fitted_psf_stars(x, y, peak, data.shape, fit, sky, saturated_above, fwhm, psf_params, core)
     return PSFPhotometry(x, y, fit, psf, stars["found_in_pass"], peak, stars["sharpness"],
                          stars["roundness"], stars["n_iter"], chosen, passes,
                          np.array(profiles, np.float64).reshape(len(profiles), -1) if profiles
