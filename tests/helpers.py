@@ -26,14 +26,22 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+# The configs of frames with a few dozen stars (star_field's 25; field_frames'): too few bright,
+# isolated ones to learn a PSF from (photometry.psf.min_psf_stars, 20), so the tests about
+# reading, naming and rerunning such frames measure them with apertures. Both methods read and
+# check a frame with the same code (catalog.catalog_for_frame).
+SPARSE = {"photometry": {"method": "aperture"}}
+
+
 def measure_f606w_frames(workdir: Path, entries: dict, **config) -> dict:
     """Each frame (cluster -> its F606W config entry) measured by the workflow as a cluster of
-    its own (``config``: more keys); cluster -> its catalogue."""
+    its own (``config``: more keys), with apertures (``SPARSE``); cluster -> its catalogue."""
     from astropy.table import Table
 
     from clusterphot import paths
 
-    config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()}, **config}
+    config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()}, **SPARSE,
+              **config}
     targets = [paths.CATALOG.format(cluster=name, filter="F606W") for name in entries]
     result = snakemake(workdir, config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]

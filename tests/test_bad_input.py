@@ -15,7 +15,7 @@ from clusterphot import paths
 from clusterphot.composite import write_png
 from clusterphot.outputs import write_table, write_yaml
 
-from .helpers import assert_same_magnitudes, measure_f606w_frames, snakemake, star_field, tan_wcs_header
+from .helpers import SPARSE, assert_same_magnitudes, measure_f606w_frames, snakemake, star_field, tan_wcs_header
 from .synthetic import write_frame
 
 pytestmark = pytest.mark.workflow
@@ -97,7 +97,8 @@ def bad_run(tmp_path_factory):
     entries, errors, warned = write_bad_frames(root / "frames")
     # the frame without PHOTFLAM asks the ACS zero-point service: one that never answers, on or
     # off line (port 9 of this machine)
-    result = snakemake(root / "run", {"clusters": entries, "zeropoints": {"service_url": "http://127.0.0.1:9/none"}})
+    config = {"clusters": entries, "zeropoints": {"service_url": "http://127.0.0.1:9/none"}, **SPARSE}
+    result = snakemake(root / "run", config)
     return root / "run", errors, warned, result
 
 

@@ -68,7 +68,7 @@ def test_a_missing_frame_is_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "out.ecsv").exists()
 
 
-def test_measure_with_psf_fitting_writes_the_psf_catalogue_and_file(tmp_path):
+def test_measure_fits_psfs_by_default_and_writes_the_psf_catalogue_and_file(tmp_path):
     rng = np.random.default_rng(3)
     x, y = grid_of_stars((200, 200), spacing=24, margin=16, rng=rng)
     flux = rng.uniform(2e4, 2e5, x.size)
@@ -76,8 +76,8 @@ def test_measure_with_psf_fitting_writes_the_psf_catalogue_and_file(tmp_path):
     frame = write_frame(tmp_path / "frame.fits", image, exptime=50.0)
     output, psf_file = tmp_path / "cat.ecsv", tmp_path / "psf" / "F606W.fits"
     result = subprocess.run([str(CLUSTERPHOT), "measure", str(frame), "-f", "F606W", "-o", str(output),
-                             "--fwhm", "2.2", "--zeropoint", "25.0", "--method", "psf",
-                             "--psf-output", str(psf_file)], capture_output=True, text=True)
+                             "--fwhm", "2.2", "--zeropoint", "25.0", "--psf-output", str(psf_file)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     table = Table.read(output)
     assert table.meta["photometry_method"] == "psf"

@@ -117,13 +117,13 @@ def test_the_schemas_psf_defaults_are_psfparameters_field_for_field():
         assert defaults[name] == default and type(defaults[name]) is type(default), name
     assert psf_parameters(defaults) == PSFParameters()
     assert (defaults["write_residual"], defaults["fallback"]) == (False, "error")
-    assert schema_defaults(SCHEMA)["photometry"]["method"] == "aperture"
+    assert schema_defaults(SCHEMA)["photometry"]["method"] == "psf"
 
 
 def test_method_and_psf_settings_per_cluster_override_the_global_ones_key_by_key():
     config = validated(with_clusters({
-        "a": {"filters": {"F606W": "a.fits"}, "photometry": {"method": "psf", "psf": {"min_psf_stars": 8}}},
-        "b": {"filters": {"F606W": "b.fits"}},
+        "a": {"filters": {"F606W": "a.fits"}, "photometry": {"psf": {"min_psf_stars": 8}}},
+        "b": {"filters": {"F606W": "b.fits"}, "photometry": {"method": "aperture"}},
     }, photometry={**SHIPPED["photometry"], "psf": {"fallback": "aperture"}}))
     assert photometry_method(config, "a") == "psf" and photometry_method(config, "b") == "aperture"
     a, b = psf_settings(config, "a"), psf_settings(config, "b")

@@ -12,7 +12,7 @@ from clusterphot.fetch import FetchError, fetch_frame
 
 from .conftest import local_http_server
 from .synthetic import gaussian_stars, grid_of_stars, write_frame
-from .test_workflow import snakemake
+from .helpers import SPARSE, snakemake
 
 DEAD_URL = "http://127.0.0.1:9/hlsp_hugs_hst_acs-wfc_ngc0000_f606w_v1_stack-0370s.fits"  # nothing listens on port 9
 
@@ -82,7 +82,7 @@ def test_an_unreachable_server_names_the_url(tmp_path):
 def test_workflow_fetches_a_url_frame_once_and_keeps_it(tmp_path, frame_server):
     base, frame = frame_server
     url = f"{base}/hugs/f606w.fits"
-    config = {"clusters": {"ngc0000": {"filters": {"F606W": url}}}}
+    config = {"clusters": {"ngc0000": {"filters": {"F606W": url}}}, **SPARSE}
     target = "results/catalogs/ngc0000/F606W.ecsv"
     result = snakemake(tmp_path, config, target)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -90,7 +90,7 @@ def test_workflow_fetches_a_url_frame_once_and_keeps_it(tmp_path, frame_server):
     catalog = Table.read(tmp_path / target)
     assert catalog.meta["image_url"] == url and len(catalog) > 10
     # A changed photometry parameter remeasures the kept frame; nothing is fetched again.
-    again = snakemake(tmp_path, {**config, "photometry": {"threshold": 6.0}}, target)
+    again = snakemake(tmp_path, {**config, "photometry": {**SPARSE["photometry"], "threshold": 6.0}}, target)
     assert again.returncode == 0, again.stderr[-3000:]
     assert FrameServer.requests_seen == ["/hugs/f606w.fits"]
 

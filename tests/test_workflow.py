@@ -24,7 +24,7 @@ from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
 from .conftest import REPO, shared_path
-from .helpers import SNAKEMAKE, at_fits_position, channel_centroids, jobs_a_change_would_run, pillow_rgb, snakemake
+from .helpers import SNAKEMAKE, SPARSE, at_fits_position, channel_centroids, jobs_a_change_would_run, pillow_rgb, snakemake
 from .synthetic import field_frames
 
 pytestmark = pytest.mark.workflow
@@ -47,8 +47,9 @@ def test_demo_writes_every_output_of_the_contract(demo_run):
     for f in FILTERS:
         for path in (f"results/catalogs/tiny/{f}.ecsv", f"results/plots/tiny/lf_{f}.png",
                      f"results/plots/tiny/detections_{f}.png", f"results/demo/tiny/{f}.fits",
-                     f"results/demo/tiny/{f}_truth.ecsv", f"logs/photometry/tiny/{f}.log",
-                     f"benchmarks/photometry/tiny/{f}.tsv"):
+                     f"results/demo/tiny/{f}_truth.ecsv", f"logs/psf_photometry/tiny/{f}.log",
+                     f"benchmarks/psf_photometry/tiny/{f}.tsv", f"results/psf/tiny/{f}.fits",
+                     f"results/plots/tiny/psf_{f}.png"):
             assert (demo_run / path).stat().st_size > 0, path
     assert (demo_run / "results/summary/tiny.tsv").exists()
     for path in ("results/rgb/tiny_lupton.png", "results/rgb/tiny_weighted.png", "results/rgb/tiny_lupton_preview.png",
@@ -97,16 +98,16 @@ def test_summary_counts_the_catalogues(demo_run):
 def test_every_log_says_what_its_job_did(demo_run):
     logs = sorted((demo_run / "logs").rglob("*.log"))
     assert {path.relative_to(demo_run / "logs").parts[0] for path in logs} >= {
-        "simulate", "cosmic_rays", "photometry", "register", "match_colour", "merge", "summary", "cluster_page",
+        "simulate", "cosmic_rays", "psf_photometry", "psf_figure", "register", "match_colour", "merge", "summary", "cluster_page",
         "cmd", "luminosity_function", "detection_map", "composite", "artificial_stars", "completeness",
         "completeness_plot"}
     for path in logs:
         assert path.read_text().strip(), f"{path} is empty"
     summary = Table.read(demo_run / paths.SUMMARY.format(cluster="tiny"), format="ascii.tab")
     for row in summary:
-        log = (demo_run / f"logs/photometry/tiny/{row['filter']}.log").read_text()
-        assert f"{row['n_stars']} stars (aperture photometry), AB zero point {row['zeropoint']:.4f} from PHOTFLAM" in log
-        assert "aperture correction" in log and "sky " in log
+        log = (demo_run / f"logs/psf_photometry/tiny/{row['filter']}.log").read_text()
+        assert f"{row['n_stars']} stars (PSF photometry), AB zero point {row['zeropoint']:.4f} from PHOTFLAM" in log
+        assert "PSF from " in log and "correction to total" in log and "sky " in log
         fwhm = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=row["filter"])).meta["fwhm"]
         assert f"FWHM {fwhm['used']:.2f} px, measured (photometry.fwhm: auto)" in log
     registration = yaml.safe_load((demo_run / paths.REGISTRATION.format(cluster="tiny")).read_text())
@@ -204,18 +205,18 @@ def test_unchanged_rerun_does_no_work(demo_run):
     ({"rgb": {"lupton": {"Q": 3.0}}}, {"composite": 1, "cluster_page": 1, "all": 1}),
     ({"plots": {"detection_crop": 100}}, {"detection_map": 2, "all": 1}),
     ({"catalogs": {"quality": {"max_mag_err": 0.2}}}, {"cmd": 1, "cluster_page": 1, "all": 1}),
-    # the PSF path's settings, for frames measured with apertures: nothing
-    ({"photometry": {"psf": {"n_iter": 5, "write_residual": True, "fallback": "aperture"}}}, {}),
+    # the residual images asked for: their jobs alone (the catalogues and PSF files give them)
+    ({"photometry": {"psf": {"write_residual": True}}}, {"psf_residual": 2, "all": 1}),
     # a photometry parameter: every job that reads a catalogue, but not the simulation
-    ({"photometry": {"threshold": 5.0}}, {"photometry": 2, "luminosity_function": 2, "detection_map": 2,
-                                           "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
-                                           "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
-                                           "completeness_plot": 2, "cluster_page": 1, "all": 1}),
+    ({"photometry": {"threshold": 5.0}}, {"psf_photometry": 2, "psf_figure": 2, "luminosity_function": 2,
+                                           "detection_map": 2, "summary": 1, "register": 1, "match_colour": 1,
+                                           "merge": 1, "cmd": 1, "composite": 1, "artificial_stars": 4,
+                                           "completeness": 2, "completeness_plot": 2, "cluster_page": 1, "all": 1}),
     # the frames' cosmic rays: their masks and every job that reads the frames or catalogues
-    ({"cosmic_rays": "lacosmic"}, {"cosmic_rays": 2, "photometry": 2, "luminosity_function": 2, "detection_map": 2,
-                                   "summary": 1, "register": 1, "match_colour": 1, "merge": 1, "cmd": 1,
-                                   "composite": 1, "artificial_stars": 4, "completeness": 2, "completeness_plot": 2,
-                                   "cluster_page": 1, "all": 1}),
+    ({"cosmic_rays": "lacosmic"}, {"cosmic_rays": 2, "psf_photometry": 2, "psf_figure": 2, "luminosity_function": 2,
+                                   "detection_map": 2, "summary": 1, "register": 1, "match_colour": 1, "merge": 1,
+                                   "cmd": 1, "composite": 1, "artificial_stars": 4, "completeness": 2,
+                                   "completeness_plot": 2, "cluster_page": 1, "all": 1}),
     # the completeness curve's bins: the gathering and what shows it, not the artificial-star jobs
     ({"artificial_stars": {"n_stars": 200, "bin_width": 0.25}}, {"completeness": 2, "completeness_plot": 2,
                                                                  "luminosity_function": 2, "cmd": 1, "summary": 1,
@@ -417,7 +418,7 @@ def test_composites_of_users_frames_are_registered_and_coloured(tmp_path):
     paths, xs, ys = field_frames(tmp_path / "frames", list(to_reference), to_reference,
                                  {"F814W": [red_only], "F336W": [blue_only]}, shape, n_stars=80,
                                  clear=(red_only, blue_only))
-    config = {"clusters": {"field": {"filters": {f: str(p) for f, p in paths.items()}}}}
+    config = {"clusters": {"field": {"filters": {f: str(p) for f, p in paths.items()}}}, **SPARSE}
     result = snakemake(tmp_path / "run", config)
     assert result.returncode == 0, result.stderr[-3000:]
     reference = yaml.safe_load((tmp_path / "run/results/rgb/field_composite.yaml").read_text())["reference_filter"]
@@ -451,19 +452,21 @@ PSF_FILTERS = ["F438W", "F814W"]
 
 @pytest.fixture(scope="module")
 def psf_run(tmp_path_factory):
-    """A cluster of two small simulated frames measured with PSFs, residual images asked for."""
+    """A cluster of two small simulated frames measured with PSFs (the default), residual images
+    asked for, and the same frames as a cluster measured with apertures."""
     folder = tmp_path_factory.mktemp("psf")
     write_simulated_cluster(folder / "frames", name="psf", seed=7, filters=PSF_FILTERS, shape=(256, 256),
                             n_stars=400, distance_modulus=16.5)
     frames = {f: str(folder / "frames" / f"{f}.fits") for f in PSF_FILTERS}
-    config = {"clusters": {"psfc": {"filters": frames, "photometry": {"method": "psf"}}},
+    config = {"clusters": {"psfc": {"filters": frames},
+                           "apc": {"filters": frames, "photometry": {"method": "aperture"}}},
               "photometry": {"psf": {"write_residual": True}}, "artificial_stars": {"n_stars": 100}}
     result = snakemake(folder / "run", config)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "run", config
 
 
-def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run, demo_run):
+def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run):
     workdir, _ = psf_run
     for f in PSF_FILTERS:
         # the paths as the README documents them, spelled out
@@ -475,24 +478,26 @@ def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run, demo
         assert not (workdir / f"logs/photometry/psfc/{f}.log").exists()
         image = np.asarray(Image.open(workdir / paths.PSF_FIGURE.format(cluster="psfc", filter=f)).convert("L"))
         assert image.shape[1] > 1500 and image.std() > 20  # a drawn figure, not a blank one
-    # the demo, measured with apertures: no PSF file, figure or log
-    assert not (demo_run / "results/psf").exists() and not (demo_run / "logs/psf_photometry").exists()
-    assert not list((demo_run / "results/plots/tiny").glob("psf_*"))
+    # the same frames measured with apertures: no PSF file, figure or log
+    assert not (workdir / "results/psf/apc").exists() and not (workdir / "logs/psf_photometry/apc").exists()
+    assert not (workdir / "logs/psf_figure/apc").exists() and not (workdir / "logs/psf_residual/apc").exists()
+    assert not list((workdir / "results/plots/apc").glob("psf_*"))
+    assert all((workdir / f"logs/photometry/apc/{f}.log").stat().st_size > 0 for f in PSF_FILTERS)
     # its artificial stars were drawn and measured with its PSF file
     for f in PSF_FILTERS:
         curve = Table.read(workdir / paths.COMPLETENESS_CURVE.format(cluster="psfc", filter=f))
         assert curve.meta["photometry_method"] == "psf" and curve.meta["n_artificial"] == 100
     # a PSF frame's detection map has the row of data, model and residual below
     psf_map = Image.open(workdir / paths.DETECTION_MAP.format(cluster="psfc", filter="F814W")).size
-    aperture_map = Image.open(demo_run / paths.DETECTION_MAP.format(cluster="tiny", filter="F814W")).size
+    aperture_map = Image.open(workdir / paths.DETECTION_MAP.format(cluster="apc", filter="F814W")).size
     assert psf_map[0] == aperture_map[0] and psf_map[1] > 1.5 * aperture_map[1]
 
 
-def test_psf_catalogues_have_the_fits_columns_and_their_psf_file(psf_run, demo_run):
+def test_psf_catalogues_have_the_fits_columns_and_their_psf_file(psf_run):
     workdir, _ = psf_run
     for f in PSF_FILTERS:
         psf = Table.read(workdir / paths.CATALOG.format(cluster="psfc", filter=f))
-        aperture = Table.read(demo_run / paths.CATALOG.format(cluster="tiny", filter=f))  # the same sky
+        aperture = Table.read(workdir / paths.CATALOG.format(cluster="apc", filter=f))  # the same frames
         assert psf.colnames == [*CATALOG_COLUMNS, *PSF_COLUMNS] and aperture.colnames == list(CATALOG_COLUMNS)
         assert str(psf["crowding"].unit) == "mag" and psf["found_in_pass"].dtype.kind == "i"
         assert psf["flux"].description.startswith("PSF flux corrected to total")
@@ -539,7 +544,7 @@ def test_a_frame_without_enough_psf_stars_stops_or_falls_back_to_apertures(tmp_p
     write_simulated_cluster(tmp_path / "frames", name="few", seed=3, filters=["F814W"], shape=(128, 128),
                             n_stars=60, distance_modulus=16.5)
     frame = str(tmp_path / "frames" / "F814W.fits")
-    config = {"clusters": {"few": {"filters": {"F814W": frame}, "photometry": {"method": "psf"}}}}
+    config = {"clusters": {"few": {"filters": {"F814W": frame}, "photometry": {}}}}  # the default: psf
     target = paths.CATALOG.format(cluster="few", filter="F814W")
     result = snakemake(tmp_path / "error", config, target)
     assert result.returncode != 0

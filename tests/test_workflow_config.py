@@ -15,7 +15,7 @@ from clusterphot import paths
 from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
-from .helpers import snakemake
+from .helpers import SPARSE, snakemake
 from .synthetic import field_frames
 
 pytestmark = pytest.mark.workflow
@@ -32,7 +32,7 @@ def test_filters_named_like_the_workflows_inputs_run_end_to_end(tmp_path):
     config = {"clusters": {"odd": {"filters": {
         "registration": {"image": str(blue), "pivot_wavelength": 5922.0},
         "catalog": {"image": str(red), "pivot_wavelength": 8045.0},
-    }}}}
+    }}}, **SPARSE}
     result = snakemake(tmp_path / "run", config)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
@@ -60,7 +60,7 @@ def test_a_frame_replaced_by_an_older_file_reruns_its_photometry(tmp_path):
     frame, _ = simulated_pair(tmp_path / "first", seed=3)
     replacement, _ = simulated_pair(tmp_path / "second", seed=4)
     os.utime(replacement, (1_000_000_000, 1_000_000_000))  # from 2001: older than any catalogue
-    config = {"clusters": {"c": {"filters": {"F606W": str(frame)}}}}
+    config = {"clusters": {"c": {"filters": {"F606W": str(frame)}}}, **SPARSE}
     catalog = paths.CATALOG.format(cluster="c", filter="F606W")
     run = tmp_path / "run"
     result = snakemake(run, config, catalog)
@@ -85,7 +85,8 @@ def test_a_registration_that_cannot_be_solved_names_the_cluster_the_filters_and_
     # two unrelated star fields: no stars in common
     blue, _, _ = field_frames(tmp_path / "a", ["F606W"], identity, {}, shape, n_stars=40, seed=5)
     red, _, _ = field_frames(tmp_path / "b", ["F814W"], identity, {}, shape, n_stars=30, seed=6)
-    config = {"clusters": {"apart": {"filters": {"F606W": str(blue["F606W"]), "F814W": str(red["F814W"])}}}}
+    config = {"clusters": {"apart": {"filters": {"F606W": str(blue["F606W"]), "F814W": str(red["F814W"])}}},
+              **SPARSE}
     result = snakemake(tmp_path / "run", config)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("clusterphot: error: ")]

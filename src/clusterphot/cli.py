@@ -1,7 +1,7 @@
 """Command line: measure one frame, or simulate a demo cluster, without the workflow.
 
-    clusterphot measure frame.fits --filter F606W -o F606W.ecsv
-    clusterphot measure frame.fits --filter F606W -o F606W.ecsv --method psf --psf-output F606W_psf.fits
+    clusterphot measure frame.fits --filter F606W -o F606W.ecsv --psf-output F606W_psf.fits
+    clusterphot measure frame.fits --filter F606W -o F606W.ecsv --method aperture
     clusterphot simulate results/demo/demo1 --name demo1 --seed 1
 """
 
@@ -28,9 +28,9 @@ def _add_measure(subparsers) -> None:
     p.add_argument("--system", choices=SYSTEMS, default="AB", help="magnitude system (default AB)")
     p.add_argument("--zeropoint-cache", type=Path, default=Path("resources/zeropoints"))
     p.add_argument("--zeropoint-service", default=None, help="URL of an ACS zero-point API server")
-    p.add_argument("--method", choices=PHOTOMETRY_METHODS, default="aperture",
+    p.add_argument("--method", choices=PHOTOMETRY_METHODS, default="psf",
                    help="aperture photometry, or PSF fitting as the workflow's photometry.method: psf "
-                        "(default aperture)")
+                        "(default psf)")
     frame = p.add_argument_group("frame overrides (default: from the header)")
     frame.add_argument("--exptime", type=float, help="exposure time, s")
     frame.add_argument("--zeropoint", type=float, help="zero point, mag for the frame's units per second")
