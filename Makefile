@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm lint bench bench-psf bench-artificial bench-cosmic-rays bench-pulls bench-varying-psf bench-isolated clean
+.PHONY: demo test test-slurm lint bench bench-psf bench-psf-scaling bench-artificial bench-cosmic-rays bench-pulls bench-varying-psf bench-isolated clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ $(BENCH_STAMP): bench/requirements-anchors.txt
 
 bench-psf: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/psf_vs_anchors.py $(BENCH_ARGS)
+
+# The PSF path's CPU time and memory against the frame's pixels and stars (issue 11; ~3 min)
+bench-psf-scaling: $(STAMP)
+	$(BIN)/python bench/psf_scaling.py $(BENCH_ARGS)
 
 # Artificial-star passes against crowdsource re-run with the artificial stars (issue 12; ~6 min)
 bench-artificial: $(STAMP) $(BENCH_STAMP)

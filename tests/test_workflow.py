@@ -24,7 +24,8 @@ from clusterphot.registration import Transform
 from clusterphot.simulate import write_simulated_cluster
 
 from .conftest import REPO, shared_path
-from .helpers import SNAKEMAKE, SPARSE, at_fits_position, channel_centroids, jobs_a_change_would_run, pillow_rgb, snakemake
+from .helpers import (SNAKEMAKE, SPARSE, at_fits_position, channel_centroids, jobs_a_change_would_run, pillow_rgb,
+                      snakemake)
 from .synthetic import field_frames
 
 pytestmark = pytest.mark.workflow
@@ -98,8 +99,8 @@ def test_summary_counts_the_catalogues(demo_run):
 def test_every_log_says_what_its_job_did(demo_run):
     logs = sorted((demo_run / "logs").rglob("*.log"))
     assert {path.relative_to(demo_run / "logs").parts[0] for path in logs} >= {
-        "simulate", "cosmic_rays", "psf_photometry", "psf_figure", "register", "match_colour", "merge", "summary", "cluster_page",
-        "cmd", "luminosity_function", "detection_map", "composite", "artificial_stars", "completeness",
+        "simulate", "cosmic_rays", "psf_photometry", "psf_figure", "register", "match_colour", "merge", "summary",
+        "cluster_page", "cmd", "luminosity_function", "detection_map", "composite", "artificial_stars", "completeness",
         "completeness_plot"}
     for path in logs:
         assert path.read_text().strip(), f"{path} is empty"
