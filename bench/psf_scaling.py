@@ -43,10 +43,25 @@ FWHM = 2.2  # px, as the benchmark's frames
 # (side in px, stars): the dense frame scaled up, then more stars on the same pixels
 FRAMES = [(1000, 15000), (2000, 60000), (4000, 240000), (2000, 15000), (2000, 30000), (2000, 120000)]
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+GENERATOR_VERSION = 1  # bump when the frames change, so that a --workdir's old frames are not reused
 
 
 def frame_path(workdir: Path, side: int, stars: int) -> Path:
     return workdir / f"crowded_{side}px_{stars}stars_seed{SEED}.fits"
+
+
+def frame_tags(side: int, stars: int) -> dict:
+    return {"BNCHSIZE": side, "BNCHSTAR": stars, "BNCHSEED": SEED, "BNCHVERS": GENERATOR_VERSION}
+
+
+def is_generated(path: Path, side: int, stars: int) -> bool:
+    """The frame is there, and made by this generator for this size and number of stars."""
+    from astropy.io import fits
+
+    if not path.exists():
+        return False
+    header = fits.getheader(path, 0)
+    return all(header.get(key) == value for key, value in frame_tags(side, stars).items())
 
 
 def generate(side: int, stars: int, path: Path) -> None:
@@ -54,10 +69,12 @@ def generate(side: int, stars: int, path: Path) -> None:
     from clusterphot.simulate import simulate_crowded_frame
 
     hdul, truth = simulate_crowded_frame(shape=(side, side), n_stars=stars, seed=SEED, filter_name=FILTER, fwhm=FWHM)
+    hdul[0].header.update(frame_tags(side, stars))
     hdul[0].header["BNCHFULL"] = (float(truth.meta["full_well"]), "full well, electrons")
     tmp = path.with_suffix(".tmp")
     hdul.writeto(tmp, overwrite=True)
     tmp.replace(path)  # complete or absent
+    print(json.dumps({}))  # run_child's report: nothing to say
 
 
 def measure(image: Path) -> None:
@@ -66,7 +83,9 @@ def measure(image: Path) -> None:
 
     result = run_clusterphot(image, None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({**result["clock"], "peak_mb": peak, "frame_mb": result["frame_mb"], "found": len(result["x"]),
+    flux = np.asarray(result["flux"], float)
+    found = int((np.isfinite(flux) & (flux > 0)).sum())  # as psf_vs_anchors.score counts the stars found
+    print(json.dumps({**result["clock"], "peak_mb": peak, "frame_mb": result["frame_mb"], "found": found,
                       "note": result["note"]}))
 
 
@@ -81,6 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the frames here, not in a temporary directory")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per frame")
+    parser.add_argument("--outdir", type=Path, default=HERE / "out", help="where the results (JSON) go")
     parser.add_argument("--generate", nargs=3, metavar=("SIDE", "STARS", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -99,11 +119,11 @@ def main() -> None:
         rows = []
         for side, stars in FRAMES:
             path = frame_path(workdir, side, stars)
-            if not path.exists():  # simulated in a child: the parent holds no frame
+            if not is_generated(path, side, stars):  # simulated in a child: the parent holds no frame
                 start = time.perf_counter()
                 report = run_child(sys.executable, ["--generate", str(side), str(stars), str(path)], args.timeout,
                                    script=__file__)
-                if "error" in report and not path.exists():
+                if "error" in report:
                     sys.exit(f"simulating {path.name}: {report['error']}")
                 print(f"simulated {path.name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
             report = run_child(sys.executable, ["--child", str(path)], args.timeout, script=__file__, env=ONE_THREAD)
@@ -118,6 +138,9 @@ def main() -> None:
     cpu_s = np.array([r["cpu_s"] for r in rows])
     tiled = np.array(["tiles" in r["note"] for r in rows])
     a, b = linear_fit(megapixels[tiled], kilostars[tiled], cpu_s[tiled])
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    results = {"frames": rows, "fit": {"cpu_s_per_megapixel": a, "cpu_s_per_1000_stars_found": b}}
+    (args.outdir / "psf_scaling.json").write_text(json.dumps(results, indent=1))
     print(f"\nPSF path, BLAS on one thread; fit over the {tiled.sum()} frames fitted in tiles: "
           f"CPU s = {a:.3f} x Mpx + {b:.3f} x 1000 stars found\n")
     print("| frame | fitted | stars simulated | stars found | CPU s | CPU s / Mpx | CPU s / 1000 found | fit "

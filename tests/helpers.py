@@ -26,10 +26,11 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
-# The configs of frames with a few dozen stars (star_field's 25; field_frames'): too few bright,
-# isolated ones to learn a PSF from (photometry.psf.min_psf_stars, 20), so the tests about
-# reading, naming and rerunning such frames measure them with apertures. Both methods read and
-# check a frame with the same code (catalog.catalog_for_frame).
+# The configs of frames with a few dozen stars (star_field's 25; field_frames' and
+# write_simulated_cluster's 128x128 px ones): too few bright, isolated ones to learn a PSF from
+# (photometry.psf.min_psf_stars, 20), so the tests about reading, naming and rerunning such
+# frames measure them with apertures. Both methods read and check a frame with the same code
+# (catalog.catalog_for_frame).
 SPARSE = {"photometry": {"method": "aperture"}}
 
 
@@ -40,8 +41,9 @@ def measure_f606w_frames(workdir: Path, entries: dict, **config) -> dict:
 
     from clusterphot import paths
 
-    config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()}, **SPARSE,
-              **config}
+    photometry = {**SPARSE["photometry"], **config.pop("photometry", {})}
+    config = {"clusters": {name: {"filters": {"F606W": entry}} for name, entry in entries.items()},
+              "photometry": photometry, **config}
     targets = [paths.CATALOG.format(cluster=name, filter="F606W") for name in entries]
     result = snakemake(workdir, config, *targets)
     assert result.returncode == 0, result.stderr[-3000:]

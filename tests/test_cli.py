@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from astropy.table import Table
 
@@ -15,16 +16,20 @@ from .synthetic import gaussian_stars, grid_of_stars, moffat_field, write_frame
 CLUSTERPHOT = Path(sys.executable).with_name("clusterphot")
 
 
-def test_measure_writes_a_calibrated_catalogue(tmp_path):
+@pytest.mark.parametrize("method", ["psf", "aperture"])
+def test_measure_writes_a_calibrated_catalogue(tmp_path, method):
+    """25 stars, each its own PSF star: PSF fitting (the default) and apertures alike."""
     rng = np.random.default_rng(11)
     x, y = grid_of_stars((200, 200), spacing=30, margin=20, rng=rng)
     image = gaussian_stars((200, 200), x, y, np.full(x.size, 2e4), 0.9, sky=30.0, read_noise=4.0, rng=rng)
     frame = write_frame(tmp_path / "frame.fits", image, exptime=50.0)
     output = tmp_path / "cat.ecsv"
+    method_option = ["--method", "aperture"] if method == "aperture" else []  # psf: the default
     result = subprocess.run([str(CLUSTERPHOT), "measure", str(frame), "--filter", "F606W", "-o", str(output),
-                             "--fwhm", "2.1", "--zeropoint", "25.0"], capture_output=True, text=True)
+                             "--fwhm", "2.1", "--zeropoint", "25.0", *method_option], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     table = Table.read(output)
+    assert table.meta.get("photometry_method", "aperture") == method
     assert len(table) == x.size
     assert table.meta["zeropoint"] == {"value": 25.0, "system": "AB", "source": "config"}
     expected = 25.0 - 2.5 * np.log10(2e4 / 50.0)

@@ -483,7 +483,12 @@ def test_psf_frames_get_their_psf_outputs_and_aperture_frames_none(psf_run):
     assert not (workdir / "results/psf/apc").exists() and not (workdir / "logs/psf_photometry/apc").exists()
     assert not (workdir / "logs/psf_figure/apc").exists() and not (workdir / "logs/psf_residual/apc").exists()
     assert not list((workdir / "results/plots/apc").glob("psf_*"))
-    assert all((workdir / f"logs/photometry/apc/{f}.log").stat().st_size > 0 for f in PSF_FILTERS)
+    for f in PSF_FILTERS:
+        catalogue = Table.read(workdir / paths.CATALOG.format(cluster="apc", filter=f))
+        log = (workdir / f"logs/photometry/apc/{f}.log").read_text()
+        zeropoint = catalogue.meta["zeropoint"]["value"]
+        assert f"{len(catalogue)} stars (aperture photometry), AB zero point {zeropoint:.4f} from PHOTFLAM" in log
+        assert "aperture correction" in log and "sky " in log
     # its artificial stars were drawn and measured with its PSF file
     for f in PSF_FILTERS:
         curve = Table.read(workdir / paths.COMPLETENESS_CURVE.format(cluster="psfc", filter=f))
@@ -532,9 +537,11 @@ def test_psf_catalogues_have_the_fits_columns_and_their_psf_file(psf_run):
 def test_psf_settings_rerun_the_psf_photometry_and_write_residual_only_the_residuals(psf_run):
     workdir, config = psf_run
     changed = yaml.safe_load(yaml.safe_dump(config))
-    changed["photometry"]["psf"]["n_iter"] = 2
+    changed["photometry"]["psf"].update(n_iter=3, fallback="aperture")
     counts = jobs_a_change_would_run(workdir, changed)
-    assert counts["psf_photometry"] == 2 and counts["psf_figure"] == 2 and "photometry" not in counts
+    # psfc's frames, their PSF figures and artificial stars (two jobs each); none of apc's jobs
+    assert counts["psf_photometry"] == 2 and counts["psf_figure"] == 2 and counts["artificial_stars"] == 4
+    assert "photometry" not in counts
     no_residual = yaml.safe_load(yaml.safe_dump(config))
     no_residual["photometry"]["psf"]["write_residual"] = False
     assert jobs_a_change_would_run(workdir, no_residual) == {}  # nothing to redo, one output fewer

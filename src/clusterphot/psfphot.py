@@ -217,7 +217,9 @@ def too_few_psf_stars(n: int, params: PSFParameters) -> FrameError:
     """The error for a frame with only ``n`` stars to learn its PSF from: what to set."""
     return FrameError(f"only {n} bright, isolated, unsaturated stars to learn the PSF from (at least "
                       f"{params.min_psf_stars} needed); lower photometry.psf.min_psf_stars or "
-                      "photometry.psf.isolation, or use photometry.method: aperture")
+                      "photometry.psf.isolation, or measure such frames with apertures: "
+                      "photometry.psf.fallback: aperture, or photometry.method: aperture "
+                      "(clusterphot measure: --fallback aperture, or --method aperture)")
 
 
 def fitting_radii(fwhm: float, saturated: np.ndarray) -> np.ndarray:
