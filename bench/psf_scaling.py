@@ -1,8 +1,9 @@
 """How the PSF path's time and memory grow with the frame's pixels and its stars (issue 11: "time
 linear in stars and pixels").
 
-Crowded simulated frames (``clusterphot.simulate.simulate_crowded_frame``: a King cluster mid-field,
-core radius 5 per cent of the side, Moffat FWHM 2.2 px, F606W, seed 3) in two series:
+Crowded simulated frames, made as ``bench/psf_vs_anchors.py`` makes its own (``write_frame``,
+``clusterphot.simulate.simulate_crowded_frame``: a King cluster mid-field, core radius 5 per
+cent of the side, Moffat FWHM 2.2 px, F606W, seed 3), in two series:
 
 - pixels: the benchmark's dense frame (1000x1000 px, 15,000 stars) scaled up, the same density
   pattern on 4 and 16 times the pixels (2000x2000 with 60,000 stars, 4000x4000 with 240,000);
@@ -29,7 +30,6 @@ import json
 import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,43 +37,21 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SEED = 3
-FILTER = "F606W"
-FWHM = 2.2  # px, as the benchmark's frames
 # (side in px, stars): the dense frame scaled up, then more stars on the same pixels
 FRAMES = [(1000, 15000), (2000, 60000), (4000, 240000), (2000, 15000), (2000, 30000), (2000, 120000)]
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-GENERATOR_VERSION = 1  # bump when the frames change, so that a --workdir's old frames are not reused
 
 
-def frame_path(workdir: Path, side: int, stars: int) -> Path:
-    return workdir / f"crowded_{side}px_{stars}stars_seed{SEED}.fits"
+def frame_name(side: int, stars: int) -> str:
+    return f"crowded_{side}px_{stars}stars"
 
 
-def frame_tags(side: int, stars: int) -> dict:
-    return {"BNCHSIZE": side, "BNCHSTAR": stars, "BNCHSEED": SEED, "BNCHVERS": GENERATOR_VERSION}
+def generate(side: int, stars: int, workdir: Path) -> None:
+    """The frame simulated and written as the benchmark's are (psf_vs_anchors.write_frame: its
+    seed, filter and PSF, tagged with its generator's version; kept when already there)."""
+    from psf_vs_anchors import write_frame
 
-
-def is_generated(path: Path, side: int, stars: int) -> bool:
-    """The frame is there, and made by this generator for this size and number of stars."""
-    from astropy.io import fits
-
-    if not path.exists():
-        return False
-    header = fits.getheader(path, 0)
-    return all(header.get(key) == value for key, value in frame_tags(side, stars).items())
-
-
-def generate(side: int, stars: int, path: Path) -> None:
-    """Simulate one frame and write it (with its full well, which the measurement needs)."""
-    from clusterphot.simulate import simulate_crowded_frame
-
-    hdul, truth = simulate_crowded_frame(shape=(side, side), n_stars=stars, seed=SEED, filter_name=FILTER, fwhm=FWHM)
-    hdul[0].header.update(frame_tags(side, stars))
-    hdul[0].header["BNCHFULL"] = (float(truth.meta["full_well"]), "full well, electrons")
-    tmp = path.with_suffix(".tmp")
-    hdul.writeto(tmp, overwrite=True)
-    tmp.replace(path)  # complete or absent
+    write_frame(frame_name(side, stars), workdir, (side, stars))
     print(json.dumps({}))  # run_child's report: nothing to say
 
 
@@ -101,7 +79,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the frames here, not in a temporary directory")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per frame")
     parser.add_argument("--outdir", type=Path, default=HERE / "out", help="where the results (JSON) go")
-    parser.add_argument("--generate", nargs=3, metavar=("SIDE", "STARS", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=3, metavar=("SIDE", "STARS", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -111,21 +89,19 @@ def main() -> None:
         measure(args.child)
         return
 
-    from psf_vs_anchors import run_child
+    from psf_vs_anchors import frame_paths, run_child
 
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = []
         for side, stars in FRAMES:
-            path = frame_path(workdir, side, stars)
-            if not is_generated(path, side, stars):  # simulated in a child: the parent holds no frame
-                start = time.perf_counter()
-                report = run_child(sys.executable, ["--generate", str(side), str(stars), str(path)], args.timeout,
-                                   script=__file__)
-                if "error" in report:
-                    sys.exit(f"simulating {path.name}: {report['error']}")
-                print(f"simulated {path.name} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            path = frame_paths(workdir, frame_name(side, stars))["image"]
+            # simulated in a child (the parent holds no frame), unless already there
+            report = run_child(sys.executable, ["--generate", str(side), str(stars), str(workdir)], args.timeout,
+                               script=__file__)
+            if "error" in report:
+                sys.exit(f"simulating {path.name}: {report['error']}")
             report = run_child(sys.executable, ["--child", str(path)], args.timeout, script=__file__, env=ONE_THREAD)
             if "error" in report:
                 sys.exit(f"measuring {path.name}: {report['error']}")

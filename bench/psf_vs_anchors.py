@@ -145,13 +145,14 @@ def true_epsf_grid(fwhm: float, oversampling: int = OVERSAMPLING) -> np.ndarray:
     return moffat_epsf_grid(fwhm, oversampling)
 
 
-def write_frame(frame: str, workdir: Path) -> None:
-    """Simulate one frame and write it, its truth and the true PSF, unless they are there."""
+def write_frame(frame: str, workdir: Path, side_and_stars: tuple[int, int] | None = None) -> None:
+    """Simulate one frame and write it, its truth and the true PSF, unless they are there
+    (``side_and_stars``: a frame not in FRAMES, named ``frame``)."""
     from astropy.io import fits
 
     from clusterphot.simulate import moffat_phase_stamps, simulate_crowded_frame
 
-    side, stars = FRAMES[frame]
+    side, stars = FRAMES[frame] if side_and_stars is None else side_and_stars
     paths = frame_paths(workdir, frame)
     tag = {"BNCHSIZE": side, "BNCHSTAR": stars, "BNCHSEED": SEED, "BNCHVERS": GENERATOR_VERSION}
     if all(p.exists() for p in paths.values()) and all(

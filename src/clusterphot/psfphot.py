@@ -475,16 +475,9 @@ def psf_error_profile(residual: np.ndarray, variance: np.ndarray, usable: np.nda
     profile = np.zeros(n_rings)
     for ring in range(n_rings):  # a dozen rings, each the weighted median of its stars'
         has = weight[:, ring] > 0
-        if has.any():
-            profile[ring] = weighted_median(fraction[has, ring], weight[has, ring])
+        if has.any():  # (the value below which half the weight lies)
+            profile[ring] = np.quantile(fraction[has, ring], 0.5, weights=weight[has, ring], method="inverted_cdf")
     return np.sqrt(np.clip(profile, 0.0, None))
-
-
-def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    """The value below which half the total weight lies."""
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
 def padded_psf_errors(errors: list[np.ndarray]) -> np.ndarray:
